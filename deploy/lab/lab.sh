@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# A home network in network namespaces, with the real miniupnpd as the router.
+#
+#   lab.sh up TAG [--igdv1] [--secure] [--debug] [--devices N] [--lease-file]
+#   lab.sh down TAG
+#   lab.sh exec TAG HOST COMMAND...     HOST: router, doorman, dev1..devN, wan
+#   lab.sh restart-router TAG
+#   lab.sh env TAG                      prints the lab's facts as KEY=VALUE
+#
+# TAG is 1 to 6 letters or digits; it makes every name unique so that several
+# labs can run at once (go test runs packages in parallel). Needs root.
+#
+# Layout (see ../../../shared/LAB.md for why each piece is the way it is):
+#   dl-TAG-r    router: bridge br0 192.168.77.1/24, wan0 203.0.113.5/24, miniupnpd
+#   dl-TAG-w    the WAN side of wan0, 203.0.113.1/24; nothing listens there
+#   dl-TAG-h    doorman's host, 192.168.77.10, default route via the router
+#   dl-TAG-dN   device N, 192.168.77.(20+N), default route via the router
+#
+# miniupnpd announces EXT_IP to its clients; that address is never contacted,
+# and nothing in the lab sends traffic outside the namespaces.
+set -euo pipefail
+
+LAN_PREFIX=192.168.77
+ROUTER_IP=$LAN_PREFIX.1
+DOORMAN_IP=$LAN_PREFIX.10
+HTTP_PORT=5000
+# miniupnpd 2.3.1 refuses every mapping while its external address is a
+# reserved one, so it is told a public-looking one. Announced only.
+EXT_IP=100.128.77.5
+
+die() { echo "lab: $*" >&2; exit 1; }
+
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+check_tag() {
+	[[ ${1:-} =~ ^[A-Za-z0-9]{1,6}$ ]] || die "TAG must be 1 to 6 letters or digits, got '${1:-}'"
+}
+
+state_dir() { echo "${TMPDIR:-/tmp}/doorman-lab-$1"; }
+
+ns() { echo "dl-$1-$2"; }
+
+host_ns() {
+	local tag=$1 host=$2
+	case $host in
+	router) ns "$tag" r ;;
+	wan) ns "$tag" w ;;
+	doorman) ns "$tag" h ;;
+	dev[0-9]*) ns "$tag" "d${host#dev}" ;;
+	*) die "unknown host '$host' (router, doorman, dev1..devN, wan)" ;;
+	esac
+}
+
+need_tools() {
+	local missing=()
+	for t in ip nft miniupnpd; do
+		command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+	done
+	[ ${#missing[@]} -eq 0 ] || die "missing tools: ${missing[*]} (apt-get install miniupnpd-nftables miniupnpc natpmpc nftables iproute2)"
+	[ "$(id -u)" -eq 0 ] || die "needs root (network namespaces)"
+}
+
+# add_host TAG NAME IP: a LAN host namespace on the router's bridge.
+add_host() {
+	local tag=$1 name=$2 ip=$3
+	local hns rns a b
+	hns=$(ns "$tag" "$name")
+	rns=$(ns "$tag" r)
+	a="a${tag}${name}"
+	b="b${tag}${name}"
+	ip netns add "$hns"
+	ip link add "$a" type veth peer name "$b"
+	ip link set "$a" netns "$rns"
+	ip link set "$b" netns "$hns"
+	ip -n "$rns" link set "$a" master br0 up
+	ip -n "$hns" link set "$b" name eth0
+	ip -n "$hns" addr add "$ip/24" dev eth0
+	ip -n "$hns" link set lo up
+	ip -n "$hns" link set eth0 up
+	ip -n "$hns" route add default via "$ROUTER_IP"
+}
+
+write_nft() {
+	cat >"$1" <<'EOF'
+table inet filter {
+	chain miniupnpd {
+	}
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		jump miniupnpd
+	}
+}
+table inet nat {
+	chain prerouting_miniupnpd {
+	}
+	chain postrouting_miniupnpd {
+	}
+	chain prerouting {
+		type nat hook prerouting priority -100; policy accept;
+		jump prerouting_miniupnpd
+	}
+	chain postrouting {
+		type nat hook postrouting priority 100; policy accept;
+		jump postrouting_miniupnpd
+	}
+}
+EOF
+}
+
+write_conf() {
+	local conf=$1 tag=$2 igdv1=$3 secure=$4 leasefile=$5
+	local uuid
+	uuid=$(printf '%08x-7777-4000-8000-%012x' "$((16#$(printf '%s' "$tag" | od -An -tx1 | tr -d ' \n' | cut -c1-8)))" "$$")
+	cat >"$conf" <<EOF
+ext_ifname=wan0
+ext_ip=$EXT_IP
+listening_ip=br0
+http_port=$HTTP_PORT
+enable_upnp=yes
+enable_natpmp=yes
+secure_mode=$secure
+system_uptime=yes
+notify_interval=30
+clean_ruleset_interval=0
+uuid=$uuid
+friendly_name=Doorman lab router
+upnp_table_name=filter
+upnp_nat_table_name=nat
+upnp_forward_chain=miniupnpd
+upnp_nat_chain=prerouting_miniupnpd
+upnp_nat_postrouting_chain=postrouting_miniupnpd
+allow 1-65535 $LAN_PREFIX.0/24 1-65535
+deny 0-65535 0.0.0.0/0 0-65535
+EOF
+	[ "$igdv1" = yes ] && echo "force_igd_desc_v1=yes" >>"$conf"
+	[ "$leasefile" = yes ] && echo "lease_file=$(dirname "$conf")/leases" >>"$conf"
+	return 0
+}
+
+start_router() {
+	local tag=$1 dir rns debug
+	dir=$(state_dir "$tag")
+	rns=$(ns "$tag" r)
+	debug=$(cat "$dir/debug")
+	rm -f "$dir/miniupnpd.pid"
+	if [ "$debug" = yes ]; then
+		# -d keeps it in the foreground and logs every request (slow: see LAB.md).
+		ip netns exec "$rns" miniupnpd -f "$dir/miniupnpd.conf" -P "$dir/miniupnpd.pid" -d >>"$dir/miniupnpd.log" 2>&1 &
+	else
+		ip netns exec "$rns" miniupnpd -f "$dir/miniupnpd.conf" -P "$dir/miniupnpd.pid" >>"$dir/miniupnpd.log" 2>&1
+	fi
+	wait_router "$tag"
+}
+
+wait_router() {
+	local tag=$1 hns i
+	hns=$(ns "$tag" h)
+	for i in $(seq 1 200); do
+		if ip netns exec "$hns" bash -c "exec 3<>/dev/tcp/$ROUTER_IP/$HTTP_PORT" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	die "miniupnpd did not answer on $ROUTER_IP:$HTTP_PORT within 10 s (log: $(state_dir "$tag")/miniupnpd.log)"
+}
+
+stop_router() {
+	local tag=$1 dir pid i
+	dir=$(state_dir "$tag")
+	[ -f "$dir/miniupnpd.pid" ] || return 0
+	pid=$(cat "$dir/miniupnpd.pid" 2>/dev/null || true)
+	[ -n "$pid" ] || return 0
+	kill "$pid" 2>/dev/null || return 0
+	for i in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || { rm -f "$dir/miniupnpd.pid"; return 0; }
+		sleep 0.05
+	done
+	kill -9 "$pid" 2>/dev/null || true
+	rm -f "$dir/miniupnpd.pid"
+}
+
+cmd_up() {
+	local tag=$1
+	shift
+	local igdv1=no secure=no debug=no devices=2 leasefile=no
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--igdv1) igdv1=yes ;;
+		--secure) secure=yes ;;
+		--debug) debug=yes ;;
+		--lease-file) leasefile=yes ;;
+		--devices) devices=${2:?--devices needs a number}; shift ;;
+		*) die "unknown option '$1'" ;;
+		esac
+		shift
+	done
+	[[ $devices =~ ^[1-9]$ ]] || die "--devices takes 1 to 9"
+	need_tools
+	local dir rns wns
+	dir=$(state_dir "$tag")
+	rns=$(ns "$tag" r)
+	wns=$(ns "$tag" w)
+	if ip netns list | grep -q "^dl-$tag-"; then
+		die "a lab tagged '$tag' exists already; run: $0 down $tag"
+	fi
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	echo "$debug" >"$dir/debug"
+	echo "$devices" >"$dir/devices"
+	# Whatever fails from here on leaves nothing behind.
+	trap 'cmd_down "$tag" >/dev/null 2>&1 || true' ERR
+
+	ip netns add "$rns"
+	ip netns add "$wns"
+	ip -n "$rns" link set lo up
+	ip -n "$wns" link set lo up
+	ip -n "$rns" link add br0 type bridge
+	ip -n "$rns" addr add "$ROUTER_IP/24" dev br0
+	ip -n "$rns" link set br0 up
+	ip link add "w${tag}r" type veth peer name "w${tag}w"
+	ip link set "w${tag}r" netns "$rns"
+	ip link set "w${tag}w" netns "$wns"
+	ip -n "$rns" link set "w${tag}r" name wan0
+	ip -n "$rns" addr add 203.0.113.5/24 dev wan0
+	ip -n "$rns" link set wan0 up
+	ip -n "$wns" addr add 203.0.113.1/24 dev "w${tag}w"
+	ip -n "$wns" link set "w${tag}w" up
+	ip -n "$rns" route add default via 203.0.113.1
+	ip netns exec "$rns" sysctl -qw net.ipv4.ip_forward=1
+
+	add_host "$tag" h "$DOORMAN_IP"
+	local i
+	for i in $(seq 1 "$devices"); do
+		add_host "$tag" "d$i" "$LAN_PREFIX.$((20 + i))"
+	done
+
+	write_nft "$dir/tables.nft"
+	ip netns exec "$rns" nft -f "$dir/tables.nft"
+	write_conf "$dir/miniupnpd.conf" "$tag" "$igdv1" "$secure" "$leasefile"
+	start_router "$tag"
+	trap - ERR
+	cmd_env "$tag"
+}
+
+cmd_down() {
+	local tag=$1 n pids
+	stop_router "$tag"
+	for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^dl-$tag-" || true); do
+		# Deleting a namespace does not end what runs in it.
+		pids=$(ip netns pids "$n" 2>/dev/null || true)
+		[ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
+		ip netns delete "$n" 2>/dev/null || true
+	done
+	rm -rf "$(state_dir "$tag")"
+}
+
+cmd_env() {
+	local tag=$1 dir
+	dir=$(state_dir "$tag")
+	[ -d "$dir" ] || die "no lab tagged '$tag'"
+	echo "LAB_TAG=$tag"
+	echo "LAB_DIR=$dir"
+	echo "LAB_ROUTER_IP=$ROUTER_IP"
+	echo "LAB_DOORMAN_IP=$DOORMAN_IP"
+	echo "LAB_IGD_URL=http://$ROUTER_IP:$HTTP_PORT/rootDesc.xml"
+	echo "LAB_EXT_IP=$EXT_IP"
+	echo "LAB_DEVICES=$(cat "$dir/devices")"
+	echo "LAB_NS_ROUTER=$(ns "$tag" r)"
+	echo "LAB_NS_DOORMAN=$(ns "$tag" h)"
+	local i
+	for i in $(seq 1 "$(cat "$dir/devices")"); do
+		echo "LAB_NS_DEV$i=$(ns "$tag" "d$i")"
+		echo "LAB_DEV${i}_IP=$LAN_PREFIX.$((20 + i))"
+	done
+}
+
+main() {
+	[ $# -ge 2 ] || usage
+	local cmd=$1 tag=$2
+	shift 2
+	check_tag "$tag"
+	case $cmd in
+	up) cmd_up "$tag" "$@" ;;
+	down) cmd_down "$tag" ;;
+	env) cmd_env "$tag" ;;
+	exec)
+		[ $# -ge 2 ] || usage
+		local hns
+		hns=$(host_ns "$tag" "$1")
+		shift
+		exec ip netns exec "$hns" "$@"
+		;;
+	restart-router)
+		stop_router "$tag"
+		start_router "$tag"
+		;;
+	*) usage ;;
+	esac
+}
+
+main "$@"
