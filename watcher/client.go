@@ -1,0 +1,116 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config configures a Client. Zero values mean the defaults.
+type Config struct {
+	// IGDURLs are root description URLs to use instead of discovery.
+	IGDURLs []string
+	// RequestTimeout bounds each request to a router (default 5 s).
+	RequestTimeout time.Duration
+	// DiscoveryTimeout is how long an SSDP search waits for answers
+	// (default 2 s, at least 1 s).
+	DiscoveryTimeout time.Duration
+	// MaxMappings caps the entries read from one connection service
+	// (default 4096); a router that lists more is cut off with
+	// ErrTooManyMappings.
+	MaxMappings int
+	Logger      *slog.Logger
+}
+
+// Defaults for Config.
+const (
+	DefaultRequestTimeout   = 5 * time.Second
+	DefaultDiscoveryTimeout = 2 * time.Second
+	DefaultMaxMappings      = 4096
+)
+
+// Client finds gateways and reads their port mappings.
+type Client struct {
+	igdURLs          []string
+	requestTimeout   time.Duration
+	discoveryTimeout time.Duration
+	maxMappings      int
+	logger           *slog.Logger
+	httpClient       *http.Client
+
+	// Seams for tests: the routing table and the SSDP search.
+	defaultGateways func() ([]netip.Addr, error)
+	search          func(ctx context.Context, searchTarget string) ([]*http.Response, error)
+}
+
+// New returns a Client for cfg.
+func New(cfg Config) *Client {
+	c := &Client{
+		requestTimeout:   cfg.RequestTimeout,
+		discoveryTimeout: cfg.DiscoveryTimeout,
+		maxMappings:      cfg.MaxMappings,
+		logger:           cfg.Logger,
+		httpClient:       newHTTPClient(),
+		defaultGateways:  defaultGateways,
+		search:           ssdpSearch,
+	}
+	for _, u := range cfg.IGDURLs {
+		if u = strings.TrimSpace(u); u != "" {
+			c.igdURLs = append(c.igdURLs, u)
+		}
+	}
+	if c.requestTimeout <= 0 {
+		c.requestTimeout = DefaultRequestTimeout
+	}
+	if c.discoveryTimeout <= 0 {
+		c.discoveryTimeout = DefaultDiscoveryTimeout
+	}
+	c.discoveryTimeout = max(c.discoveryTimeout, time.Second)
+	if c.maxMappings <= 0 || c.maxMappings > 65536 {
+		c.maxMappings = DefaultMaxMappings
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Gateways returns the routers to watch: the configured ones, or else what
+// discovery finds at the default gateway. With several configured, the ones
+// that answer are returned together with an error naming the others.
+func (c *Client) Gateways(ctx context.Context) ([]*Gateway, error) {
+	if len(c.igdURLs) == 0 {
+		return c.Discover(ctx)
+	}
+	gws := make([]*Gateway, len(c.igdURLs))
+	errs := make([]error, len(c.igdURLs))
+	var wg sync.WaitGroup
+	for i, u := range c.igdURLs {
+		wg.Go(func() { gws[i], errs[i] = c.fetchGateway(ctx, u) })
+	}
+	wg.Wait()
+	var found []*Gateway
+	for _, gw := range gws {
+		if gw != nil {
+			c.logSkipped(gw)
+			found = append(found, gw)
+		}
+	}
+	err := errors.Join(errs...)
+	if len(found) == 0 {
+		return nil, fmt.Errorf("%w: DOORMAN_IGD_URL %s: %w", ErrNoGateway, strings.Join(c.igdURLs, ","), err)
+	}
+	return found, err
+}
+
+func (c *Client) logSkipped(gw *Gateway) {
+	for _, s := range gw.Skipped {
+		c.logger.Warn("router offers a connection service doorman cannot use", "router", gw.URL, "reason", s)
+	}
+}

@@ -1,0 +1,82 @@
+package watcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/huin/goupnp/soap"
+)
+
+// UPnP error codes doorman acts on (UPnP IGD WANIPConnection:2 spec, 2.4.x).
+const (
+	CodeInvalidArgs        = 402
+	CodeActionFailed       = 501
+	CodeNotAuthorized      = 606
+	CodeArrayIndexInvalid  = 713
+	CodeNoSuchEntryInArray = 714
+)
+
+var (
+	// ErrNoGateway means no Internet Gateway Device could be found.
+	ErrNoGateway = errors.New("no router found")
+	// ErrResponseTooLarge means a router sent more than doorman reads.
+	ErrResponseTooLarge = errors.New("response too large")
+	// ErrTooManyMappings means a listing stopped at the index cap; the
+	// mappings read so far are returned, but the list is not complete.
+	ErrTooManyMappings = errors.New("too many port mappings")
+)
+
+// UPnPError is a SOAP fault from the router, with the UPnP error code
+// readable: 713 ends a listing, 606 and 714 refuse a delete, and so on.
+type UPnPError struct {
+	Action      string
+	Code        int
+	Description string
+	fault       error
+}
+
+func (e *UPnPError) Error() string {
+	if e.Description == "" {
+		return fmt.Sprintf("router refused %s: UPnP error %d", e.Action, e.Code)
+	}
+	return fmt.Sprintf("router refused %s: UPnP error %d (%s)", e.Action, e.Code, e.Description)
+}
+
+func (e *UPnPError) Unwrap() error { return e.fault }
+
+// UPnPErrorCode returns the UPnP error code in err's chain, or 0.
+func UPnPErrorCode(err error) int {
+	var ue *UPnPError
+	if errors.As(err, &ue) {
+		return ue.Code
+	}
+	return 0
+}
+
+// wrapSOAPError turns what goupnp returns into an error whose cause is
+// readable. goupnp returns a SOAP fault as *soap.SOAPFaultError but formats
+// transport errors with %v, which hides context.DeadlineExceeded; the context
+// is asked instead.
+func wrapSOAPError(ctx context.Context, action, endpoint string, err error) error {
+	var fault *soap.SOAPFaultError
+	if errors.As(err, &fault) {
+		desc := fault.Detail.UPnPError.ErrorDescription
+		if desc == "" {
+			desc = fault.FaultString
+		}
+		return &UPnPError{
+			Action:      action,
+			Code:        fault.Detail.UPnPError.Errorcode,
+			Description: cleanText(desc, 200),
+			fault:       fault,
+		}
+	}
+	if errors.Is(err, ErrResponseTooLarge) {
+		return fmt.Errorf("watcher: unable to %s at %s: %w", action, endpoint, err)
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("watcher: unable to %s at %s: %w (%v)", action, endpoint, ctxErr, err)
+	}
+	return fmt.Errorf("watcher: unable to %s at %s: %w", action, endpoint, err)
+}

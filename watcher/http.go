@@ -1,0 +1,147 @@
+package watcher
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits on what doorman reads from a router. A real root description is a
+// few KiB and a SOAP answer under one; the limits are there for a device that
+// sends endless or huge responses.
+const (
+	maxDescriptionBytes = 512 << 10
+	maxSOAPBytes        = 64 << 10
+)
+
+// newHTTPClient returns the client for all requests to routers.
+//
+// Requests to the router never go through a proxy: HTTP_PROXY is for the
+// internet, and a proxy would see (and could answer for) the router.
+// Redirects are not followed, so a description cannot send doorman to
+// another host.
+func newHTTPClient() *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           dialer.DialContext,
+			MaxIdleConns:          16,
+			MaxIdleConnsPerHost:   4,
+			IdleConnTimeout:       30 * time.Second,
+			ResponseHeaderTimeout: 30 * time.Second,
+			DisableCompression:    true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// limitedReader fails with ErrResponseTooLarge after max bytes, instead of
+// silently truncating like io.LimitReader, so a cut-off document is never
+// mistaken for a whole one.
+type limitedReader struct {
+	r   io.Reader
+	max int64
+	n   int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n >= l.max {
+		// One more byte tells a body of exactly max bytes from a longer one.
+		var one [1]byte
+		n, err := l.r.Read(one[:])
+		if n > 0 {
+			return 0, fmt.Errorf("%w: more than %d bytes", ErrResponseTooLarge, l.max)
+		}
+		return 0, err
+	}
+	if rest := l.max - l.n; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	return n, err
+}
+
+// newXMLDecoder returns a decoder that reads at most max bytes and accepts the
+// 8-bit charsets routers declare (descriptions in ISO-8859-1 exist).
+func newXMLDecoder(r io.Reader, max int64) *xml.Decoder {
+	d := xml.NewDecoder(&limitedReader{r: r, max: max})
+	d.CharsetReader = charsetReader
+	return d
+}
+
+// charsetReader decodes the charsets a router may declare besides UTF-8.
+// Windows-1252 is read as ISO-8859-1, which differs only in 0x80-0x9F, where
+// routers put nothing but the odd typographic quote.
+func charsetReader(charset string, input io.Reader) (io.Reader, error) {
+	switch strings.ToLower(strings.TrimSpace(charset)) {
+	case "utf-8", "utf8", "us-ascii", "ascii":
+		return input, nil
+	case "iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "windows-1252", "cp1252":
+		return &latin1Reader{r: input}, nil
+	}
+	return nil, fmt.Errorf("unsupported charset %q", charset)
+}
+
+type latin1Reader struct {
+	r   io.Reader
+	buf bytes.Buffer
+}
+
+func (l *latin1Reader) Read(p []byte) (int, error) {
+	if l.buf.Len() == 0 {
+		raw := make([]byte, max(len(p)/2, 1))
+		n, err := l.r.Read(raw)
+		for _, b := range raw[:n] {
+			l.buf.WriteRune(rune(b))
+		}
+		if n == 0 {
+			return 0, err
+		}
+	}
+	return l.buf.Read(p)
+}
+
+// cleanText makes router-supplied text safe to print and store: invalid UTF-8
+// and control characters become U+FFFD, and the result is cut to at most max
+// runes. Markup escaping is the job of whoever renders it.
+func cleanText(s string, maxRunes int) string {
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		if n == maxRunes {
+			b.WriteString("…")
+			break
+		}
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			r = utf8.RuneError
+		case r < 0x20 || (r >= 0x7f && r < 0xa0) || r == 0x2028 || r == 0x2029:
+			r = utf8.RuneError
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
+}
+
+// withTimeout bounds one request to the router, so a router that hangs
+// cannot hang doorman.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}

@@ -1,0 +1,107 @@
+// Package watcher finds the home router (the Internet Gateway Device) and reads
+// the port mappings ("port shares") that devices on the LAN opened on it.
+//
+// Only the real default gateway is believed: any device on the LAN can answer
+// an SSDP search and claim to be the router. Each WAN connection service of the
+// gateway is read with the GetGenericPortMappingEntry loop, the one listing
+// every IGD supports; see list.go for the end-of-list variants and router
+// quirks it copes with.
+package watcher
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Origin tells which protocol a device used to open a mapping.
+type Origin string
+
+const (
+	OriginUPnP   Origin = "upnp"
+	OriginNATPMP Origin = "nat-pmp"
+	OriginPCP    Origin = "pcp"
+)
+
+// miniupnpd lists NAT-PMP and PCP mappings in its UPnP table with a
+// description it writes itself ("NAT-PMP %hu %s", "PCP %hu %s" in natpmp.c and
+// pcpserver.c). A UPnP client could choose the same text; the origin is a
+// hint for the owner, never a basis for a decision.
+var (
+	natpmpDescription = regexp.MustCompile(`^NAT-PMP [0-9]{1,5} (tcp|udp)$`)
+	pcpDescription    = regexp.MustCompile(`^PCP [0-9]{1,5} (tcp|udp)$`)
+)
+
+// OriginFromDescription tells the origin of a mapping from its description.
+func OriginFromDescription(description string) Origin {
+	switch {
+	case natpmpDescription.MatchString(description):
+		return OriginNATPMP
+	case pcpDescription.MatchString(description):
+		return OriginPCP
+	default:
+		return OriginUPnP
+	}
+}
+
+// Mapping is one port mapping as the router reports it.
+type Mapping struct {
+	// Router is the root description URL of the gateway that holds it.
+	Router string
+	// Service is the serviceType of the WAN connection service that listed
+	// it; a gateway with two WAN connections has two tables.
+	Service        string
+	Protocol       string // "TCP" or "UDP"
+	ExternalPort   uint16
+	RemoteHost     string // empty: any host on the internet
+	InternalClient string
+	InternalPort   uint16
+	Enabled        bool
+	Description    string
+	// LeaseDuration is what the router reports as left of the lease; 0 means
+	// permanent.
+	LeaseDuration time.Duration
+	Origin        Origin
+}
+
+// Key identifies a share on one router: the router's tables are keyed by
+// remote host, external port and protocol.
+type Key struct {
+	Router       string
+	Service      string
+	Protocol     string
+	ExternalPort uint16
+	RemoteHost   string
+}
+
+// Key returns the identity of the mapping.
+func (m Mapping) Key() Key {
+	return Key{
+		Router:       m.Router,
+		Service:      m.Service,
+		Protocol:     m.Protocol,
+		ExternalPort: m.ExternalPort,
+		RemoteHost:   m.RemoteHost,
+	}
+}
+
+func (k Key) String() string {
+	remote := k.RemoteHost
+	if remote == "" {
+		remote = "*"
+	}
+	return fmt.Sprintf("%s %d from %s", k.Protocol, k.ExternalPort, remote)
+}
+
+// normalizeProtocol returns "TCP" or "UDP", or "" for anything else: routers
+// differ in case, and a row with another protocol is not a port share.
+func normalizeProtocol(p string) string {
+	switch strings.ToUpper(strings.TrimSpace(p)) {
+	case "TCP":
+		return "TCP"
+	case "UDP":
+		return "UDP"
+	}
+	return ""
+}

@@ -1,0 +1,247 @@
+package watcher
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/huin/goupnp/soap"
+)
+
+// portMappingClient is what doorman needs from a WAN connection service. It
+// has the shape of goupnp's WANIPConnection1, WANIPConnection2 and
+// WANPPPConnection1 clients, and soapConnection implements it for all three.
+//
+// doorman does not use goupnp's generated clients themselves:
+//   - they send the SOAPAction with a hard-coded URN, which fails on gateways
+//     that declare another one (Huawei HG531's urn:dslforum-org types, the
+//     Livebox's WANPPPConnection:2);
+//   - they parse numbers and booleans strictly, without trimming, so one odd
+//     field loses a whole entry;
+//   - they format transport errors with %v, which hides a timeout, and they
+//     read the response with no size limit and no charset reader.
+type portMappingClient interface {
+	GetGenericPortMappingEntryCtx(ctx context.Context, index uint16) (PortMappingEntry, error)
+	DeletePortMappingCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string) error
+}
+
+// PortMappingEntry is one row of a router's port mapping table as sent, before
+// doorman checks it.
+type PortMappingEntry struct {
+	RemoteHost     string
+	ExternalPort   string
+	Protocol       string
+	InternalPort   string
+	InternalClient string
+	Enabled        string
+	Description    string
+	LeaseDuration  string
+}
+
+// soapConnection calls the actions of one WAN connection service.
+type soapConnection struct {
+	httpClient  *http.Client
+	endpoint    string
+	serviceType string
+	timeout     time.Duration
+}
+
+type soapArg struct{ name, value string }
+
+func (c *soapConnection) GetGenericPortMappingEntryCtx(ctx context.Context, index uint16) (PortMappingEntry, error) {
+	var out struct {
+		NewRemoteHost             string
+		NewExternalPort           string
+		NewProtocol               string
+		NewInternalPort           string
+		NewInternalClient         string
+		NewEnabled                string
+		NewPortMappingDescription string
+		NewLeaseDuration          string
+	}
+	err := c.call(ctx, "GetGenericPortMappingEntry", []soapArg{
+		{"NewPortMappingIndex", strconv.Itoa(int(index))},
+	}, &out)
+	if err != nil {
+		return PortMappingEntry{}, err
+	}
+	return PortMappingEntry{
+		RemoteHost:     out.NewRemoteHost,
+		ExternalPort:   out.NewExternalPort,
+		Protocol:       out.NewProtocol,
+		InternalPort:   out.NewInternalPort,
+		InternalClient: out.NewInternalClient,
+		Enabled:        out.NewEnabled,
+		Description:    out.NewPortMappingDescription,
+		LeaseDuration:  out.NewLeaseDuration,
+	}, nil
+}
+
+func (c *soapConnection) DeletePortMappingCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string) error {
+	return c.call(ctx, "DeletePortMapping", []soapArg{
+		{"NewRemoteHost", remoteHost},
+		{"NewExternalPort", strconv.Itoa(int(externalPort))},
+		{"NewProtocol", protocol},
+	}, nil)
+}
+
+// soapEnvelope reads a response: either a fault or the action's response
+// element, whatever prefix (s:, SOAP:, m:) the router chose.
+type soapEnvelope struct {
+	Body struct {
+		Fault    *soap.SOAPFaultError `xml:"Fault"`
+		Response *struct {
+			Inner []byte `xml:",innerxml"`
+		} `xml:",any"`
+	} `xml:"http://schemas.xmlsoap.org/soap/envelope/ Body"`
+}
+
+func (c *soapConnection) call(ctx context.Context, action string, args []soapArg, out any) error {
+	ctx, cancel := withTimeout(ctx, c.timeout)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(soapRequestBody(c.serviceType, action, args)))
+	if err != nil {
+		return fmt.Errorf("watcher: unable to build %s request for %s: %w", action, c.endpoint, err)
+	}
+	req.Header.Set("Content-Type", `text/xml; charset="utf-8"`)
+	// Quoted, as UPnP Device Architecture 1.0 wants; some routers reject it
+	// bare.
+	req.Header.Set("SOAPAction", `"`+c.serviceType+"#"+action+`"`)
+
+	resp, err := c.httpClient.Do(req)
+	if err != nil {
+		return wrapSOAPError(ctx, action, c.endpoint, err)
+	}
+	defer resp.Body.Close()
+
+	// Faults come with 500, but some routers send them with 200 and others
+	// send a 500 with no body at all: decode first, judge the status after.
+	var env soapEnvelope
+	decodeErr := newXMLDecoder(resp.Body, maxSOAPBytes).Decode(&env)
+	// Drain what is left (within the limit) so the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxSOAPBytes))
+	if decodeErr == nil && env.Body.Fault != nil {
+		return wrapSOAPError(ctx, action, c.endpoint, env.Body.Fault)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("HTTP %s", resp.Status))
+	}
+	if decodeErr != nil {
+		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("malformed SOAP response: %w", decodeErr))
+	}
+	if out == nil {
+		return nil
+	}
+	if env.Body.Response == nil {
+		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("SOAP response has no %sResponse element", action))
+	}
+	// The inner XML may use a prefix declared on the envelope; Go's decoder
+	// then keeps the prefix as the namespace, and fields match on local
+	// names alone, so that is harmless.
+	inner := append([]byte("<r>"), env.Body.Response.Inner...)
+	inner = append(inner, "</r>"...)
+	d := newXMLDecoder(bytes.NewReader(inner), maxSOAPBytes+16)
+	if err := d.Decode(out); err != nil {
+		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("malformed %sResponse: %w", action, err))
+	}
+	return nil
+}
+
+// soapRequestBody writes the envelope the way goupnp and miniupnpc do: the
+// action element with a u: prefix. Some routers fail when the default
+// namespace is redefined inside the envelope.
+func soapRequestBody(serviceType, action string, args []soapArg) []byte {
+	var b bytes.Buffer
+	b.WriteString(xml.Header)
+	b.WriteString(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:`)
+	b.WriteString(action)
+	b.WriteString(` xmlns:u="`)
+	_ = xml.EscapeText(&b, []byte(serviceType))
+	b.WriteString(`">`)
+	for _, a := range args {
+		fmt.Fprintf(&b, "<%s>", a.name)
+		_ = xml.EscapeText(&b, []byte(a.value))
+		fmt.Fprintf(&b, "</%s>", a.name)
+	}
+	b.WriteString(`</u:`)
+	b.WriteString(action)
+	b.WriteString(`></s:Body></s:Envelope>`)
+	return b.Bytes()
+}
+
+// parseEntry checks one row and turns it into a Mapping. ok is false for the
+// placeholder rows some routers keep in their tables (external port 0, no
+// internal client).
+func parseEntry(e PortMappingEntry) (m Mapping, ok bool, err error) {
+	proto := normalizeProtocol(e.Protocol)
+	if proto == "" {
+		return Mapping{}, false, fmt.Errorf("unknown protocol %q", cleanText(e.Protocol, 16))
+	}
+	extPort, err := parsePort(e.ExternalPort)
+	if err != nil {
+		return Mapping{}, false, fmt.Errorf("external port: %w", err)
+	}
+	intPort, err := parsePort(e.InternalPort)
+	if err != nil {
+		return Mapping{}, false, fmt.Errorf("internal port: %w", err)
+	}
+	client := strings.TrimSpace(e.InternalClient)
+	if extPort == 0 || client == "" {
+		return Mapping{}, false, nil
+	}
+	lease, err := parseLease(e.LeaseDuration)
+	if err != nil {
+		return Mapping{}, false, err
+	}
+	desc := cleanText(strings.TrimSpace(e.Description), 256)
+	return Mapping{
+		Protocol:       proto,
+		ExternalPort:   extPort,
+		RemoteHost:     cleanText(strings.TrimSpace(e.RemoteHost), 64),
+		InternalClient: cleanText(client, 64),
+		InternalPort:   intPort,
+		Enabled:        parseBool(e.Enabled),
+		Description:    desc,
+		LeaseDuration:  lease,
+		Origin:         OriginFromDescription(desc),
+	}, true, nil
+}
+
+func parsePort(s string) (uint16, error) {
+	v, err := strconv.ParseUint(strings.TrimSpace(s), 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a port number", cleanText(s, 16))
+	}
+	return uint16(v), nil
+}
+
+// parseLease reads NewLeaseDuration in seconds. An empty value is read as 0
+// (permanent), which is what routers that leave it empty mean.
+func parseLease(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("lease duration %q is not a number of seconds", cleanText(s, 16))
+	}
+	return time.Duration(v) * time.Second, nil
+}
+
+// parseBool reads a UPnP boolean. Anything but a clear "no" counts as enabled:
+// a share the router reports is treated as open unless it says otherwise.
+func parseBool(s string) bool {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "0", "false", "no", "off":
+		return false
+	}
+	return true
+}
