@@ -1,0 +1,237 @@
+package watcher
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeIGD is an Internet Gateway Device on httptest. It serves a root
+// description (a real capture from testdata/routers, or a template) and
+// answers SOAP requests on every other path from a table of responses, the
+// way tailscale's portmapper tests do.
+type fakeIGD struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	mu sync.Mutex
+	// description is served at /rootDesc.xml; "{{BASE}}" is replaced by the
+	// server's URL, and so are the hosts named in rewriteHosts.
+	description  string
+	rawDesc      string // a whole HTTP response for the description, if set
+	rewriteHosts []string
+	// entry answers GetGenericPortMappingEntry for an index: a full SOAP
+	// body (200) or, with fault set, a fault body (500).
+	entry func(index int) (body string, fault bool)
+	// handle, if set, sees every SOAP request first; it returns true when it
+	// answered.
+	handle func(w http.ResponseWriter, r *http.Request, action string, index int) bool
+	// rawSOAP is a whole HTTP response written for each SOAP request, for
+	// captures of HTTP/1.0 answers without Content-Length.
+	rawSOAP func(index int) string
+
+	calls      map[string]int
+	lastAction string
+	soapAction []string
+}
+
+func newFakeIGD(t *testing.T) *fakeIGD {
+	t.Helper()
+	f := &fakeIGD{t: t, calls: map[string]int{}}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeIGD) URL() string { return f.srv.URL + "/rootDesc.xml" }
+
+func (f *fakeIGD) count(action string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[action]
+}
+
+var (
+	soapActionHeader = regexp.MustCompile(`^"?([^#"]*)#([A-Za-z]+)"?$`)
+	soapIndexArg     = regexp.MustCompile(`<NewPortMappingIndex>([0-9]+)</NewPortMappingIndex>`)
+)
+
+func (f *fakeIGD) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	desc, rawDesc, hosts := f.description, f.rawDesc, f.rewriteHosts
+	entry, handle, rawSOAP := f.entry, f.handle, f.rawSOAP
+	f.mu.Unlock()
+	base := f.srv.URL
+
+	if r.Method == http.MethodGet {
+		if rawDesc != "" {
+			writeRaw(f.t, w, rewrite(rawDesc, base, hosts))
+			return
+		}
+		if desc == "" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
+		io.WriteString(w, rewrite(desc, base, hosts))
+		return
+	}
+
+	m := soapActionHeader.FindStringSubmatch(r.Header.Get("SOAPAction"))
+	if m == nil {
+		http.Error(w, "no SOAPAction", http.StatusBadRequest)
+		return
+	}
+	action := m[2]
+	body, _ := io.ReadAll(r.Body)
+	index := -1
+	if im := soapIndexArg.FindSubmatch(body); im != nil {
+		index, _ = strconv.Atoi(string(im[1]))
+	}
+	f.mu.Lock()
+	f.calls[action]++
+	f.lastAction = action
+	f.soapAction = append(f.soapAction, r.Header.Get("SOAPAction"))
+	f.mu.Unlock()
+
+	if handle != nil && handle(w, r, action, index) {
+		return
+	}
+	if rawSOAP != nil {
+		writeRaw(f.t, w, rawSOAP(index))
+		return
+	}
+	if action != "GetGenericPortMappingEntry" || entry == nil {
+		writeFault(w, 401, "Invalid Action")
+		return
+	}
+	resp, fault := entry(index)
+	w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
+	if fault {
+		w.WriteHeader(http.StatusInternalServerError)
+	}
+	io.WriteString(w, resp)
+}
+
+// rewrite points the addresses a capture names at the test server, so that
+// nothing is ever sent to the LAN addresses in the captures.
+func rewrite(s, base string, hosts []string) string {
+	s = strings.ReplaceAll(s, "{{BASE}}", base)
+	for _, h := range hosts {
+		s = strings.ReplaceAll(s, h, base)
+	}
+	return s
+}
+
+// writeRaw sends a whole captured HTTP response, byte for byte, and closes
+// the connection, as an HTTP/1.0 router without Content-Length does.
+func writeRaw(t *testing.T, w http.ResponseWriter, raw string) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		t.Error("fake IGD: cannot hijack")
+		return
+	}
+	conn, buf, err := hj.Hijack()
+	if err != nil {
+		t.Errorf("fake IGD: hijack: %v", err)
+		return
+	}
+	defer conn.Close()
+	buf.WriteString(raw)
+	buf.Flush()
+}
+
+func writeFault(w http.ResponseWriter, code int, desc string) {
+	w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
+	w.WriteHeader(http.StatusInternalServerError)
+	io.WriteString(w, faultBody(code, desc))
+}
+
+// faultBody is a fault the way stock miniupnpd writes it.
+func faultBody(code int, desc string) string {
+	return fmt.Sprintf(`<?xml version="1.0"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail><UPnPError xmlns="urn:schemas-upnp-org:control-1-0"><errorCode>%d</errorCode><errorDescription>%s</errorDescription></UPnPError></detail></s:Fault></s:Body></s:Envelope>`, code, desc)
+}
+
+// entryBody is a GetGenericPortMappingEntry answer the way miniupnpd writes
+// it; the values are inserted as given (already escaped).
+func entryBody(serviceType string, e PortMappingEntry) string {
+	return fmt.Sprintf(`<?xml version="1.0"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:GetGenericPortMappingEntryResponse xmlns:u="%s"><NewRemoteHost>%s</NewRemoteHost><NewExternalPort>%s</NewExternalPort><NewProtocol>%s</NewProtocol><NewInternalPort>%s</NewInternalPort><NewInternalClient>%s</NewInternalClient><NewEnabled>%s</NewEnabled><NewPortMappingDescription>%s</NewPortMappingDescription><NewLeaseDuration>%s</NewLeaseDuration></u:GetGenericPortMappingEntryResponse></s:Body></s:Envelope>`,
+		serviceType, e.RemoteHost, e.ExternalPort, e.Protocol, e.InternalPort, e.InternalClient, e.Enabled, e.Description, e.LeaseDuration)
+}
+
+// miniupnpdDescription is the root description of the lab's miniupnpd in
+// IGDv2 mode, cut to the parts doorman reads.
+const miniupnpdDescription = `<?xml version="1.0"?>
+<root xmlns="urn:schemas-upnp-org:device-1-0" configId="1"><specVersion><major>1</major><minor>1</minor></specVersion><device><deviceType>urn:schemas-upnp-org:device:InternetGatewayDevice:2</deviceType><friendlyName>Test router</friendlyName><manufacturer>MiniUPnP</manufacturer><modelName>MiniUPnPd</modelName><UDN>uuid:00000000-0000-0000-0000-000000000000</UDN><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANDevice:2</deviceType><deviceList><device><deviceType>urn:schemas-upnp-org:device:WANConnectionDevice:2</deviceType><serviceList><service><serviceType>urn:schemas-upnp-org:service:WANIPConnection:2</serviceType><serviceId>urn:upnp-org:serviceId:WANIPConn1</serviceId><SCPDURL>/WANIPCn.xml</SCPDURL><controlURL>/ctl/IPConn</controlURL><eventSubURL>/evt/IPConn</eventSubURL></service></serviceList></device></deviceList></device></deviceList></device></root>`
+
+const ipConn2 = "urn:schemas-upnp-org:service:WANIPConnection:2"
+
+// tableEntries answers from a list of rows and ends the list with a fault.
+func tableEntries(rows []PortMappingEntry, endCode int) func(int) (string, bool) {
+	return func(i int) (string, bool) {
+		if i < 0 || i >= len(rows) {
+			return faultBody(endCode, "SpecifiedArrayIndexInvalid"), true
+		}
+		return entryBody(ipConn2, rows[i]), false
+	}
+}
+
+func row(proto string, ext int, client string, internal int, desc string) PortMappingEntry {
+	return PortMappingEntry{
+		ExternalPort: strconv.Itoa(ext), Protocol: proto, InternalPort: strconv.Itoa(internal),
+		InternalClient: client, Enabled: "1", Description: desc, LeaseDuration: "0",
+	}
+}
+
+func readCapture(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "routers", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// testClient returns a client with short timeouts that logs into the test.
+func testClient(t *testing.T, cfg Config) *Client {
+	t.Helper()
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 2 * time.Second
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return New(cfg)
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(string(p)))
+	for sc.Scan() {
+		w.t.Log(sc.Text())
+	}
+	return len(p), nil
+}
+
+func gatewayOf(t *testing.T, c *Client, url string) *Gateway {
+	t.Helper()
+	gw, err := c.fetchGateway(context.Background(), url)
+	if err != nil {
+		t.Fatalf("fetchGateway(%s): %v", url, err)
+	}
+	return gw
+}
