@@ -79,9 +79,9 @@ func TestListMappingsRouterQuirks(t *testing.T) {
 			want: 3, maxCalls: 3 + maxRepeatsInARow,
 		},
 		{
-			name: "one entry seen twice while a device adds a mapping",
+			name:  "one entry seen twice while a device adds a mapping",
 			entry: tableEntries([]PortMappingEntry{tcp(1000), tcp(1001), tcp(1001), tcp(1002)}, 713),
-			want: 3, maxCalls: 5,
+			want:  3, maxCalls: 5,
 		},
 		{
 			name: "never-ending list stops at the cap",
@@ -99,9 +99,9 @@ func TestListMappingsRouterQuirks(t *testing.T) {
 			want: 1, maxCalls: 2,
 		},
 		{
-			name: "a malformed entry is skipped",
+			name:  "a malformed entry is skipped",
 			entry: tableEntries([]PortMappingEntry{tcp(1000), {ExternalPort: "99999", Protocol: "TCP", InternalPort: "1", InternalClient: "x"}, tcp(1002)}, 713),
-			want: 2, maxCalls: 4,
+			want:  2, maxCalls: 4,
 		},
 		{
 			name: "malformed entries in a row end the list with an error",
@@ -120,9 +120,11 @@ func TestListMappingsRouterQuirks(t *testing.T) {
 			want:  0, maxCalls: 1, wantErr: errAny, wantCode: 606,
 		},
 		{
-			name:  "malformed XML is an error",
-			entry: func(int) (string, bool) { return `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><u:Get`, false },
-			want:  0, maxCalls: 1, wantErr: errAny,
+			name: "malformed XML is an error",
+			entry: func(int) (string, bool) {
+				return `<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><u:Get`, false
+			},
+			want: 0, maxCalls: 1, wantErr: errAny,
 		},
 		{
 			name:  "a body that is not SOAP is an error",
