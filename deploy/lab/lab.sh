@@ -5,6 +5,7 @@
 #   lab.sh down TAG
 #   lab.sh exec TAG HOST COMMAND...     HOST: router, doorman, dev1..devN, wan
 #   lab.sh restart-router TAG
+#   lab.sh stop-router TAG | start-router TAG
 #   lab.sh env TAG                      prints the lab's facts as KEY=VALUE
 #
 # TAG is 1 to 6 letters or digits; it makes every name unique so that several
@@ -30,7 +31,7 @@ EXT_IP=100.128.77.5
 
 die() { echo "lab: $*" >&2; exit 1; }
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 check_tag() {
 	[[ ${1:-} =~ ^[A-Za-z0-9]{1,6}$ ]] || die "TAG must be 1 to 6 letters or digits, got '${1:-}'"
@@ -294,6 +295,8 @@ main() {
 		stop_router "$tag"
 		start_router "$tag"
 		;;
+	stop-router) stop_router "$tag" ;;
+	start-router) start_router "$tag" ;;
 	*) usage ;;
 	esac
 }
