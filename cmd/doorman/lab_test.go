@@ -171,4 +171,3 @@ func TestLabNoRouter(t *testing.T) {
 		})
 	}
 }
-

@@ -204,7 +204,7 @@ type UpnpcEntry struct {
 
 // upnpcLine matches miniupnpc's listing format:
 //
-//	 1 TCP 18080->192.168.77.21:8080  'test app' '' 604800
+//	1 TCP 18080->192.168.77.21:8080  'test app' '' 604800
 var upnpcLine = regexp.MustCompile(`^\s*\d+\s+(TCP|UDP)\s+(\d+)->([0-9.]+):(\d+)\s+'(.*)'\s+'(.*)'\s+(\d+)\s*$`)
 
 // ParseUpnpcList reads the entries of `upnpc -l` output.
