@@ -57,6 +57,14 @@ func newFakeIGD(t *testing.T) *fakeIGD {
 
 func (f *fakeIGD) URL() string { return f.srv.URL + "/rootDesc.xml" }
 
+// actions returns the SOAPAction headers received so far. Requests may still
+// arrive after a listing returns: the ones it abandoned past the end.
+func (f *fakeIGD) actions() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.soapAction...)
+}
+
 func (f *fakeIGD) count(action string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 )
 
 // How a listing ends. Every router answers GetGenericPortMappingEntry, so it
@@ -38,6 +40,15 @@ const (
 	// Malformed rows are skipped, but a router that sends nothing else is
 	// not read to the index cap.
 	maxMalformedInARow = 3
+	// listWindow is how many GetGenericPortMappingEntry requests are in
+	// flight at once. Routers close the connection after every answer, so
+	// one at a time spends most of the listing on connection setup; four
+	// in flight list 320 entries from the lab's miniupnpd in about 40 ms
+	// instead of 105 ms. Eight overflowed its listen backlog in the lab
+	// and stalled a second on a SYN retransmit; a router that fails a
+	// request while several are in flight is read one at a time.
+	listWindow = 4
+	retryPause = 200 * time.Millisecond
 )
 
 // ListMappings reads every port mapping of every connection service of gw.
@@ -47,8 +58,21 @@ func (c *Client) ListMappings(ctx context.Context, gw *Gateway) ([]Mapping, erro
 	var all []Mapping
 	var errs []error
 	for _, svc := range gw.Services {
-		ms, err := c.listService(ctx, gw, svc)
-		all = append(all, ms...)
+		l := &listing{c: c, gw: gw, svc: svc, seen: map[Key]bool{},
+			log: c.logger.With("router", gw.URL, "service", svc.ShortType())}
+		err := l.run(ctx, 0, listWindow)
+		var retry *retrySequential
+		if errors.As(err, &retry) {
+			l.log.Warn("router failed a request while several were in flight; reading one at a time", "index", retry.index, "err", retry.err)
+			// Let a struggling router finish what it was still serving.
+			select {
+			case <-time.After(retryPause):
+				err = l.run(ctx, retry.index, 1)
+			case <-ctx.Done():
+				err = fmt.Errorf("watcher: listing %s of %s: %w", svc.ShortType(), gw.URL, ctx.Err())
+			}
+		}
+		all = append(all, l.out...)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -56,54 +80,114 @@ func (c *Client) ListMappings(ctx context.Context, gw *Gateway) ([]Mapping, erro
 	return all, errors.Join(errs...)
 }
 
-func (c *Client) listService(ctx context.Context, gw *Gateway, svc *Service) ([]Mapping, error) {
-	log := c.logger.With("router", gw.URL, "service", svc.ShortType())
-	var out []Mapping
-	seen := map[Key]bool{}
-	repeats, malformed := 0, 0
-	for i := 0; ; i++ {
-		if i >= c.maxMappings {
-			return out, fmt.Errorf("watcher: listing %s of %s: %w: stopped at %d entries", svc.ShortType(), gw.URL, ErrTooManyMappings, i)
-		}
-		if err := ctx.Err(); err != nil {
-			return out, fmt.Errorf("watcher: listing %s of %s: %w", svc.ShortType(), gw.URL, err)
-		}
-		entry, err := svc.client.GetGenericPortMappingEntryCtx(ctx, uint16(i))
-		if err != nil {
-			if code := UPnPErrorCode(err); isEndOfList(code) {
-				log.Debug("end of port mapping list", "entries", len(out), "index", i, "code", code)
-				return out, nil
-			}
-			return out, fmt.Errorf("watcher: unable to list port mappings of %s (%s, entry %d): %w", gw.URL, svc.ShortType(), i, err)
-		}
-		m, ok, err := parseEntry(entry)
-		if err != nil {
-			malformed++
-			log.Warn("router sent a malformed port mapping entry; skipped", "index", i, "err", err)
-			if malformed >= maxMalformedInARow {
-				return out, fmt.Errorf("watcher: unable to list port mappings of %s (%s): %d malformed entries in a row, last at %d: %w", gw.URL, svc.ShortType(), malformed, i, err)
-			}
-			continue
-		}
-		malformed = 0
-		if !ok {
-			log.Debug("placeholder entry skipped", "index", i)
-			continue
-		}
-		m.Router = gw.URL
-		m.Service = svc.Type
-		if seen[m.Key()] {
-			repeats++
-			if repeats >= maxRepeatsInARow {
-				log.Warn("router repeats port mapping entries; taking the list as ended", "index", i, "entries", len(out))
-				return out, nil
-			}
-			continue
-		}
-		repeats = 0
-		seen[m.Key()] = true
-		out = append(out, m)
+// listing is the state of reading one connection service's table.
+type listing struct {
+	c         *Client
+	gw        *Gateway
+	svc       *Service
+	log       *slog.Logger
+	out       []Mapping
+	seen      map[Key]bool
+	repeats   int
+	malformed int
+}
+
+type retrySequential struct {
+	index int
+	err   error
+}
+
+func (r *retrySequential) Error() string { return r.err.Error() }
+
+type entryResult struct {
+	entry PortMappingEntry
+	err   error
+}
+
+// run reads entries from index start on, with up to window requests in
+// flight, and judges them strictly in index order.
+func (l *listing) run(ctx context.Context, start, window int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	// Requests past the end of the list are abandoned when run returns, and
+	// waited for, so that no request is left running behind the caller.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	var pending []chan entryResult
+	next := start
+	issue := func() {
+		ch := make(chan entryResult, 1)
+		index := uint16(next)
+		next++
+		wg.Go(func() {
+			e, err := l.svc.client.GetGenericPortMappingEntryCtx(ctx, index)
+			ch <- entryResult{e, err}
+		})
+		pending = append(pending, ch)
 	}
+	for i := start; ; i++ {
+		if i >= l.c.maxMappings {
+			return fmt.Errorf("watcher: listing %s of %s: %w: stopped at %d entries", l.svc.ShortType(), l.gw.URL, ErrTooManyMappings, i)
+		}
+		for len(pending) < window && next < l.c.maxMappings {
+			issue()
+		}
+		var r entryResult
+		select {
+		case r = <-pending[0]:
+			pending = pending[1:]
+		case <-ctx.Done():
+			return fmt.Errorf("watcher: listing %s of %s: %w", l.svc.ShortType(), l.gw.URL, ctx.Err())
+		}
+		done, err := l.judge(i, r)
+		if err != nil && window > 1 && UPnPErrorCode(err) == 0 && ctx.Err() == nil {
+			return &retrySequential{index: i, err: err}
+		}
+		if done || err != nil {
+			return err
+		}
+	}
+}
+
+// judge takes the answer for one index; done means the list has ended.
+func (l *listing) judge(i int, r entryResult) (done bool, err error) {
+	if r.err != nil {
+		if code := UPnPErrorCode(r.err); isEndOfList(code) {
+			l.log.Debug("end of port mapping list", "entries", len(l.out), "index", i, "code", code)
+			return true, nil
+		}
+		return true, fmt.Errorf("watcher: unable to list port mappings of %s (%s, entry %d): %w", l.gw.URL, l.svc.ShortType(), i, r.err)
+	}
+	m, ok, err := parseEntry(r.entry)
+	if err != nil {
+		l.malformed++
+		l.log.Warn("router sent a malformed port mapping entry; skipped", "index", i, "err", err)
+		if l.malformed >= maxMalformedInARow {
+			// A UPnP code of 0 keeps this from being retried: the router
+			// answered, it answered nonsense.
+			return true, &UPnPError{Action: "GetGenericPortMappingEntry", Description: fmt.Sprintf("%d malformed entries in a row, last at index %d: %v", l.malformed, i, err), Code: -1}
+		}
+		return false, nil
+	}
+	l.malformed = 0
+	if !ok {
+		l.log.Debug("placeholder entry skipped", "index", i)
+		return false, nil
+	}
+	m.Router = l.gw.URL
+	m.Service = l.svc.Type
+	if l.seen[m.Key()] {
+		l.repeats++
+		if l.repeats >= maxRepeatsInARow {
+			l.log.Warn("router repeats port mapping entries; taking the list as ended", "index", i, "entries", len(l.out))
+			return true, nil
+		}
+		return false, nil
+	}
+	l.repeats = 0
+	l.seen[m.Key()] = true
+	l.out = append(l.out, m)
+	return false, nil
 }
 
 // logAttrs is how a mapping appears in log lines.

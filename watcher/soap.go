@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -91,17 +92,6 @@ func (c *soapConnection) DeletePortMappingCtx(ctx context.Context, remoteHost st
 	}, nil)
 }
 
-// soapEnvelope reads a response: either a fault or the action's response
-// element, whatever prefix (s:, SOAP:, m:) the router chose.
-type soapEnvelope struct {
-	Body struct {
-		Fault    *soap.SOAPFaultError `xml:"Fault"`
-		Response *struct {
-			Inner []byte `xml:",innerxml"`
-		} `xml:",any"`
-	} `xml:"http://schemas.xmlsoap.org/soap/envelope/ Body"`
-}
-
 func (c *soapConnection) call(ctx context.Context, action string, args []soapArg, out any) error {
 	ctx, cancel := withTimeout(ctx, c.timeout)
 	defer cancel()
@@ -121,14 +111,25 @@ func (c *soapConnection) call(ctx context.Context, action string, args []soapArg
 	}
 	defer resp.Body.Close()
 
-	// Faults come with 500, but some routers send them with 200 and others
-	// send a 500 with no body at all: decode first, judge the status after.
-	var env soapEnvelope
-	decodeErr := newXMLDecoder(resp.Body, maxSOAPBytes).Decode(&env)
-	// Drain what is left (within the limit) so the connection can be reused.
+	return c.decodeResponse(resp, action, out)
+}
+
+// decodeResponse reads a SOAP response into out (which may be nil): the
+// action's response element or a fault, whatever prefix (s:, SOAP:, m:) the
+// router chose, in one pass over the body.
+func (c *soapConnection) decodeResponse(resp *http.Response, action string, out any) error {
+	ctx := context.Background()
+	if resp.Request != nil {
+		ctx = resp.Request.Context()
+	}
+	fault, decodeErr := decodeSOAPBody(newXMLDecoder(resp.Body, maxSOAPBytes), out)
+	// Drain what is left (within the limit) so the connection closes cleanly.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxSOAPBytes))
-	if decodeErr == nil && env.Body.Fault != nil {
-		return wrapSOAPError(ctx, action, c.endpoint, env.Body.Fault)
+	// Faults come with 500, but some routers send them with 200 and others
+	// send a 500 with no body at all: the body decides first, then the
+	// status.
+	if fault != nil {
+		return wrapSOAPError(ctx, action, c.endpoint, fault)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("HTTP %s", resp.Status))
@@ -136,22 +137,45 @@ func (c *soapConnection) call(ctx context.Context, action string, args []soapArg
 	if decodeErr != nil {
 		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("malformed SOAP response: %w", decodeErr))
 	}
-	if out == nil {
-		return nil
-	}
-	if env.Body.Response == nil {
-		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("SOAP response has no %sResponse element", action))
-	}
-	// The inner XML may use a prefix declared on the envelope; Go's decoder
-	// then keeps the prefix as the namespace, and fields match on local
-	// names alone, so that is harmless.
-	inner := append([]byte("<r>"), env.Body.Response.Inner...)
-	inner = append(inner, "</r>"...)
-	d := newXMLDecoder(bytes.NewReader(inner), maxSOAPBytes+16)
-	if err := d.Decode(out); err != nil {
-		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("malformed %sResponse: %w", action, err))
-	}
 	return nil
+}
+
+const soapEnvelopeNS = "http://schemas.xmlsoap.org/soap/envelope/"
+
+// decodeSOAPBody walks to the envelope's Body and decodes its first element:
+// a Fault, or the action's response into out.
+func decodeSOAPBody(d *xml.Decoder, out any) (*soap.SOAPFaultError, error) {
+	inBody := false
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			if err == io.EOF {
+				return nil, errors.New("no SOAP Body")
+			}
+			return nil, err
+		}
+		start, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		switch {
+		case !inBody && start.Name.Local == "Body" && start.Name.Space == soapEnvelopeNS:
+			inBody = true
+		case !inBody:
+			// Envelope and header elements are stepped into; Body is
+			// inside Envelope.
+		case start.Name.Local == "Fault":
+			var f soap.SOAPFaultError
+			if err := d.DecodeElement(&f, &start); err != nil {
+				return nil, err
+			}
+			return &f, nil
+		case out == nil:
+			return nil, d.Skip()
+		default:
+			return nil, d.DecodeElement(out, &start)
+		}
+	}
 }
 
 // soapRequestBody writes the envelope the way goupnp and miniupnpc do: the

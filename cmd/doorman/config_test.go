@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		check   func(t *testing.T, c config)
+		wantErr string
+	}{
+		{
+			name: "defaults",
+			check: func(t *testing.T, c config) {
+				want := defaultConfig()
+				if c.RouterTimeout != want.RouterTimeout || c.DiscoveryTimeout != want.DiscoveryTimeout ||
+					c.LogLevel != slog.LevelInfo || c.LogFormat != "text" || c.IGDURLs != nil {
+					t.Errorf("got %+v, want the defaults %+v", c, want)
+				}
+			},
+		},
+		{
+			name: "environment",
+			env: map[string]string{
+				"DOORMAN_IGD_URL":        " http://192.168.1.1:5000/rootDesc.xml , http://192.168.2.1:49000/igddesc.xml,",
+				"DOORMAN_ROUTER_TIMEOUT": "750ms",
+				"DOORMAN_LOG_LEVEL":      "debug",
+				"DOORMAN_LOG_FORMAT":     "JSON",
+			},
+			check: func(t *testing.T, c config) {
+				if !slices.Equal(c.IGDURLs, []string{"http://192.168.1.1:5000/rootDesc.xml", "http://192.168.2.1:49000/igddesc.xml"}) {
+					t.Errorf("IGDURLs = %q", c.IGDURLs)
+				}
+				if c.RouterTimeout != 750*time.Millisecond || c.LogLevel != slog.LevelDebug || c.LogFormat != "json" {
+					t.Errorf("got %+v", c)
+				}
+			},
+		},
+		{
+			name: "flags override the environment",
+			env:  map[string]string{"DOORMAN_IGD_URL": "http://192.168.1.1:5000/a.xml", "DOORMAN_ROUTER_TIMEOUT": "1s"},
+			args: []string{"--igd-url", "http://10.0.0.1:1900/b.xml", "--router-timeout=3s"},
+			check: func(t *testing.T, c config) {
+				if !slices.Equal(c.IGDURLs, []string{"http://10.0.0.1:1900/b.xml"}) || c.RouterTimeout != 3*time.Second {
+					t.Errorf("got %+v", c)
+				}
+			},
+		},
+		{name: "URL without scheme", env: map[string]string{"DOORMAN_IGD_URL": "192.168.1.1:5000/rootDesc.xml"}, wantErr: "DOORMAN_IGD_URL: \"192.168.1.1:5000/rootDesc.xml\" is not an http:// URL"},
+		{name: "URL of another scheme", args: []string{"--igd-url", "ftp://router/x"}, wantErr: "--igd-url: \"ftp://router/x\" is not an http:// URL"},
+		{name: "timeout not a duration", env: map[string]string{"DOORMAN_ROUTER_TIMEOUT": "5"}, wantErr: "DOORMAN_ROUTER_TIMEOUT: \"5\" is not a duration"},
+		{name: "timeout out of range", env: map[string]string{"DOORMAN_ROUTER_TIMEOUT": "2h"}, wantErr: "out of range"},
+		{name: "discovery shorter than SSDP allows", env: map[string]string{"DOORMAN_DISCOVERY_TIMEOUT": "200ms"}, wantErr: "DOORMAN_DISCOVERY_TIMEOUT: 200ms is out of range"},
+		{name: "log level", env: map[string]string{"DOORMAN_LOG_LEVEL": "loud"}, wantErr: "DOORMAN_LOG_LEVEL: \"loud\" is not a log level"},
+		{name: "log format", env: map[string]string{"DOORMAN_LOG_FORMAT": "xml"}, wantErr: "DOORMAN_LOG_FORMAT: \"xml\" is not a log format"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			load := configFlags(fs)
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			c, err := load(func(k string) string { return tt.env[k] })
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		wantCode   int
+		wantStdout []string
+		wantStderr []string
+	}{
+		{"no command", nil, nil, exitUsage, []string{"Usage:", "list", "version"}, nil},
+		{"help names every setting", []string{"--help"}, nil, 0, []string{"DOORMAN_IGD_URL", "--igd-url", "DOORMAN_ROUTER_TIMEOUT", "DOORMAN_DISCOVERY_TIMEOUT", "DOORMAN_LOG_LEVEL", "DOORMAN_LOG_FORMAT"}, nil},
+		{"list help", []string{"list", "--help"}, nil, 0, []string{"doorman list", "--json", "DOORMAN_IGD_URL"}, nil},
+		{"unknown command", []string{"frobnicate"}, nil, exitUsage, nil, []string{`unknown command "frobnicate"`}},
+		{"unknown flag", []string{"list", "--colour"}, nil, exitUsage, nil, []string{"colour"}},
+		{"stray argument", []string{"list", "now"}, nil, exitUsage, nil, []string{`unexpected argument "now"`}},
+		{"bad setting", []string{"list"}, map[string]string{"DOORMAN_ROUTER_TIMEOUT": "soon"}, exitUsage, nil, []string{"doorman: DOORMAN_ROUTER_TIMEOUT"}},
+		{"version", []string{"version"}, nil, 0, []string{"doorman dev", "go1."}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tt.args, env{
+				stdout: &stdout, stderr: &stderr,
+				getenv: func(k string) string { return tt.env[k] },
+			})
+			if code != tt.wantCode {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tt.wantCode, stdout.String(), stderr.String())
+			}
+			for _, s := range tt.wantStdout {
+				if !strings.Contains(stdout.String(), s) {
+					t.Errorf("stdout does not contain %q:\n%s", s, stdout.String())
+				}
+			}
+			for _, s := range tt.wantStderr {
+				if !strings.Contains(stderr.String(), s) {
+					t.Errorf("stderr does not contain %q:\n%s", s, stderr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestFormatLease(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "permanent"},
+		{45 * time.Second, "45s"},
+		{10*time.Minute + 3*time.Second, "10m3s"},
+		{3*time.Hour + 59*time.Minute, "3h59m"},
+		{7 * 24 * time.Hour, "7d0h"},
+		{604783 * time.Second, "6d23h"},
+	}
+	for _, tt := range tests {
+		if got := formatLease(tt.d); got != tt.want {
+			t.Errorf("formatLease(%s) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+func TestPrintErrorIsOneLine(t *testing.T) {
+	var b bytes.Buffer
+	printError(&b, errorString("first\nsecond\n  third"))
+	if got := b.String(); got != "doorman: first; second; third\n" {
+		t.Errorf("got %q", got)
+	}
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Benchmark: `doorman list` against `upnpc -l` on the lab router holding 320
+# port mappings (300 UDP, 20 TCP), the case that crashes miniupnpd 2.3.1's
+# GetListOfPortMappings. Runs the two alternately, prints the medians and
+# their ratio, and checks that both list all 320 and that the router still
+# answers afterwards. Needs root, like the lab.
+#
+#   deploy/lab/bench-list.sh [RUNS]      (default 15 runs of each)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs=${1:-15}
+lab=deploy/lab/lab.sh
+tag=bl$$
+tag=${tag:0:6}
+work=$(mktemp -d)
+cleanup() { "$lab" down "$tag" >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+go build -o "$work/doorman" ./cmd/doorman
+# Without --debug: miniupnpd -d logs every rule on every request (LAB.md).
+eval "$("$lab" up "$tag" --devices 2)"
+
+echo "adding 300 UDP and 20 TCP mappings..."
+"$lab" exec "$tag" dev1 bash -c '
+	for p in $(seq 20000 20299); do
+		upnpc -u "$1" -e "bench udp $p" -a "$2" "$p" "$p" UDP 86400 >/dev/null || exit 1
+	done' _ "$LAB_IGD_URL" "$LAB_DEV1_IP"
+"$lab" exec "$tag" dev2 bash -c '
+	for p in $(seq 30000 30019); do
+		upnpc -u "$1" -e "bench tcp $p" -a "$2" "$p" "$p" TCP 86400 >/dev/null || exit 1
+	done' _ "$LAB_IGD_URL" "$LAB_DEV2_IP"
+
+now_ns() { date +%s%N; }
+doorman_ms=()
+upnpc_ms=()
+for i in $(seq 1 "$runs"); do
+	t0=$(now_ns)
+	n=$("$lab" exec "$tag" doorman env DOORMAN_IGD_URL="$LAB_IGD_URL" "$work/doorman" list --json | grep -c '"external_port"')
+	t1=$(now_ns)
+	m=$("$lab" exec "$tag" doorman upnpc -u "$LAB_IGD_URL" -l | grep -cE '^ *[0-9]+ (TCP|UDP) ')
+	t2=$(now_ns)
+	if [ "$n" -ne 320 ] || [ "$m" -ne 320 ]; then
+		echo "FAIL: run $i: doorman listed $n, upnpc -l listed $m, want 320 each" >&2
+		exit 1
+	fi
+	doorman_ms+=("$(((t1 - t0) / 1000000))")
+	upnpc_ms+=("$(((t2 - t1) / 1000000))")
+done
+
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+d=$(median "${doorman_ms[@]}")
+u=$(median "${upnpc_ms[@]}")
+
+# The router must still answer after all that listing.
+if ! "$lab" exec "$tag" doorman upnpc -u "$LAB_IGD_URL" -s >/dev/null 2>&1; then
+	echo "FAIL: the router no longer answers" >&2
+	exit 1
+fi
+
+echo "mappings listed:      320 by each, $runs alternating runs"
+echo "doorman list median:  ${d} ms"
+echo "upnpc -l median:      ${u} ms"
+awk -v d="$d" -v u="$u" 'BEGIN { printf "ratio doorman/upnpc:  %.2f (target <= 1.00)\n", d / u; exit (d <= u ? 0 : 1) }'
+echo "router still answers: yes"
