@@ -1,0 +1,62 @@
+package watcher
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+const (
+	rtfUp      = 0x1
+	rtfGateway = 0x2
+)
+
+// parseProcNetRoute reads /proc/net/route. Addresses there are 32-bit hex
+// numbers in the host's byte order, so the same file reads differently on a
+// big-endian MIPS router than on a PC.
+func parseProcNetRoute(r io.Reader) ([]netip.Addr, error) {
+	var gws []netip.Addr
+	seen := map[netip.Addr]bool{}
+	sc := bufio.NewScanner(r)
+	first := true
+	for sc.Scan() {
+		if first {
+			first = false
+			continue
+		}
+		f := strings.Fields(sc.Text())
+		if len(f) < 8 {
+			continue
+		}
+		dest, gw, flagsHex, mask := f[1], f[2], f[3], f[7]
+		if dest != "00000000" || mask != "00000000" {
+			continue
+		}
+		flags, err := strconv.ParseUint(flagsHex, 16, 32)
+		if err != nil || flags&(rtfUp|rtfGateway) != rtfUp|rtfGateway {
+			continue
+		}
+		raw, err := hex.DecodeString(gw)
+		if err != nil || len(raw) != 4 {
+			continue
+		}
+		// The kernel prints the address's bytes in memory as a host-order
+		// number: writing that number back in host order gives the bytes.
+		var ip [4]byte
+		binary.NativeEndian.PutUint32(ip[:], binary.BigEndian.Uint32(raw))
+		addr := netip.AddrFrom4(ip)
+		if !seen[addr] && !addr.IsUnspecified() {
+			seen[addr] = true
+			gws = append(gws, addr)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("watcher: unable to read the routing table: %w", err)
+	}
+	return gws, nil
+}
