@@ -2,10 +2,12 @@ module github.com/doorman-upnp/doorman
 
 go 1.26.8
 
-require github.com/huin/goupnp v1.3.0
+require (
+	github.com/go-telegram-bot-api/telegram-bot-api/v5 v5.5.1
+	github.com/huin/goupnp v1.3.0
+)
 
 require (
-	github.com/go-telegram-bot-api/telegram-bot-api/v5 v5.5.1 // indirect
 	github.com/robfig/cron/v3 v3.0.1 // indirect
 	go.etcd.io/bbolt v1.5.0 // indirect
 	golang.org/x/sync v0.20.0 // indirect
