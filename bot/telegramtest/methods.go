@@ -78,15 +78,7 @@ func (s *Server) sendMessage(_ context.Context, f url.Values) (any, *apiError) {
 	if e != nil {
 		return nil, e
 	}
-	text, mode := f.Get("text"), f.Get("parse_mode")
-	if text == "" {
-		return nil, badRequest("message text is empty")
-	}
-	plain, e := render(text, mode)
-	if e != nil {
-		return nil, e
-	}
-	kb, e := parseMarkup(f.Get("reply_markup"))
+	text, mode, plain, kb, e := messageContent(f)
 	if e != nil {
 		return nil, e
 	}
@@ -111,6 +103,22 @@ func (s *Server) sendMessage(_ context.Context, f url.Values) (any, *apiError) {
 	})
 	s.broadcast()
 	return s.messageJSON(chatID, id, m), nil
+}
+
+// messageContent checks what sendMessage and editMessageText share: the
+// text, its parse mode and the keyboard.
+func messageContent(f url.Values) (text, mode, plain string, kb keyboard, e *apiError) {
+	text, mode = f.Get("text"), f.Get("parse_mode")
+	if text == "" {
+		return "", "", "", kb, badRequest("message text is empty")
+	}
+	if plain, e = render(text, mode); e != nil {
+		return "", "", "", kb, e
+	}
+	if kb, e = parseMarkup(f.Get("reply_markup")); e != nil {
+		return "", "", "", kb, e
+	}
+	return text, mode, plain, kb, nil
 }
 
 // editTarget must be called with s.mu held.
@@ -143,16 +151,8 @@ func (s *Server) editMessageText(_ context.Context, f url.Values) (any, *apiErro
 	if e != nil {
 		return nil, e
 	}
-	text, mode := f.Get("text"), f.Get("parse_mode")
-	if text == "" {
-		return nil, badRequest("message text is empty")
-	}
-	plain, e := render(text, mode)
-	if e != nil {
-		return nil, e
-	}
 	// Omitting reply_markup removes the keyboard, a classic surprise.
-	kb, e := parseMarkup(f.Get("reply_markup"))
+	text, mode, plain, kb, e := messageContent(f)
 	if e != nil {
 		return nil, e
 	}
