@@ -17,10 +17,10 @@ import (
 
 // The device types a home router announces. IGD:2 routers also answer an
 // IGD:1 search, but not every IGD:1 router answers an IGD:2 one.
-var igdSearchTargets = []string{
-	"urn:schemas-upnp-org:device:InternetGatewayDevice:1",
-	"urn:schemas-upnp-org:device:InternetGatewayDevice:2",
-}
+const (
+	searchIGDv1 = "urn:schemas-upnp-org:device:InternetGatewayDevice:1"
+	searchIGDv2 = "urn:schemas-upnp-org:device:InternetGatewayDevice:2"
+)
 
 // Discover searches the LAN for Internet Gateway Devices by SSDP and returns
 // those at the machine's default IPv4 gateway.
@@ -46,7 +46,7 @@ func (c *Client) Discover(ctx context.Context) ([]*Gateway, error) {
 		searchErr []error
 		wg        sync.WaitGroup
 	)
-	for _, st := range igdSearchTargets {
+	for _, st := range []string{searchIGDv1, searchIGDv2} {
 		wg.Go(func() {
 			rs, err := c.search(searchCtx, st)
 			mu.Lock()

@@ -22,6 +22,10 @@ var (
 	ErrNoGateway = errors.New("no router found")
 	// ErrResponseTooLarge means a router sent more than doorman reads.
 	ErrResponseTooLarge = errors.New("response too large")
+	// ErrMalformedEntry means a router kept sending port mapping entries
+	// that cannot be read (a port that is not a number, an unknown
+	// protocol).
+	ErrMalformedEntry = errors.New("malformed port mapping entries")
 	// ErrTooManyMappings means a listing stopped at the index cap; the
 	// mappings read so far are returned, but the list is not complete.
 	ErrTooManyMappings = errors.New("too many port mappings")

@@ -92,6 +92,13 @@ type listing struct {
 	malformed int
 }
 
+// mayBeOverload tells failures that more requests at once could have caused
+// (refused or reset connections, timeouts, cut-off answers) from the router's
+// own answers, which one request at a time would not change.
+func mayBeOverload(err error) bool {
+	return UPnPErrorCode(err) == 0 && !errors.Is(err, ErrMalformedEntry) && !errors.Is(err, ErrResponseTooLarge)
+}
+
 type retrySequential struct {
 	index int
 	err   error
@@ -140,7 +147,7 @@ func (l *listing) run(ctx context.Context, start, window int) error {
 			return fmt.Errorf("watcher: listing %s of %s: %w", l.svc.ShortType(), l.gw.URL, ctx.Err())
 		}
 		done, err := l.judge(i, r)
-		if err != nil && window > 1 && UPnPErrorCode(err) == 0 && ctx.Err() == nil {
+		if err != nil && window > 1 && ctx.Err() == nil && mayBeOverload(err) {
 			return &retrySequential{index: i, err: err}
 		}
 		if done || err != nil {
@@ -163,9 +170,8 @@ func (l *listing) judge(i int, r entryResult) (done bool, err error) {
 		l.malformed++
 		l.log.Warn("router sent a malformed port mapping entry; skipped", "index", i, "err", err)
 		if l.malformed >= maxMalformedInARow {
-			// A UPnP code of 0 keeps this from being retried: the router
-			// answered, it answered nonsense.
-			return true, &UPnPError{Action: "GetGenericPortMappingEntry", Description: fmt.Sprintf("%d malformed entries in a row, last at index %d: %v", l.malformed, i, err), Code: -1}
+			return true, fmt.Errorf("watcher: unable to list port mappings of %s (%s): %d entries in a row, last at %d: %w: %v",
+				l.gw.URL, l.svc.ShortType(), l.malformed, i, ErrMalformedEntry, err)
 		}
 		return false, nil
 	}
@@ -188,15 +194,4 @@ func (l *listing) judge(i int, r entryResult) (done bool, err error) {
 	l.seen[m.Key()] = true
 	l.out = append(l.out, m)
 	return false, nil
-}
-
-// logAttrs is how a mapping appears in log lines.
-func (m Mapping) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("protocol", m.Protocol),
-		slog.Int("external_port", int(m.ExternalPort)),
-		slog.String("internal_client", m.InternalClient),
-		slog.Int("internal_port", int(m.InternalPort)),
-		slog.String("description", m.Description),
-	)
 }

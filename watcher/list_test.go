@@ -114,7 +114,7 @@ func TestListMappingsRouterQuirks(t *testing.T) {
 				return entryBody(ipConn2, PortMappingEntry{ExternalPort: "lots", Protocol: "TCP", InternalPort: "1", InternalClient: "x"}), false
 			},
 			want: 1, maxCalls: 1 + maxMalformedInARow,
-			wantErr: errAny,
+			wantErr: ErrMalformedEntry,
 		},
 		{
 			name:  "another fault is an error with its code",
