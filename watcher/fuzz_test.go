@@ -1,0 +1,72 @@
+package watcher
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// addCaptures seeds a fuzz target with the real router files matching glob.
+func addCaptures(f *testing.F, glob string) {
+	files, err := filepath.Glob(filepath.Join("testdata", "routers", glob))
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no seed files for %s", glob)
+	}
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
+// A router's SOAP answer must never panic doorman, whatever it holds, and a
+// row that parses must be one doorman can show.
+func FuzzDecodeSOAPBody(f *testing.F) {
+	addCaptures(f, "*-soap-*.xml")
+	f.Add([]byte(entryBody(ipConn2, row("TCP", 80, "10.0.0.2", 80, "a &lt;b&gt;"))))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var out struct {
+			NewRemoteHost, NewExternalPort, NewProtocol, NewInternalPort, NewInternalClient, NewEnabled, NewPortMappingDescription, NewLeaseDuration string
+		}
+		fault, err := decodeSOAPBody(newXMLDecoder(bytes.NewReader(body), maxSOAPBytes), &out)
+		if err != nil || fault != nil {
+			return
+		}
+		m, ok, err := parseEntry(PortMappingEntry{
+			RemoteHost: out.NewRemoteHost, ExternalPort: out.NewExternalPort, Protocol: out.NewProtocol,
+			InternalPort: out.NewInternalPort, InternalClient: out.NewInternalClient, Enabled: out.NewEnabled,
+			Description: out.NewPortMappingDescription, LeaseDuration: out.NewLeaseDuration,
+		})
+		if err != nil || !ok {
+			return
+		}
+		for _, s := range []string{m.Description, m.InternalClient, m.RemoteHost} {
+			if !utf8.ValidString(s) || strings.ContainsAny(s, "\x00\x1b\n\r\u009b") {
+				t.Errorf("unsafe text %q reached a mapping", s)
+			}
+		}
+		if m.ExternalPort == 0 || (m.Protocol != "TCP" && m.Protocol != "UDP") {
+			t.Errorf("placeholder or bad row accepted: %+v", m)
+		}
+	})
+}
+
+func FuzzParseProcNetRoute(f *testing.F) {
+	f.Add([]byte("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\neth0\t00000000\t014DA8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		gws, err := parseProcNetRoute(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		for _, g := range gws {
+			if !g.Is4() || g.IsUnspecified() {
+				t.Errorf("bad gateway %s", g)
+			}
+		}
+	})
+}
