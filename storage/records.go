@@ -1,0 +1,398 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/doorman-upnp/doorman/watcher"
+)
+
+// Share is a port mapping doorman has seen, with its history.
+type Share struct {
+	Mapping   watcher.Mapping
+	FirstSeen time.Time
+	LastSeen  time.Time
+	// GoneAt is when the router stopped listing it; zero while it is there.
+	// Gone shares are kept for a while so that a share that comes back
+	// (after a router restart, say) is recognised and not asked about again.
+	GoneAt time.Time
+	// AlertID is the alert that asked about this share, 0 if none did.
+	AlertID uint64
+}
+
+// Gone reports whether the router no longer lists the share.
+func (s Share) Gone() bool { return !s.GoneAt.IsZero() }
+
+// ShareKey is the storage key of a share: router, service, protocol,
+// external port and remote host, the identity of a row in the router's
+// table. The router comes first so that one router's shares are adjacent.
+func ShareKey(k watcher.Key) string {
+	return strings.Join([]string{k.Router, k.Service, k.Protocol, strconv.Itoa(int(k.ExternalPort)), k.RemoteHost}, "\x00")
+}
+
+// RuleKind is what a rule does with matching shares.
+type RuleKind string
+
+const (
+	RuleTrust RuleKind = "trust"
+	RuleBlock RuleKind = "block"
+)
+
+// User is who made a decision.
+type User struct {
+	ID   int64
+	Name string
+}
+
+// Rule is a decision about a service that outlives the share it was made on.
+type Rule struct {
+	ID      uint64
+	Kind    RuleKind
+	Service ServiceKey
+	// Example is the share the decision was made on, for people.
+	Example     watcher.Mapping
+	CreatedAt   time.Time
+	CreatedBy   User
+	LastMatched time.Time
+	// Matches counts the shares the rule applied to after it was made.
+	Matches int
+}
+
+// ServiceKey identifies a service for trust purposes: the same app on the same
+// device asking for the same inside port, whatever external port it got.
+// Digits are stripped from the description because apps put changing numbers
+// in it ("NAT-PMP 8000 tcp", "Teredo 51234").
+type ServiceKey struct {
+	InternalClient string
+	Protocol       string
+	InternalPort   uint16
+	Description    string
+}
+
+// ServiceOf returns the service key of a mapping.
+func ServiceOf(m watcher.Mapping) ServiceKey {
+	return ServiceKey{
+		InternalClient: m.InternalClient,
+		Protocol:       m.Protocol,
+		InternalPort:   m.InternalPort,
+		Description:    StripDigits(m.Description),
+	}
+}
+
+// StripDigits removes digits and folds the runs of spaces that removal
+// leaves, so "NAT-PMP 8000 tcp" and "NAT-PMP 8001 tcp" compare equal.
+func StripDigits(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// AlertState is where an alert's question stands.
+type AlertState string
+
+const (
+	// AlertPending: asked, not answered yet.
+	AlertPending AlertState = "pending"
+	AlertAllowed AlertState = "allowed"
+	AlertBlocked AlertState = "blocked"
+	// AlertSuperseded: the share changed or a rule decided it before the
+	// owner answered; the buttons no longer apply.
+	AlertSuperseded AlertState = "superseded"
+)
+
+// AlertKind says why doorman asked.
+type AlertKind string
+
+const (
+	AlertNew      AlertKind = "new"
+	AlertChanged  AlertKind = "changed"
+	AlertExisting AlertKind = "existing" // open before doorman first watched the router
+)
+
+// Alert is one question asked in the chat about one share.
+type Alert struct {
+	ID    uint64
+	Kind  AlertKind
+	Share Share // as it was when asked
+	// Previous is the mapping before the change, for AlertChanged.
+	Previous *watcher.Mapping `json:",omitempty"`
+	// Batch is the ID of the first alert of a message that asks about
+	// several shares at once, 0 for an alert with a message of its own.
+	Batch     uint64
+	State     AlertState
+	CreatedAt time.Time
+	ChatID    int64
+	MessageID int // 0 until Telegram confirmed the message
+	DecidedBy User
+	DecidedAt time.Time
+	// Note is shown under the alert: why a block failed, what replaced it.
+	Note string
+}
+
+// Message returns the ID of the alert that owns the chat message: the batch
+// for batched alerts, the alert itself otherwise.
+func (a Alert) Message() uint64 {
+	if a.Batch != 0 {
+		return a.Batch
+	}
+	return a.ID
+}
+
+// OutboxKind says what an outbox item delivers.
+type OutboxKind string
+
+const (
+	// OutboxAlert sends the message of an alert (or of a batch); it is
+	// rendered when sent, from the alert's state at that time.
+	OutboxAlert OutboxKind = "alert"
+	// OutboxEdit updates a sent alert message to its current state.
+	OutboxEdit OutboxKind = "edit"
+	// OutboxNotice sends Text as it is.
+	OutboxNotice OutboxKind = "notice"
+)
+
+// OutboxItem is a message doorman owes the chat. It is written before the
+// first attempt and removed only after Telegram confirmed it.
+type OutboxItem struct {
+	Seq     uint64
+	Kind    OutboxKind
+	AlertID uint64 `json:",omitempty"` // for alert and edit items: the message owner
+	ChatID  int64
+	Text    string `json:",omitempty"` // HTML, for notices
+	// Keyboard of a notice, as rows of {text, callback data}.
+	Keyboard  [][][2]string `json:",omitempty"`
+	CreatedAt time.Time
+	Attempts  int
+	LastError string `json:",omitempty"`
+}
+
+// Router remembers that doorman has listed a router's service before, which
+// tells a first start (report what is there once) from a later one.
+type Router struct {
+	URL       string
+	Service   string
+	FirstSeen time.Time
+	LastList  time.Time
+}
+
+// ErrNotFound is returned for a missing rule, alert or outbox item.
+var ErrNotFound = errors.New("not found")
+
+// Share returns the stored share with key.
+func (t *Tx) Share(key string) (Share, bool, error) {
+	var s Share
+	ok, err := t.get(bucketShares, []byte(key), &s)
+	return s, ok, err
+}
+
+// PutShare stores s under its key.
+func (t *Tx) PutShare(s Share) error {
+	return t.put(bucketShares, []byte(ShareKey(s.Mapping.Key())), s)
+}
+
+// DeleteShare forgets a share.
+func (t *Tx) DeleteShare(key string) error {
+	return t.del(bucketShares, []byte(key))
+}
+
+// Shares returns the stored shares of one router, or of all when router is
+// empty, in key order.
+func (t *Tx) Shares(router string) ([]Share, error) {
+	var out []Share
+	if router == "" {
+		err := each(t, bucketShares, func(_ []byte, s Share) error {
+			out = append(out, s)
+			return nil
+		})
+		return out, err
+	}
+	prefix := []byte(router + "\x00")
+	c := t.tx.Bucket(bucketShares).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		s, ok, err := t.Share(string(k))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// PutRule stores r, giving it an ID when it has none.
+func (t *Tx) PutRule(r *Rule) error {
+	if r.ID == 0 {
+		id, err := t.nextID(bucketRules)
+		if err != nil {
+			return err
+		}
+		r.ID = id
+	}
+	return t.put(bucketRules, u64(r.ID), r)
+}
+
+// Rule returns the rule with id.
+func (t *Tx) Rule(id uint64) (Rule, error) {
+	var r Rule
+	ok, err := t.get(bucketRules, u64(id), &r)
+	if err == nil && !ok {
+		err = fmt.Errorf("rule %d: %w", id, ErrNotFound)
+	}
+	return r, err
+}
+
+// DeleteRule forgets a rule.
+func (t *Tx) DeleteRule(id uint64) error {
+	return t.del(bucketRules, u64(id))
+}
+
+// Rules returns every rule, oldest first.
+func (t *Tx) Rules() ([]Rule, error) {
+	var out []Rule
+	err := each(t, bucketRules, func(_ []byte, r Rule) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// RuleFor returns the rule for a service; block rules win over trust rules
+// should both exist.
+func (t *Tx) RuleFor(svc ServiceKey) (Rule, bool, error) {
+	var found Rule
+	var ok bool
+	err := each(t, bucketRules, func(_ []byte, r Rule) error {
+		if r.Service == svc && (!ok || r.Kind == RuleBlock) {
+			found, ok = r, true
+		}
+		return nil
+	})
+	return found, ok, err
+}
+
+// PutAlert stores a, giving it an ID when it has none.
+func (t *Tx) PutAlert(a *Alert) error {
+	if a.ID == 0 {
+		id, err := t.nextID(bucketAlerts)
+		if err != nil {
+			return err
+		}
+		a.ID = id
+	}
+	return t.put(bucketAlerts, u64(a.ID), a)
+}
+
+// Alert returns the alert with id.
+func (t *Tx) Alert(id uint64) (Alert, error) {
+	var a Alert
+	ok, err := t.get(bucketAlerts, u64(id), &a)
+	if err == nil && !ok {
+		err = fmt.Errorf("alert %d: %w", id, ErrNotFound)
+	}
+	return a, err
+}
+
+// MessageAlerts returns the alerts shown in the message owned by alert id:
+// the alert alone, or every alert of its batch in order.
+func (t *Tx) MessageAlerts(id uint64) ([]Alert, error) {
+	first, err := t.Alert(id)
+	if err != nil {
+		return nil, err
+	}
+	if first.Batch != first.ID {
+		return []Alert{first}, nil
+	}
+	out := []Alert{first}
+	c := t.tx.Bucket(bucketAlerts).Cursor()
+	for k, _ := c.Seek(u64(id + 1)); k != nil; k, _ = c.Next() {
+		a, err := t.Alert(binary.BigEndian.Uint64(k))
+		if err != nil {
+			return nil, err
+		}
+		if a.Batch == id {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// Alerts returns every alert, oldest first.
+func (t *Tx) Alerts() ([]Alert, error) {
+	var out []Alert
+	err := each(t, bucketAlerts, func(_ []byte, a Alert) error {
+		out = append(out, a)
+		return nil
+	})
+	return out, err
+}
+
+// DeleteAlert forgets an alert.
+func (t *Tx) DeleteAlert(id uint64) error {
+	return t.del(bucketAlerts, u64(id))
+}
+
+// Enqueue adds an item to the end of the outbox.
+func (t *Tx) Enqueue(it *OutboxItem) error {
+	id, err := t.nextID(bucketOutbox)
+	if err != nil {
+		return err
+	}
+	it.Seq = id
+	return t.put(bucketOutbox, u64(id), it)
+}
+
+// NextOutbox returns the oldest item of the outbox.
+func (t *Tx) NextOutbox() (OutboxItem, bool, error) {
+	k, _ := t.tx.Bucket(bucketOutbox).Cursor().First()
+	if k == nil {
+		return OutboxItem{}, false, nil
+	}
+	var it OutboxItem
+	ok, err := t.get(bucketOutbox, k, &it)
+	return it, ok, err
+}
+
+// Outbox returns every item in the order they will be sent.
+func (t *Tx) Outbox() ([]OutboxItem, error) {
+	var out []OutboxItem
+	err := each(t, bucketOutbox, func(_ []byte, it OutboxItem) error {
+		out = append(out, it)
+		return nil
+	})
+	return out, err
+}
+
+// UpdateOutbox rewrites an item in place (attempt counts, last error).
+func (t *Tx) UpdateOutbox(it OutboxItem) error {
+	if t.tx.Bucket(bucketOutbox).Get(u64(it.Seq)) == nil {
+		return fmt.Errorf("outbox item %d: %w", it.Seq, ErrNotFound)
+	}
+	return t.put(bucketOutbox, u64(it.Seq), it)
+}
+
+// RemoveOutbox deletes a delivered item.
+func (t *Tx) RemoveOutbox(seq uint64) error {
+	return t.del(bucketOutbox, u64(seq))
+}
+
+// Router returns what doorman remembers of a router's service.
+func (t *Tx) Router(url, service string) (Router, bool, error) {
+	var r Router
+	ok, err := t.get(bucketRouters, []byte(url+"\x00"+service), &r)
+	return r, ok, err
+}
+
+// PutRouter stores r.
+func (t *Tx) PutRouter(r Router) error {
+	return t.put(bucketRouters, []byte(r.URL+"\x00"+r.Service), r)
+}

@@ -1,0 +1,293 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/doorman-upnp/doorman/watcher"
+)
+
+func openTemp(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "doorman.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestOpenSecondInstanceIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", "doorman.db")
+	first, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	start := time.Now()
+	second, err := Open(context.Background(), path, Options{Timeout: 200 * time.Millisecond})
+	if err == nil {
+		second.Close()
+		t.Fatal("second Open succeeded")
+	}
+	if !errors.Is(err, ErrInUse) {
+		t.Fatalf("error = %v, want ErrInUse", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("refusal took %s", took)
+	}
+	for _, want := range []string{path, "in use"} {
+		if !contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	first.Close()
+	again, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatalf("reopen after close: %v", err)
+	}
+	again.Close()
+}
+
+func TestOpenBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(garbage, []byte("this is not a bbolt file, it is a shopping list\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 64<<10)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	noise := filepath.Join(dir, "noise.db")
+	if err := os.WriteFile(noise, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	newer := filepath.Join(dir, "newer.db")
+	b, err := bolt.Open(newer, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Update(func(tx *bolt.Tx) error {
+		m, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		return m.Put(keySchema, u64(SchemaVersion+1))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	unreadable := filepath.Join(dir, "dir.db")
+	if err := os.Mkdir(unreadable, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name string
+		path string
+		want error
+	}{
+		{"garbage", garbage, ErrCorrupt},
+		{"noise", noise, ErrCorrupt},
+		{"newer schema", newer, ErrSchema},
+		{"a directory", unreadable, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, err := Open(context.Background(), tt.path, Options{Timeout: 100 * time.Millisecond})
+			if err == nil {
+				db.Close()
+				t.Fatal("Open succeeded")
+			}
+			if tt.want != nil && !errors.Is(err, tt.want) {
+				t.Errorf("error = %v, want %v", err, tt.want)
+			}
+			if !contains(err.Error(), tt.path) {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func mapping(port uint16, client, desc string) watcher.Mapping {
+	return watcher.Mapping{
+		Router: "http://192.168.1.1:5000/rootDesc.xml", Service: "urn:schemas-upnp-org:service:WANIPConnection:2",
+		Protocol: "TCP", ExternalPort: port, InternalClient: client, InternalPort: port, Enabled: true,
+		Description: desc, Origin: watcher.OriginUPnP,
+	}
+}
+
+func TestSharesByRouterAndCopies(t *testing.T) {
+	db := openTemp(t)
+	a := mapping(8080, "192.168.1.20", "web")
+	b := mapping(22, "192.168.1.21", "ssh")
+	other := mapping(8080, "10.0.0.2", "web")
+	other.Router = "http://192.168.1.10:5000/rootDesc.xml"
+	err := db.Update(func(tx *Tx) error {
+		for _, m := range []watcher.Mapping{a, b, other} {
+			if err := tx.PutShare(Share{Mapping: m, FirstSeen: time.Unix(100, 0)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []Share
+	if err := db.View(func(tx *Tx) (err error) { got, err = tx.Shares(a.Router); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("got %d shares of the router, want 2: %+v", len(got), got)
+	}
+	got[0].Mapping.Description = "changed outside"
+	var again Share
+	if err := db.View(func(tx *Tx) (err error) {
+		again, _, err = tx.Share(ShareKey(got[0].Mapping.Key()))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if again.Mapping.Description == "changed outside" {
+		t.Error("a returned share aliases stored data")
+	}
+	var all []Share
+	db.View(func(tx *Tx) (err error) { all, err = tx.Shares(""); return err })
+	if len(all) != 3 {
+		t.Errorf("all shares = %d, want 3", len(all))
+	}
+}
+
+func TestRulesAlertsOutbox(t *testing.T) {
+	db := openTemp(t)
+	m := mapping(8000, "192.168.1.20", "NAT-PMP 8000 tcp")
+	err := db.Update(func(tx *Tx) error {
+		if err := tx.PutRule(&Rule{Kind: RuleTrust, Service: ServiceOf(m)}); err != nil {
+			return err
+		}
+		if err := tx.PutRule(&Rule{Kind: RuleBlock, Service: ServiceOf(m)}); err != nil {
+			return err
+		}
+		first := &Alert{Kind: AlertExisting, State: AlertPending}
+		if err := tx.PutAlert(first); err != nil {
+			return err
+		}
+		first.Batch = first.ID
+		if err := tx.PutAlert(first); err != nil {
+			return err
+		}
+		if err := tx.PutAlert(&Alert{Kind: AlertNew}); err != nil {
+			return err
+		}
+		if err := tx.PutAlert(&Alert{Kind: AlertExisting, Batch: first.ID}); err != nil {
+			return err
+		}
+		for _, text := range []string{"one", "two", "three"} {
+			if err := tx.Enqueue(&OutboxItem{Kind: OutboxNotice, Text: text}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.View(func(tx *Tx) error {
+		moved := m
+		moved.ExternalPort, moved.Description = 8001, "NAT-PMP 8001 tcp"
+		r, ok, err := tx.RuleFor(ServiceOf(moved))
+		if err != nil || !ok || r.Kind != RuleBlock {
+			t.Errorf("RuleFor = %+v %v %v, want the block rule", r, ok, err)
+		}
+		batch, err := tx.MessageAlerts(1)
+		if err != nil || len(batch) != 2 || batch[1].ID != 3 {
+			t.Errorf("MessageAlerts(1) = %+v, %v; want alerts 1 and 3", batch, err)
+		}
+		alone, err := tx.MessageAlerts(2)
+		if err != nil || len(alone) != 1 {
+			t.Errorf("MessageAlerts(2) = %+v, %v", alone, err)
+		}
+		if _, err := tx.Alert(99); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Alert(99) error = %v, want ErrNotFound", err)
+		}
+		it, ok, err := tx.NextOutbox()
+		if err != nil || !ok || it.Text != "one" {
+			t.Errorf("NextOutbox = %+v %v %v", it, ok, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An error from the function rolls everything back.
+	boom := errors.New("boom")
+	err = db.Update(func(tx *Tx) error {
+		if err := tx.RemoveOutbox(1); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update error = %v", err)
+	}
+	db.View(func(tx *Tx) error {
+		items, _ := tx.Outbox()
+		if len(items) != 3 {
+			t.Errorf("outbox after rollback has %d items, want 3", len(items))
+		}
+		_, rules, alerts, outbox := tx.Count()
+		if rules != 2 || alerts != 3 || outbox != 3 {
+			t.Errorf("Count = %d rules %d alerts %d outbox", rules, alerts, outbox)
+		}
+		return nil
+	})
+}
+
+func TestStateSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "doorman.db")
+	db, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *Tx) error { return tx.SetMeta("telegram_offset", 42) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var off int
+	var ok bool
+	db.View(func(tx *Tx) (err error) { ok, err = tx.Meta("telegram_offset", &off); return err })
+	if !ok || off != 42 {
+		t.Errorf("offset = %d %v, want 42", off, ok)
+	}
+}
+
+func TestStripDigits(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"NAT-PMP 8000 tcp", "NAT-PMP tcp"},
+		{"Teredo 51234", "Teredo"},
+		{"qBittorrent/4.6.2", "qBittorrent/.."},
+		{"", ""},
+		{"  plex  ", "plex"},
+	}
+	for _, tt := range tests {
+		if got := StripDigits(tt.in); got != tt.want {
+			t.Errorf("StripDigits(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
