@@ -29,7 +29,25 @@ var (
 	// ErrTooManyMappings means a listing stopped at the index cap; the
 	// mappings read so far are returned, but the list is not complete.
 	ErrTooManyMappings = errors.New("too many port mappings")
+	// ErrDeleteRefused means the router answered a DeletePortMapping and
+	// still holds the mapping afterwards. The router's UPnP error, if it
+	// sent one, stays readable with UPnPErrorCode.
+	ErrDeleteRefused = errors.New("router refused to delete the port mapping")
 )
+
+// DeleteError is the error of a delete that did not remove a mapping: Err
+// says why, and wraps ErrDeleteRefused when the router refused.
+type DeleteError struct {
+	Key Key
+	Err error
+}
+
+func (e *DeleteError) Error() string {
+	svc := (&Service{Type: e.Key.Service}).ShortType()
+	return fmt.Sprintf("watcher: unable to delete %s on %s (%s): %v", e.Key, e.Key.Router, svc, e.Err)
+}
+
+func (e *DeleteError) Unwrap() error { return e.Err }
 
 // UPnPError is a SOAP fault from the router, with the UPnP error code
 // readable: 713 ends a listing, 606 and 714 refuse a delete, and so on.

@@ -42,6 +42,21 @@ type fakeIGD struct {
 	// captures of HTTP/1.0 answers without Content-Length.
 	rawSOAP func(index int) string
 
+	// table, once set with setTable, is the router's port mapping table:
+	// GetGenericPortMappingEntry lists it (ending with 713),
+	// GetSpecificPortMappingEntry looks a key up in it (714 when missing)
+	// and DeletePortMapping removes from it (714 when missing). entry and
+	// handle come first.
+	table   []PortMappingEntry
+	tableOn bool
+	// deleteFault, if nonzero, is the fault every DeletePortMapping gets,
+	// and the row stays; deleteKeeps answers 200 and keeps the row.
+	deleteFault int
+	deleteKeeps bool
+	// specificFault, if nonzero, is the fault every
+	// GetSpecificPortMappingEntry gets.
+	specificFault int
+
 	calls      map[string]int
 	lastAction string
 	soapAction []string
@@ -119,6 +134,9 @@ func (f *fakeIGD) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if rawSOAP != nil {
 		writeRaw(f.t, w, rawSOAP(index))
+		return
+	}
+	if entry == nil && f.serveTable(w, action, index, body) {
 		return
 	}
 	if action != "GetGenericPortMappingEntry" || entry == nil {
@@ -242,4 +260,93 @@ func gatewayOf(t *testing.T, c *Client, url string) *Gateway {
 		t.Fatalf("fetchGateway(%s): %v", url, err)
 	}
 	return gw
+}
+
+// setTable turns on the stateful table and fills it.
+func (f *fakeIGD) setTable(rows ...PortMappingEntry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.table = append([]PortMappingEntry(nil), rows...)
+	f.tableOn = true
+}
+
+// addRow adds a mapping to the table, as a device does.
+func (f *fakeIGD) addRow(r PortMappingEntry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.table = append(f.table, r)
+	f.tableOn = true
+}
+
+func (f *fakeIGD) rows() []PortMappingEntry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]PortMappingEntry(nil), f.table...)
+}
+
+var (
+	soapPortArg  = regexp.MustCompile(`<NewExternalPort>\s*([0-9]+)\s*</NewExternalPort>`)
+	soapProtoArg = regexp.MustCompile(`<NewProtocol>\s*([A-Za-z]+)\s*</NewProtocol>`)
+)
+
+// serveTable answers from the stateful table; false when it is off.
+func (f *fakeIGD) serveTable(w http.ResponseWriter, action string, index int, body []byte) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.tableOn {
+		return false
+	}
+	find := func() int {
+		pm, prm := soapPortArg.FindSubmatch(body), soapProtoArg.FindSubmatch(body)
+		if pm == nil || prm == nil {
+			return -1
+		}
+		for i, r := range f.table {
+			if strings.TrimSpace(r.ExternalPort) == string(pm[1]) && strings.EqualFold(r.Protocol, string(prm[1])) {
+				return i
+			}
+		}
+		return -1
+	}
+	w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
+	switch action {
+	case "GetGenericPortMappingEntry":
+		if index < 0 || index >= len(f.table) {
+			writeFault(w, 713, "SpecifiedArrayIndexInvalid")
+			return true
+		}
+		io.WriteString(w, entryBody(ipConn2, f.table[index]))
+	case "GetSpecificPortMappingEntry":
+		if f.specificFault != 0 {
+			writeFault(w, f.specificFault, "Fault")
+			return true
+		}
+		i := find()
+		if i < 0 {
+			writeFault(w, 714, "NoSuchEntryInArray")
+			return true
+		}
+		e := f.table[i]
+		fmt.Fprintf(w, `<?xml version="1.0"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:GetSpecificPortMappingEntryResponse xmlns:u="%s"><NewInternalPort>%s</NewInternalPort><NewInternalClient>%s</NewInternalClient><NewEnabled>%s</NewEnabled><NewPortMappingDescription>%s</NewPortMappingDescription><NewLeaseDuration>%s</NewLeaseDuration></u:GetSpecificPortMappingEntryResponse></s:Body></s:Envelope>`,
+			ipConn2, e.InternalPort, e.InternalClient, e.Enabled, e.Description, e.LeaseDuration)
+	case "DeletePortMapping":
+		if f.deleteFault != 0 {
+			writeFault(w, f.deleteFault, "Refused")
+			return true
+		}
+		i := find()
+		if i < 0 {
+			writeFault(w, 714, "NoSuchEntryInArray")
+			return true
+		}
+		if !f.deleteKeeps {
+			f.table = append(f.table[:i], f.table[i+1:]...)
+		}
+		fmt.Fprintf(w, `<?xml version="1.0"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:DeletePortMappingResponse xmlns:u="%s"></u:DeletePortMappingResponse></s:Body></s:Envelope>`, ipConn2)
+	default:
+		writeFault(w, 401, "Invalid Action")
+	}
+	return true
 }

@@ -58,26 +58,35 @@ func (c *Client) ListMappings(ctx context.Context, gw *Gateway) ([]Mapping, erro
 	var all []Mapping
 	var errs []error
 	for _, svc := range gw.Services {
-		l := &listing{c: c, gw: gw, svc: svc, seen: map[Key]bool{},
-			log: c.logger.With("router", gw.URL, "service", svc.ShortType())}
-		err := l.run(ctx, 0, listWindow)
-		var retry *retrySequential
-		if errors.As(err, &retry) {
-			l.log.Warn("router failed a request while several were in flight; reading one at a time", "index", retry.index, "err", retry.err)
-			// Let a struggling router finish what it was still serving.
-			select {
-			case <-time.After(retryPause):
-				err = l.run(ctx, retry.index, 1)
-			case <-ctx.Done():
-				err = fmt.Errorf("watcher: listing %s of %s: %w", svc.ShortType(), gw.URL, ctx.Err())
-			}
-		}
-		all = append(all, l.out...)
+		ms, err := c.listService(ctx, gw, svc)
+		all = append(all, ms...)
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return all, errors.Join(errs...)
+}
+
+// listService reads the port mappings of one connection service of gw. On
+// error it returns what it did read with it.
+func (c *Client) listService(ctx context.Context, gw *Gateway, svc *Service) ([]Mapping, error) {
+	l := &listing{c: c, gw: gw, svc: svc, seen: map[Key]bool{},
+		log: c.logger.With("router", gw.URL, "service", svc.ShortType())}
+	err := l.run(ctx, 0, listWindow)
+	var retry *retrySequential
+	if errors.As(err, &retry) {
+		l.log.Warn("router failed a request while several were in flight; reading one at a time", "index", retry.index, "err", retry.err)
+		// Let a struggling router finish what it was still serving.
+		t := time.NewTimer(retryPause)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			err = l.run(ctx, retry.index, 1)
+		case <-ctx.Done():
+			err = fmt.Errorf("watcher: listing %s of %s: %w", svc.ShortType(), gw.URL, ctx.Err())
+		}
+	}
+	return l.out, err
 }
 
 // listing is the state of reading one connection service's table.

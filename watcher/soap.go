@@ -29,6 +29,7 @@ import (
 //     read the response with no size limit and no charset reader.
 type portMappingClient interface {
 	GetGenericPortMappingEntryCtx(ctx context.Context, index uint16) (PortMappingEntry, error)
+	GetSpecificPortMappingEntryCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string) (PortMappingEntry, error)
 	DeletePortMappingCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string) error
 }
 
@@ -76,6 +77,37 @@ func (c *soapConnection) GetGenericPortMappingEntryCtx(ctx context.Context, inde
 		RemoteHost:     out.NewRemoteHost,
 		ExternalPort:   out.NewExternalPort,
 		Protocol:       out.NewProtocol,
+		InternalPort:   out.NewInternalPort,
+		InternalClient: out.NewInternalClient,
+		Enabled:        out.NewEnabled,
+		Description:    out.NewPortMappingDescription,
+		LeaseDuration:  out.NewLeaseDuration,
+	}, nil
+}
+
+// GetSpecificPortMappingEntryCtx asks for the mapping with one key. The answer
+// carries only the fields the request does not; the entry returned is filled
+// in with the key as asked.
+func (c *soapConnection) GetSpecificPortMappingEntryCtx(ctx context.Context, remoteHost string, externalPort uint16, protocol string) (PortMappingEntry, error) {
+	var out struct {
+		NewInternalPort           string
+		NewInternalClient         string
+		NewEnabled                string
+		NewPortMappingDescription string
+		NewLeaseDuration          string
+	}
+	err := c.call(ctx, "GetSpecificPortMappingEntry", []soapArg{
+		{"NewRemoteHost", remoteHost},
+		{"NewExternalPort", strconv.Itoa(int(externalPort))},
+		{"NewProtocol", protocol},
+	}, &out)
+	if err != nil {
+		return PortMappingEntry{}, err
+	}
+	return PortMappingEntry{
+		RemoteHost:     remoteHost,
+		ExternalPort:   strconv.Itoa(int(externalPort)),
+		Protocol:       protocol,
 		InternalPort:   out.NewInternalPort,
 		InternalClient: out.NewInternalClient,
 		Enabled:        out.NewEnabled,
