@@ -61,6 +61,11 @@ type Rule struct {
 	LastMatched time.Time
 	// Matches counts the shares the rule applied to after it was made.
 	Matches int
+	// NoticeAt is when the chat was last told that the rule acted, and
+	// Unreported how often it acted since, so that notices can be rate
+	// limited without losing count.
+	NoticeAt   time.Time
+	Unreported int
 }
 
 // ServiceKey identifies a service for trust purposes: the same app on the same

@@ -1,0 +1,342 @@
+// Package approvals decides what happens to each port share: it compares
+// every listing with what doorman stored, asks about new and changed shares,
+// applies the owner's trust and block rules, and carries out a Block on the
+// router.
+package approvals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/doorman-upnp/doorman/storage"
+	"github.com/doorman-upnp/doorman/watcher"
+)
+
+// Router is what approvals needs from the watcher: deleting a share and
+// making sure it is gone.
+type Router interface {
+	// DeleteMapping deletes the mapping and verifies it is gone; a router
+	// that keeps it returns an error matching watcher.ErrDeleteRefused.
+	DeleteMapping(ctx context.Context, k watcher.Key) error
+}
+
+// Defaults for Config.
+const (
+	// DefaultNoticeInterval limits the "closed again" notices about one
+	// block rule: a device that retries every few seconds must not flood
+	// the chat.
+	DefaultNoticeInterval = 10 * time.Minute
+	// DefaultKeepGone is how long a share that disappeared is remembered,
+	// so that it is recognised when it comes back.
+	DefaultKeepGone = 30 * 24 * time.Hour
+	// BatchSize is how many already-open shares one message asks about.
+	BatchSize = 15
+)
+
+// Config configures an Engine.
+type Config struct {
+	DB     *storage.DB
+	Router Router
+	// ChatID is the chat alerts and notices go to.
+	ChatID int64
+	// Wake is called after something was put in the outbox.
+	Wake           func()
+	NoticeInterval time.Duration
+	KeepGone       time.Duration
+	Now            func() time.Time
+	Logger         *slog.Logger
+}
+
+// Engine applies decisions. Its methods are safe for concurrent use; they
+// are serialised because each one reads and writes the same shares.
+type Engine struct {
+	db             *storage.DB
+	router         Router
+	chatID         int64
+	wake           func()
+	noticeInterval time.Duration
+	keepGone       time.Duration
+	now            func() time.Time
+	logger         *slog.Logger
+
+	mu sync.Mutex
+}
+
+// New returns an Engine for cfg.
+func New(cfg Config) (*Engine, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("approvals: no database")
+	}
+	if cfg.Router == nil {
+		return nil, errors.New("approvals: no router")
+	}
+	e := &Engine{
+		db:             cfg.DB,
+		router:         cfg.Router,
+		chatID:         cfg.ChatID,
+		wake:           cfg.Wake,
+		noticeInterval: cfg.NoticeInterval,
+		keepGone:       cfg.KeepGone,
+		now:            cfg.Now,
+		logger:         cfg.Logger,
+	}
+	if e.wake == nil {
+		e.wake = func() {}
+	}
+	if e.noticeInterval <= 0 {
+		e.noticeInterval = DefaultNoticeInterval
+	}
+	if e.keepGone <= 0 {
+		e.keepGone = DefaultKeepGone
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.logger == nil {
+		e.logger = slog.New(slog.DiscardHandler)
+	}
+	return e, nil
+}
+
+// Listing is one complete or partial read of a service's mapping table.
+type Listing struct {
+	Router   string
+	Service  string
+	Mappings []watcher.Mapping
+	// Complete is false when the listing broke off: shares missing from
+	// it are then not taken as gone.
+	Complete bool
+	// RouterRestarted tells that shares vanished because the router
+	// restarted, not because anybody closed them.
+	RouterRestarted bool
+}
+
+// Changes sums up what a listing changed, for logs and tests.
+type Changes struct {
+	New, Changed, Gone, Returned int
+	Alerts                       []uint64
+	Enforced                     int
+}
+
+// sameService reports whether two mappings with the same key are the same
+// share; a different client, inside port or description makes it a change.
+func sameService(a, b watcher.Mapping) bool {
+	return a.InternalClient == b.InternalClient && a.InternalPort == b.InternalPort && a.Description == b.Description
+}
+
+// HandleListing compares a listing with the stored shares: it records new,
+// changed and gone shares, asks about the ones no rule covers, and deletes
+// the ones a block rule covers.
+func (e *Engine) HandleListing(ctx context.Context, l Listing) (Changes, error) {
+	ch, enforce, err := e.record(l)
+	if err != nil {
+		return ch, err
+	}
+	// Deletes go to the router outside the lock, so that a slow router
+	// does not hold up a button press.
+	ch.Enforced = len(enforce)
+	for _, en := range enforce {
+		e.enforce(ctx, en)
+	}
+	return ch, nil
+}
+
+// record writes what a listing shows and returns the shares to close.
+func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	var ch Changes
+	var enforce []enforcement
+	err := e.db.Update(func(tx *storage.Tx) error {
+		ch, enforce = Changes{}, nil
+		router, known, err := tx.Router(l.Router, l.Service)
+		if err != nil {
+			return err
+		}
+		stored, err := tx.Shares(l.Router)
+		if err != nil {
+			return err
+		}
+		before := make(map[string]storage.Share, len(stored))
+		for _, s := range stored {
+			if s.Mapping.Service == l.Service {
+				before[storage.ShareKey(s.Mapping.Key())] = s
+			}
+		}
+		seen := make(map[string]bool, len(l.Mappings))
+		var existing []storage.Share
+		for _, m := range l.Mappings {
+			key := storage.ShareKey(m.Key())
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			old, had := before[key]
+			share := storage.Share{Mapping: m, FirstSeen: now, LastSeen: now}
+			var previous *watcher.Mapping
+			switch {
+			case had && !old.Gone() && sameService(old.Mapping, m):
+				share.FirstSeen, share.AlertID = old.FirstSeen, old.AlertID
+				if _, err := e.applyRules(tx, &share, now, &enforce); err != nil {
+					return err
+				}
+				if err := tx.PutShare(share); err != nil {
+					return err
+				}
+				continue
+			case had && old.Gone() && sameService(old.Mapping, m) && old.AlertID != 0:
+				// Asked about before and back now (a router restart or a
+				// device renewing late): the question stands, no new one.
+				share.AlertID = old.AlertID
+				ch.Returned++
+				if _, err := e.applyRules(tx, &share, now, &enforce); err != nil {
+					return err
+				}
+				if err := tx.PutShare(share); err != nil {
+					return err
+				}
+				continue
+			case had && !old.Gone():
+				ch.Changed++
+				prev := old.Mapping
+				previous = &prev
+				if err := e.supersede(tx, old.AlertID, "The share changed; see the newer message."); err != nil {
+					return err
+				}
+			default:
+				ch.New++
+			}
+			decided, err := e.applyRules(tx, &share, now, &enforce)
+			if err != nil {
+				return err
+			}
+			if decided {
+				if err := tx.PutShare(share); err != nil {
+					return err
+				}
+				continue
+			}
+			if !known && previous == nil {
+				existing = append(existing, share)
+				continue
+			}
+			kind := storage.AlertNew
+			if previous != nil {
+				kind = storage.AlertChanged
+			}
+			a := &storage.Alert{Kind: kind, Share: share, Previous: previous, State: storage.AlertPending, CreatedAt: now, ChatID: e.chatID}
+			if err := tx.PutAlert(a); err != nil {
+				return err
+			}
+			share.AlertID = a.ID
+			ch.Alerts = append(ch.Alerts, a.ID)
+			if err := tx.PutShare(share); err != nil {
+				return err
+			}
+			if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: a.ID, ChatID: e.chatID, CreatedAt: now}); err != nil {
+				return err
+			}
+		}
+		ids, err := e.askExisting(tx, existing, now)
+		if err != nil {
+			return err
+		}
+		ch.Alerts = append(ch.Alerts, ids...)
+		for key, old := range before {
+			if seen[key] {
+				continue
+			}
+			if !old.Gone() && l.Complete {
+				old.GoneAt = now
+				ch.Gone++
+				if err := tx.PutShare(old); err != nil {
+					return err
+				}
+				continue
+			}
+			if old.Gone() && now.Sub(old.GoneAt) > e.keepGone {
+				if err := tx.DeleteShare(key); err != nil {
+					return err
+				}
+			}
+		}
+		if !known && (l.Complete || len(l.Mappings) > 0) {
+			router = storage.Router{URL: l.Router, Service: l.Service, FirstSeen: now}
+			known = true
+		}
+		if known {
+			router.LastList = now
+			return tx.PutRouter(router)
+		}
+		return nil
+	})
+	if err != nil {
+		return ch, nil, fmt.Errorf("approvals: unable to record the listing of %s: %w", l.Router, err)
+	}
+	if len(ch.Alerts) > 0 || ch.Changed > 0 {
+		e.wake()
+	}
+	if ch.New+ch.Changed+ch.Gone+ch.Returned > 0 {
+		e.logger.Info("port shares changed", "router", l.Router, "new", ch.New, "changed", ch.Changed, "gone", ch.Gone, "returned", ch.Returned, "alerts", len(ch.Alerts), "restart", l.RouterRestarted)
+	}
+	return ch, enforce, nil
+}
+
+// askExisting asks about the shares that were open before doorman first
+// listed the router, a few per message rather than one message each.
+func (e *Engine) askExisting(tx *storage.Tx, shares []storage.Share, now time.Time) ([]uint64, error) {
+	var ids []uint64
+	for start := 0; start < len(shares); start += BatchSize {
+		var leader uint64
+		for _, share := range shares[start:min(start+BatchSize, len(shares))] {
+			a := &storage.Alert{Kind: storage.AlertExisting, Share: share, State: storage.AlertPending, CreatedAt: now, ChatID: e.chatID, Batch: leader}
+			if err := tx.PutAlert(a); err != nil {
+				return nil, err
+			}
+			if leader == 0 {
+				leader = a.ID
+				a.Batch = leader
+				if err := tx.PutAlert(a); err != nil {
+					return nil, err
+				}
+			}
+			share.AlertID = a.ID
+			if err := tx.PutShare(share); err != nil {
+				return nil, err
+			}
+			ids = append(ids, a.ID)
+		}
+		if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: leader, ChatID: e.chatID, CreatedAt: now}); err != nil {
+			return nil, err
+		}
+	}
+	return ids, nil
+}
+
+// supersede closes the question of an alert that no longer applies.
+func (e *Engine) supersede(tx *storage.Tx, alertID uint64, note string) error {
+	if alertID == 0 {
+		return nil
+	}
+	a, err := tx.Alert(alertID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil || a.State != storage.AlertPending {
+		return err
+	}
+	a.State, a.Note = storage.AlertSuperseded, note
+	if err := tx.PutAlert(&a); err != nil {
+		return err
+	}
+	return e.enqueueEdit(tx, a)
+}
+
+func (e *Engine) enqueueEdit(tx *storage.Tx, a storage.Alert) error {
+	return tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxEdit, AlertID: a.Message(), ChatID: a.ChatID, CreatedAt: e.now()})
+}

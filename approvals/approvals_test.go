@@ -1,0 +1,363 @@
+package approvals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/doorman-upnp/doorman/storage"
+	"github.com/doorman-upnp/doorman/watcher"
+)
+
+const (
+	testRouter  = "http://192.168.77.1:5000/rootDesc.xml"
+	testService = "urn:schemas-upnp-org:service:WANIPConnection:2"
+)
+
+// fakeRouter records deletes and answers them with err.
+type fakeRouter struct {
+	mu      sync.Mutex
+	deletes []watcher.Key
+	err     error
+}
+
+func (r *fakeRouter) DeleteMapping(_ context.Context, k watcher.Key) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.deletes = append(r.deletes, k)
+	return r.err
+}
+
+func (r *fakeRouter) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.deletes)
+}
+
+type fixture struct {
+	t      *testing.T
+	db     *storage.DB
+	router *fakeRouter
+	engine *Engine
+	now    time.Time
+	wakes  int
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	db, err := storage.Open(context.Background(), filepath.Join(t.TempDir(), "doorman.db"), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f := &fixture{t: t, db: db, router: &fakeRouter{}, now: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	f.engine, err = New(Config{DB: db, Router: f.router, ChatID: 42, Wake: func() { f.wakes++ }, Now: func() time.Time { return f.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func share(port uint16, client, desc string) watcher.Mapping {
+	return watcher.Mapping{
+		Router: testRouter, Service: testService, Protocol: "TCP", ExternalPort: port,
+		InternalClient: client, InternalPort: port, Enabled: true, Description: desc,
+		Origin: watcher.OriginFromDescription(desc),
+	}
+}
+
+func (f *fixture) list(complete bool, ms ...watcher.Mapping) Changes {
+	f.t.Helper()
+	ch, err := f.engine.HandleListing(context.Background(), Listing{Router: testRouter, Service: testService, Mappings: ms, Complete: complete})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return ch
+}
+
+func (f *fixture) outbox() []storage.OutboxItem {
+	f.t.Helper()
+	var items []storage.OutboxItem
+	if err := f.db.View(func(tx *storage.Tx) (err error) { items, err = tx.Outbox(); return err }); err != nil {
+		f.t.Fatal(err)
+	}
+	return items
+}
+
+func (f *fixture) clearOutbox() {
+	f.db.Update(func(tx *storage.Tx) error {
+		items, _ := tx.Outbox()
+		for _, it := range items {
+			tx.RemoveOutbox(it.Seq)
+		}
+		return nil
+	})
+}
+
+func (f *fixture) alert(id uint64) storage.Alert {
+	f.t.Helper()
+	var a storage.Alert
+	if err := f.db.View(func(tx *storage.Tx) (err error) { a, err = tx.Alert(id); return err }); err != nil {
+		f.t.Fatal(err)
+	}
+	return a
+}
+
+func (f *fixture) rules() []storage.Rule {
+	var rs []storage.Rule
+	f.db.View(func(tx *storage.Tx) (err error) { rs, err = tx.Rules(); return err })
+	return rs
+}
+
+var alice = storage.User{ID: 7, Name: "Alice (@alice)"}
+
+func TestFirstListingIsAskedAboutOnce(t *testing.T) {
+	f := newFixture(t)
+	var ms []watcher.Mapping
+	for i := range BatchSize + 3 {
+		ms = append(ms, share(uint16(8000+i), "192.168.77.21", fmt.Sprintf("app %d", i)))
+	}
+	ch := f.list(true, ms...)
+	if len(ch.Alerts) != len(ms) || ch.New != len(ms) {
+		t.Fatalf("changes = %+v, want %d alerts", ch, len(ms))
+	}
+	items := f.outbox()
+	if len(items) != 2 {
+		t.Fatalf("outbox has %d items, want 2 batch messages: %+v", len(items), items)
+	}
+	for _, it := range items {
+		if it.Kind != storage.OutboxAlert || it.ChatID != 42 {
+			t.Errorf("item %+v", it)
+		}
+	}
+	var first []storage.Alert
+	f.db.View(func(tx *storage.Tx) (err error) { first, err = tx.MessageAlerts(items[0].AlertID); return err })
+	if len(first) != BatchSize || first[0].Kind != storage.AlertExisting {
+		t.Errorf("first batch has %d alerts (kind %s), want %d", len(first), first[0].Kind, BatchSize)
+	}
+	f.clearOutbox()
+	if ch := f.list(true, ms...); len(ch.Alerts) != 0 || ch.New != 0 {
+		t.Errorf("second listing: %+v", ch)
+	}
+	if n := len(f.outbox()); n != 0 {
+		t.Errorf("second listing queued %d items", n)
+	}
+}
+
+func TestEmptyRouterThenNewShare(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	ch := f.list(true, share(8080, "192.168.77.21", "web"))
+	if len(ch.Alerts) != 1 {
+		t.Fatalf("changes = %+v", ch)
+	}
+	a := f.alert(ch.Alerts[0])
+	if a.Kind != storage.AlertNew || a.Batch != 0 || a.State != storage.AlertPending || a.ChatID != 42 {
+		t.Errorf("alert = %+v", a)
+	}
+	if f.wakes == 0 {
+		t.Error("the outbox was not woken")
+	}
+}
+
+func TestRouterRestartDoesNotAskAgain(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	web := share(8080, "192.168.77.21", "web")
+	f.list(true, web)
+	f.clearOutbox()
+	// The router restarted: the table is empty, then the device maps again.
+	if ch := f.list(true); ch.Gone != 1 {
+		t.Errorf("after restart: %+v", ch)
+	}
+	ch := f.list(true, web)
+	if ch.Returned != 1 || len(ch.Alerts) != 0 {
+		t.Errorf("share back: %+v", ch)
+	}
+	if n := len(f.outbox()); n != 0 {
+		t.Errorf("%d items queued for a returning share", n)
+	}
+}
+
+func TestIncompleteListingKeepsShares(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	f.list(true, share(8080, "192.168.77.21", "web"), share(22, "192.168.77.22", "ssh"))
+	if ch := f.list(false, share(8080, "192.168.77.21", "web")); ch.Gone != 0 {
+		t.Errorf("an incomplete listing marked %d shares gone", ch.Gone)
+	}
+}
+
+func TestChangedShareSupersedes(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	ch := f.list(true, share(8080, "192.168.77.21", "web"))
+	f.setSent(ch.Alerts[0])
+	f.clearOutbox()
+	moved := share(8080, "192.168.77.23", "web")
+	ch2 := f.list(true, moved)
+	if ch2.Changed != 1 || len(ch2.Alerts) != 1 {
+		t.Fatalf("changes = %+v", ch2)
+	}
+	if old := f.alert(ch.Alerts[0]); old.State != storage.AlertSuperseded {
+		t.Errorf("old alert state %s", old.State)
+	}
+	a := f.alert(ch2.Alerts[0])
+	if a.Kind != storage.AlertChanged || a.Previous == nil || a.Previous.InternalClient != "192.168.77.21" {
+		t.Errorf("new alert = %+v", a)
+	}
+	items := f.outbox()
+	if len(items) != 2 || items[0].Kind != storage.OutboxEdit || items[1].Kind != storage.OutboxAlert {
+		t.Errorf("outbox = %+v, want an edit of the old alert and the new alert", items)
+	}
+}
+
+// setSent records that Telegram confirmed the alert's message.
+func (f *fixture) setSent(id uint64) {
+	f.db.Update(func(tx *storage.Tx) error {
+		a, err := tx.Alert(id)
+		if err != nil {
+			return err
+		}
+		a.MessageID = int(id) + 100
+		return tx.PutAlert(&a)
+	})
+}
+
+func TestAllowTrustsTheService(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	pmp := share(8000, "192.168.77.21", "NAT-PMP 8000 tcp")
+	ch := f.list(true, pmp)
+	a, err := f.engine.Decide(context.Background(), ch.Alerts[0], Allow, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.State != storage.AlertAllowed || a.DecidedBy != alice || !a.DecidedAt.Equal(f.now) {
+		t.Errorf("alert = %+v", a)
+	}
+	if rs := f.rules(); len(rs) != 1 || rs[0].Kind != storage.RuleTrust {
+		t.Fatalf("rules = %+v", rs)
+	}
+	f.clearOutbox()
+	// The same app on the same device, another external port: silent.
+	again := pmp
+	again.ExternalPort, again.Description = 8001, "NAT-PMP 8001 tcp"
+	if ch := f.list(true, pmp, again); len(ch.Alerts) != 0 {
+		t.Errorf("trusted service alerted: %+v", ch)
+	}
+	if _, err := f.engine.Decide(context.Background(), ch.Alerts[0], Block, alice); !errors.Is(err, ErrDecided) {
+		t.Errorf("second decision error = %v, want ErrDecided", err)
+	}
+	if _, err := f.engine.Decide(context.Background(), 999, Allow, alice); !errors.Is(err, ErrUnknownAlert) {
+		t.Errorf("unknown alert error = %v", err)
+	}
+	if f.router.count() != 0 {
+		t.Error("Allow deleted something")
+	}
+}
+
+func TestBlockDeletesAndKeepsDeleting(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	cam := share(554, "192.168.77.30", "IPCam RTSP")
+	ch := f.list(true, cam)
+	a, err := f.engine.Decide(context.Background(), ch.Alerts[0], Block, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.State != storage.AlertBlocked || f.router.count() != 1 || f.router.deletes[0] != cam.Key() {
+		t.Fatalf("alert %+v, deletes %+v", a, f.router.deletes)
+	}
+	f.clearOutbox()
+	// The camera opens it again: closed at once, one notice.
+	f.now = f.now.Add(time.Minute)
+	if ch := f.list(true, cam); ch.Enforced != 1 || len(ch.Alerts) != 0 {
+		t.Errorf("reopen: %+v", ch)
+	}
+	if f.router.count() != 2 {
+		t.Errorf("deletes = %d, want 2", f.router.count())
+	}
+	items := f.outbox()
+	if len(items) != 1 || items[0].Kind != storage.OutboxNotice || !strings.Contains(items[0].Text, "Closed again") {
+		t.Fatalf("outbox = %+v", items)
+	}
+	f.clearOutbox()
+	// Again within the notice interval: closed, no notice.
+	f.list(true)
+	f.now = f.now.Add(time.Minute)
+	f.list(true, cam)
+	if f.router.count() != 3 || len(f.outbox()) != 0 {
+		t.Errorf("deletes %d, outbox %+v", f.router.count(), f.outbox())
+	}
+	// After the interval the next notice counts what was not reported.
+	f.list(true)
+	f.now = f.now.Add(DefaultNoticeInterval)
+	f.list(true, cam)
+	items = f.outbox()
+	if len(items) != 1 || !strings.Contains(items[0].Text, "1 more times") {
+		t.Errorf("outbox = %+v", items)
+	}
+}
+
+func TestBlockRefusedByRouter(t *testing.T) {
+	for _, code := range []int{606, 714} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			f := newFixture(t)
+			f.list(true)
+			ch := f.list(true, share(3389, "192.168.77.40", "RDP"))
+			f.router.err = &watcher.DeleteError{Err: fmt.Errorf("%w: %w", watcher.ErrDeleteRefused, &watcher.UPnPError{Action: "DeletePortMapping", Code: code, Description: "Action not authorized"})}
+			a, err := f.engine.Decide(context.Background(), ch.Alerts[0], Block, alice)
+			var refused *RefusedError
+			if !errors.As(err, &refused) || watcher.UPnPErrorCode(err) != code {
+				t.Fatalf("error = %v, want a RefusedError with code %d", err, code)
+			}
+			if a.State != storage.AlertPending || !strings.Contains(a.Note, fmt.Sprintf("UPnP error %d", code)) || !strings.Contains(a.Note, "secure mode") {
+				t.Errorf("alert = %+v", a)
+			}
+			if rs := f.rules(); len(rs) != 0 {
+				t.Errorf("a refused block left rules: %+v", rs)
+			}
+			// The owner fixed the router and presses again.
+			f.router.err = nil
+			if a, err := f.engine.Decide(context.Background(), ch.Alerts[0], Block, alice); err != nil || a.State != storage.AlertBlocked || a.Note != "" {
+				t.Errorf("retry: %+v, %v", a, err)
+			}
+		})
+	}
+}
+
+func TestBlockWithRouterDown(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	ch := f.list(true, share(8080, "192.168.77.21", "web"))
+	f.router.err = context.DeadlineExceeded
+	a, err := f.engine.Decide(context.Background(), ch.Alerts[0], Block, alice)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error = %v", err)
+	}
+	if a.State != storage.AlertPending || !strings.Contains(a.Note, "Could not reach the router") {
+		t.Errorf("alert = %+v", a)
+	}
+}
+
+func TestDescriptionsAreEscapedInNotices(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	evil := share(8080, "192.168.77.21", `<a href="http://evil">x</a>&`)
+	ch := f.list(true, evil)
+	if _, err := f.engine.Decide(context.Background(), ch.Alerts[0], Block, alice); err != nil {
+		t.Fatal(err)
+	}
+	f.clearOutbox()
+	f.list(true, evil)
+	items := f.outbox()
+	if len(items) != 1 || strings.Contains(items[0].Text, "<a ") || !strings.Contains(items[0].Text, "&lt;a href=") {
+		t.Errorf("notice = %+v", items)
+	}
+}

@@ -1,0 +1,196 @@
+package approvals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"time"
+
+	"github.com/doorman-upnp/doorman/storage"
+	"github.com/doorman-upnp/doorman/watcher"
+)
+
+// Decision is the owner's answer to an alert.
+type Decision string
+
+const (
+	Allow Decision = "allow"
+	Block Decision = "block"
+)
+
+var (
+	// ErrDecided means the alert was answered before (or superseded); the
+	// returned alert says how.
+	ErrDecided = errors.New("this share was already decided")
+	// ErrUnknownAlert means the alert does not exist (any more).
+	ErrUnknownAlert = errors.New("unknown alert")
+)
+
+// RefusedError is a Block the router would not carry out.
+type RefusedError struct {
+	Key watcher.Key
+	Err error
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("the router refused to close %s: %v", e.Key, e.Err)
+}
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Refusal explains a refused delete to the owner, as HTML: what happened and
+// what they can change on the router. Routers that refuse are set up to let
+// each device manage only its own shares, which is a setting, not a fault.
+func Refusal(err error) string {
+	code := watcher.UPnPErrorCode(err)
+	why := "The router refused to close it"
+	if code != 0 {
+		why += fmt.Sprintf(" (UPnP error %d)", code)
+	}
+	return why + ", so it is still open. Routers in a secure mode let each device close only its own shares. " +
+		"OpenWrt or miniupnpd: turn secure mode off (<code>option secure_mode '0'</code> in /etc/config/upnpd, or <code>secure_mode=no</code>) so doorman may remove other devices' shares. " +
+		"FRITZ!Box: withdraw the device's permission to open ports (Internet → Permit Access → the device → uncheck \"Permit independent port sharing\"). " +
+		"Then press Block again."
+}
+
+// Decide applies the owner's answer to an alert. A Block deletes the share on
+// the router first and is recorded only when the share is really gone; when
+// the router refuses, the alert stays open with the reason as its note and
+// the error is a *RefusedError.
+func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by storage.User) (storage.Alert, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var a storage.Alert
+	err := e.db.View(func(tx *storage.Tx) (err error) {
+		a, err = tx.Alert(alertID)
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return a, ErrUnknownAlert
+	}
+	if err != nil {
+		return a, fmt.Errorf("approvals: unable to read alert %d: %w", alertID, err)
+	}
+	if a.State != storage.AlertPending {
+		return a, ErrDecided
+	}
+	m := a.Share.Mapping
+	var blockErr error
+	if d == Block {
+		blockErr = e.router.DeleteMapping(ctx, m.Key())
+		if blockErr != nil {
+			e.logger.Warn("block failed", "router", m.Router, "share", m.Key().String(), "client", m.InternalClient, "err", blockErr)
+		}
+	}
+	now := e.now()
+	err = e.db.Update(func(tx *storage.Tx) error {
+		cur, err := tx.Alert(alertID)
+		if err != nil {
+			return err
+		}
+		if cur.State != storage.AlertPending {
+			a = cur
+			return ErrDecided
+		}
+		a = cur
+		switch {
+		case blockErr != nil && errors.Is(blockErr, watcher.ErrDeleteRefused):
+			a.Note = Refusal(blockErr)
+		case blockErr != nil:
+			a.Note = "Could not reach the router to close it: " + html.EscapeString(shortError(blockErr)) + ". The share may still be open; press Block again."
+		default:
+			a.State = storage.AlertAllowed
+			kind := storage.RuleTrust
+			if d == Block {
+				a.State, kind = storage.AlertBlocked, storage.RuleBlock
+			}
+			a.DecidedBy, a.DecidedAt, a.Note = by, now, ""
+			if err := e.putRule(tx, kind, m, by, now); err != nil {
+				return err
+			}
+			if d == Block {
+				if err := e.markGone(tx, m, now); err != nil {
+					return err
+				}
+			}
+		}
+		if err := tx.PutAlert(&a); err != nil {
+			return err
+		}
+		return e.enqueueEdit(tx, a)
+	})
+	if errors.Is(err, ErrDecided) {
+		return a, ErrDecided
+	}
+	if err != nil {
+		return a, fmt.Errorf("approvals: unable to record the decision on alert %d: %w", alertID, err)
+	}
+	e.wake()
+	if blockErr != nil {
+		if errors.Is(blockErr, watcher.ErrDeleteRefused) {
+			return a, &RefusedError{Key: m.Key(), Err: blockErr}
+		}
+		return a, fmt.Errorf("approvals: unable to close %s: %w", m.Key(), blockErr)
+	}
+	e.logger.Info("decision", "decision", string(d), "router", m.Router, "share", m.Key().String(), "client", m.InternalClient, "by", by.ID)
+	return a, nil
+}
+
+// putRule makes the rule for the mapping's service kind, replacing a rule of
+// the other kind: the latest decision counts.
+func (e *Engine) putRule(tx *storage.Tx, kind storage.RuleKind, m watcher.Mapping, by storage.User, now time.Time) error {
+	svc := storage.ServiceOf(m)
+	rules, err := tx.Rules()
+	if err != nil {
+		return err
+	}
+	for _, r := range rules {
+		if r.Service != svc {
+			continue
+		}
+		if r.Kind == kind {
+			return nil
+		}
+		if err := tx.DeleteRule(r.ID); err != nil {
+			return err
+		}
+	}
+	return tx.PutRule(&storage.Rule{Kind: kind, Service: svc, Example: m, CreatedAt: now, CreatedBy: by, LastMatched: now})
+}
+
+func (e *Engine) markGone(tx *storage.Tx, m watcher.Mapping, now time.Time) error {
+	s, ok, err := tx.Share(storage.ShareKey(m.Key()))
+	if err != nil || !ok || s.Gone() {
+		return err
+	}
+	s.GoneAt = now
+	return tx.PutShare(s)
+}
+
+// ForgetRule deletes a rule; the service is asked about again the next time
+// it opens a share.
+func (e *Engine) ForgetRule(ctx context.Context, id uint64) (storage.Rule, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var r storage.Rule
+	err := e.db.Update(func(tx *storage.Tx) (err error) {
+		if r, err = tx.Rule(id); err != nil {
+			return err
+		}
+		return tx.DeleteRule(id)
+	})
+	if err != nil {
+		return r, fmt.Errorf("approvals: unable to forget rule %d: %w", id, err)
+	}
+	e.logger.Info("rule forgotten", "rule", id, "kind", string(r.Kind), "client", r.Service.InternalClient)
+	return r, nil
+}
+
+func shortError(err error) string {
+	s := err.Error()
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}

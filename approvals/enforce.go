@@ -1,0 +1,119 @@
+package approvals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"time"
+
+	"github.com/doorman-upnp/doorman/storage"
+	"github.com/doorman-upnp/doorman/watcher"
+)
+
+// enforcement is a share a block rule says to close.
+type enforcement struct {
+	rule  storage.Rule
+	share storage.Share
+}
+
+// applyRules applies the rule that covers the share's service, if any: a
+// block rule schedules a delete, a trust rule only notes the match. It
+// reports whether a rule covered the share, in which case nobody is asked.
+func (e *Engine) applyRules(tx *storage.Tx, share *storage.Share, now time.Time, enforce *[]enforcement) (bool, error) {
+	r, ok, err := tx.RuleFor(storage.ServiceOf(share.Mapping))
+	if err != nil || !ok {
+		return false, err
+	}
+	r.LastMatched = now
+	if r.Kind == storage.RuleBlock {
+		r.Matches++
+		*enforce = append(*enforce, enforcement{rule: r, share: *share})
+	}
+	return true, tx.PutRule(&r)
+}
+
+// enforce closes a share a block rule covers and tells the chat, at most
+// once per notice interval and rule.
+func (e *Engine) enforce(ctx context.Context, en enforcement) {
+	m := en.share.Mapping
+	err := e.router.DeleteMapping(ctx, m.Key())
+	log := e.logger.With("router", m.Router, "share", m.Key().String(), "client", m.InternalClient, "rule", en.rule.ID)
+	if err != nil {
+		log.Warn("unable to close a blocked share", "err", err)
+	} else {
+		log.Info("closed a blocked share again")
+	}
+	now := e.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var sent bool
+	uerr := e.db.Update(func(tx *storage.Tx) error {
+		sent = false
+		r, rerr := tx.Rule(en.rule.ID)
+		if errors.Is(rerr, storage.ErrNotFound) {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+		if err == nil {
+			if merr := e.markGone(tx, m, now); merr != nil {
+				return merr
+			}
+		}
+		if !r.NoticeAt.IsZero() && now.Sub(r.NoticeAt) < e.noticeInterval {
+			r.Unreported++
+			return tx.PutRule(&r)
+		}
+		text := reblockNotice(r, m, err, r.Unreported)
+		r.NoticeAt, r.Unreported = now, 0
+		if err := tx.PutRule(&r); err != nil {
+			return err
+		}
+		sent = true
+		return tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: e.chatID, Text: text, CreatedAt: now})
+	})
+	if uerr != nil {
+		log.Error("unable to record closing a blocked share", "err", uerr)
+		return
+	}
+	if sent {
+		e.wake()
+	}
+}
+
+func reblockNotice(r storage.Rule, m watcher.Mapping, err error, unreported int) string {
+	what := fmt.Sprintf("%s reopened %s %d → %d", html.EscapeString(m.InternalClient), m.Protocol, m.ExternalPort, m.InternalPort)
+	if m.Description != "" {
+		what += " (" + html.EscapeString(Truncate(m.Description, 80)) + ")"
+	}
+	var b string
+	switch {
+	case err == nil:
+		b = "⛔ <b>Closed again</b>: " + what + ". It is blocked"
+	case errors.Is(err, watcher.ErrDeleteRefused):
+		b = "⚠️ <b>Blocked share is open</b>: " + what + ". " + Refusal(err)
+	default:
+		b = "⚠️ <b>Blocked share is open</b>: " + what + ". Could not reach the router to close it: " + html.EscapeString(shortError(err))
+	}
+	if err == nil {
+		if r.CreatedBy.Name != "" {
+			b += " since " + r.CreatedAt.Local().Format("2 Jan 2006") + " by " + html.EscapeString(r.CreatedBy.Name)
+		}
+		b += "."
+	}
+	if unreported > 0 {
+		b += fmt.Sprintf(" (%d more times since the last notice.)", unreported)
+	}
+	return b
+}
+
+// Truncate shortens s to at most n runes, marking the cut.
+func Truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
