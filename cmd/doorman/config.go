@@ -1,11 +1,16 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
 	"sort"
 	"strings"
 	"time"
@@ -18,13 +23,23 @@ type config struct {
 	DiscoveryTimeout time.Duration
 	LogLevel         slog.Level
 	LogFormat        string
+
+	TelegramToken  string
+	TelegramAPIURL string
+	ChatID         int64
+	AllowedUsers   []int64
+	DBPath         string
+	PollInterval   time.Duration
+	SafetyPoll     time.Duration
+	Events         bool
+	CallbackAddr   string
 }
 
 // setting is one configuration value: a variable, the flag that overrides it,
 // and how to read it.
 type setting struct {
 	env   string
-	flag  string
+	flag  string // empty for secrets, which do not belong on a command line
 	arg   string // what the flag takes, for the help text
 	def   string // the default, for the help text
 	help  string
@@ -73,6 +88,124 @@ func settings() []setting {
 			},
 		},
 		{
+			env: "DOORMAN_TELEGRAM_TOKEN", def: "none",
+			help: "Bot token from @BotFather (secret: no flag; prefer DOORMAN_TELEGRAM_TOKEN_FILE)",
+			apply: func(c *config, v string) error {
+				t, err := checkToken(v)
+				c.TelegramToken = t
+				return err
+			},
+		},
+		{
+			env: "DOORMAN_TELEGRAM_TOKEN_FILE", flag: "telegram-token-file", arg: "PATH", def: "none",
+			help: "File holding the bot token (a Docker or systemd secret)",
+			apply: func(c *config, v string) error {
+				raw, err := os.ReadFile(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("unable to read the token file: %w", err)
+				}
+				t, err := checkToken(string(raw))
+				if err != nil {
+					return fmt.Errorf("%s: %w", strings.TrimSpace(v), err)
+				}
+				c.TelegramToken = t
+				return nil
+			},
+		},
+		{
+			env: "DOORMAN_TELEGRAM_CHAT_ID", flag: "chat-id", arg: "ID", def: "none",
+			help: "Chat that gets the alerts (your user ID for a private chat, a negative ID for a group)",
+			apply: func(c *config, v string) error {
+				id, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				if err != nil || id == 0 {
+					return fmt.Errorf("%q is not a chat ID (a number such as 123456789 or -1001234567890)", v)
+				}
+				c.ChatID = id
+				return nil
+			},
+		},
+		{
+			env: "DOORMAN_TELEGRAM_API_URL", flag: "telegram-api-url", arg: "URL", def: "https://api.telegram.org",
+			help: "Bot API server, for a self-hosted one",
+			apply: func(c *config, v string) error {
+				v = strings.TrimRight(strings.TrimSpace(v), "/")
+				u, err := url.Parse(v)
+				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return fmt.Errorf("%q is not an http(s) URL", v)
+				}
+				c.TelegramAPIURL = v
+				return nil
+			},
+		},
+		{
+			env: "DOORMAN_ALLOWED_USERS", flag: "allowed-users", arg: "ID[,ID]", def: "anyone in the chat",
+			help: "Telegram user IDs who may press buttons and give commands",
+			apply: func(c *config, v string) error {
+				c.AllowedUsers = nil
+				for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+					id, err := strconv.ParseInt(f, 10, 64)
+					if err != nil || id <= 0 {
+						return fmt.Errorf("%q is not a user ID", f)
+					}
+					c.AllowedUsers = append(c.AllowedUsers, id)
+				}
+				return nil
+			},
+		},
+		{
+			env: "DOORMAN_DB", flag: "db", arg: "PATH", def: "$STATE_DIRECTORY/doorman.db, else ~/.local/state/doorman/doorman.db",
+			help: "State file (shares, rules, alerts, outbox)",
+			apply: func(c *config, v string) error {
+				c.DBPath = strings.TrimSpace(v)
+				return nil
+			},
+		},
+		{
+			env: "DOORMAN_POLL_INTERVAL", flag: "poll-interval", arg: "DURATION", def: "30s",
+			help: "How often the router is read when it sends no events",
+			apply: func(c *config, v string) error {
+				d, err := parseDuration(v, time.Second, 24*time.Hour)
+				c.PollInterval = d
+				return err
+			},
+		},
+		{
+			env: "DOORMAN_SAFETY_POLL_INTERVAL", flag: "safety-poll-interval", arg: "DURATION", def: "5m",
+			help: "How often the router is read even while events work",
+			apply: func(c *config, v string) error {
+				d, err := parseDuration(v, time.Second, 24*time.Hour)
+				c.SafetyPoll = d
+				return err
+			},
+		},
+		{
+			env: "DOORMAN_EVENTS", flag: "events", arg: "on|off", def: "on",
+			help: "Subscribe to the router's UPnP events; off polls only",
+			apply: func(c *config, v string) error {
+				switch strings.ToLower(strings.TrimSpace(v)) {
+				case "on", "true", "yes", "1":
+					c.Events = true
+				case "off", "false", "no", "0":
+					c.Events = false
+				default:
+					return fmt.Errorf("%q is not on or off", v)
+				}
+				return nil
+			},
+		},
+		{
+			env: "DOORMAN_CALLBACK_ADDR", flag: "callback-addr", arg: "HOST:PORT", def: "own LAN address, any port",
+			help: "Where doorman listens for the router's events (fix the port for a firewall)",
+			apply: func(c *config, v string) error {
+				v = strings.TrimSpace(v)
+				if _, _, err := net.SplitHostPort(v); err != nil {
+					return fmt.Errorf("%q is not host:port (for example :47100 or 192.168.1.10:47100)", v)
+				}
+				c.CallbackAddr = v
+				return nil
+			},
+		},
+		{
 			env: "DOORMAN_LOG_LEVEL", flag: "log-level", arg: "LEVEL", def: "info",
 			help: "debug, info, warn or error",
 			apply: func(c *config, v string) error {
@@ -103,7 +236,40 @@ func defaultConfig() config {
 		DiscoveryTimeout: 2 * time.Second,
 		LogLevel:         slog.LevelInfo,
 		LogFormat:        "text",
+		TelegramAPIURL:   "https://api.telegram.org",
+		PollInterval:     30 * time.Second,
+		SafetyPoll:       5 * time.Minute,
+		Events:           true,
 	}
+}
+
+// checkToken trims a bot token and checks its shape, without ever putting
+// the token into the error.
+func checkToken(v string) (string, error) {
+	t := strings.TrimSpace(v)
+	id, secret, ok := strings.Cut(t, ":")
+	if _, err := strconv.ParseInt(id, 10, 64); !ok || err != nil || len(secret) < 20 || strings.ContainsAny(secret, " \t\r\n/?#%") {
+		return "", errors.New("does not look like a bot token (digits, a colon, then about 35 letters, as @BotFather gives it)")
+	}
+	return t, nil
+}
+
+// defaultDBPath is systemd's state directory when doorman runs as a
+// service, else the XDG state directory of the user.
+func defaultDBPath(getenv func(string) string) string {
+	if d := getenv("STATE_DIRECTORY"); d != "" {
+		// systemd lists several directories separated by colons when a
+		// unit asks for several; the first is doorman's.
+		d, _, _ = strings.Cut(d, ":")
+		return filepath.Join(d, "doorman.db")
+	}
+	if d := getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "doorman", "doorman.db")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "state", "doorman", "doorman.db")
+	}
+	return "doorman.db"
 }
 
 func parseDuration(v string, lo, hi time.Duration) (time.Duration, error) {
@@ -122,6 +288,9 @@ func parseDuration(v string, lo, hi time.Duration) (time.Duration, error) {
 func configFlags(fs *flag.FlagSet) (load func(getenv func(string) string) (config, error)) {
 	given := map[string]string{}
 	for _, s := range settings() {
+		if s.flag == "" {
+			continue
+		}
 		fs.Func(s.flag, s.help, func(v string) error {
 			given[s.flag] = v
 			return nil
@@ -135,6 +304,9 @@ func configFlags(fs *flag.FlagSet) (load func(getenv func(string) string) (confi
 					return config{}, fmt.Errorf("%s: %w", s.env, err)
 				}
 			}
+		}
+		if c.DBPath == "" {
+			c.DBPath = defaultDBPath(getenv)
 		}
 		for _, s := range settings() {
 			if v, ok := given[s.flag]; ok {
@@ -153,6 +325,10 @@ func writeSettingsHelp(w io.Writer) {
 	sort.SliceStable(ss, func(i, j int) bool { return ss[i].env < ss[j].env })
 	fmt.Fprintln(w, "Settings (environment variable, or the flag that overrides it):")
 	for _, s := range ss {
+		if s.flag == "" {
+			fmt.Fprintf(w, "  %s\n      %s (default: %s)\n", s.env, s.help, s.def)
+			continue
+		}
 		fmt.Fprintf(w, "  %s, --%s %s\n      %s (default: %s)\n", s.env, s.flag, s.arg, s.help, s.def)
 	}
 }

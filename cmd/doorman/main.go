@@ -49,6 +49,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"run", "watch the router and ask in Telegram about new port shares", runRun},
 		{"list", "print the router's port shares", runList},
 		{"version", "print doorman's version", runVersion},
 	}

@@ -1,0 +1,297 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/doorman-upnp/doorman/storage"
+)
+
+// OutboxConfig configures an Outbox.
+type OutboxConfig struct {
+	API      API
+	DB       *storage.DB
+	Location *time.Location
+	Logger   *slog.Logger
+	// MinBackoff and MaxBackoff bound the wait after a failed attempt
+	// (defaults 1 s and 5 min); a 429's retry_after is honoured exactly.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Outbox delivers what approvals queued in the database: alerts, edits of
+// alerts, notices. An item leaves the database only after Telegram confirmed
+// it, so an outage or a crash loses nothing. The one window left is a crash
+// between Telegram's answer and the removal, which sends that one message
+// twice; it lasts one bbolt commit.
+type Outbox struct {
+	api        API
+	db         *storage.DB
+	loc        *time.Location
+	logger     *slog.Logger
+	minBackoff time.Duration
+	maxBackoff time.Duration
+	wake       chan struct{}
+
+	mu       sync.Mutex
+	lastOK   time.Time
+	lastErr  error
+	sleep    func(ctx context.Context, d time.Duration) error
+	failures int
+}
+
+// NewOutbox returns an Outbox for cfg.
+func NewOutbox(cfg OutboxConfig) *Outbox {
+	o := &Outbox{
+		api:        cfg.API,
+		db:         cfg.DB,
+		loc:        cfg.Location,
+		logger:     cfg.Logger,
+		minBackoff: cfg.MinBackoff,
+		maxBackoff: cfg.MaxBackoff,
+		wake:       make(chan struct{}, 1),
+		sleep:      pollSleep,
+	}
+	if o.loc == nil {
+		o.loc = time.Local
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.minBackoff <= 0 {
+		o.minBackoff = time.Second
+	}
+	if o.maxBackoff <= 0 {
+		o.maxBackoff = 5 * time.Minute
+	}
+	return o
+}
+
+// Wake tells the outbox that something was queued.
+func (o *Outbox) Wake() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Health returns when Telegram last confirmed a message and the last
+// delivery error since then, if any.
+func (o *Outbox) Health() (lastOK time.Time, lastErr error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.lastOK, o.lastErr
+}
+
+// Len returns the number of items waiting.
+func (o *Outbox) Len() int {
+	var n int
+	o.db.View(func(tx *storage.Tx) error {
+		_, _, _, n = tx.Count()
+		return nil
+	})
+	return n
+}
+
+// Run delivers items until ctx is done.
+func (o *Outbox) Run(ctx context.Context) error {
+	for {
+		var it storage.OutboxItem
+		var ok bool
+		err := o.db.View(func(tx *storage.Tx) (err error) {
+			it, ok, err = tx.NextOutbox()
+			return err
+		})
+		if err != nil {
+			o.logger.Error("unable to read the outbox", "err", err)
+			if err := o.sleep(ctx, o.maxBackoff); err != nil {
+				return err
+			}
+			continue
+		}
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-o.wake:
+			}
+			continue
+		}
+		err = o.deliver(ctx, it)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil {
+			o.succeeded()
+			continue
+		}
+		wait, keep := o.judge(it, err)
+		if !keep {
+			o.logger.Error("dropping an outbox item Telegram will never accept", "seq", it.Seq, "kind", string(it.Kind), "alert", it.AlertID, "err", err)
+			if derr := o.remove(it.Seq); derr != nil {
+				o.logger.Error("unable to drop an outbox item", "seq", it.Seq, "err", derr)
+			}
+			continue
+		}
+		it.Attempts++
+		it.LastError = err.Error()
+		if uerr := o.db.Update(func(tx *storage.Tx) error { return tx.UpdateOutbox(it) }); uerr != nil && !errors.Is(uerr, storage.ErrNotFound) {
+			o.logger.Error("unable to record a failed delivery", "seq", it.Seq, "err", uerr)
+		}
+		if err := o.sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+func (o *Outbox) succeeded() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.failures > 0 {
+		o.logger.Info("Telegram accepts messages again", "after_failures", o.failures)
+	}
+	o.lastOK, o.lastErr, o.failures = time.Now(), nil, 0
+}
+
+// judge decides how long to wait after a failed attempt, or that the item
+// can never be delivered (keep == false).
+func (o *Outbox) judge(it storage.OutboxItem, err error) (wait time.Duration, keep bool) {
+	o.mu.Lock()
+	o.lastErr = err
+	o.failures++
+	n := o.failures
+	o.mu.Unlock()
+	log := o.logger.With("seq", it.Seq, "kind", string(it.Kind), "attempt", it.Attempts+1, "err", err)
+	switch {
+	case RetryAfterOf(err) > 0:
+		log.Warn("Telegram asks doorman to slow down", "retry_after", RetryAfterOf(err))
+		return RetryAfterOf(err), true
+	case IsUnauthorized(err):
+		// The owner has to fix this (new token); nothing is dropped
+		// meanwhile, and the retries stay slow.
+		if n == 1 {
+			log.Error("Telegram rejected the bot token; alerts wait in the outbox until it is fixed")
+		}
+		return o.maxBackoff, true
+	case IsForbidden(err), isChatNotFound(err):
+		if n == 1 {
+			log.Error("Telegram refused the chat (bot removed from it, or a wrong DOORMAN_TELEGRAM_CHAT_ID); alerts wait in the outbox")
+		}
+		return o.maxBackoff, true
+	case IsRetryable(err):
+		if n == 1 || n%10 == 0 {
+			log.Warn("unable to reach Telegram; will retry")
+		}
+		return backoff(o.minBackoff, o.maxBackoff, n), true
+	}
+	return 0, false
+}
+
+func isChatNotFound(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.Code == 400 && strings.Contains(strings.ToLower(e.Description), "chat not found")
+}
+
+// backoff is exponential with jitter, so that many doormen behind one
+// outage do not retry in step.
+func backoff(minD, maxD time.Duration, n int) time.Duration {
+	d := minD
+	for i := 1; i < n && d < maxD; i++ {
+		d *= 2
+	}
+	d = min(d, maxD)
+	return d/2 + rand.N(d/2+1)
+}
+
+func (o *Outbox) remove(seq uint64) error {
+	return o.db.Update(func(tx *storage.Tx) error { return tx.RemoveOutbox(seq) })
+}
+
+func (o *Outbox) deliver(ctx context.Context, it storage.OutboxItem) error {
+	switch it.Kind {
+	case storage.OutboxNotice:
+		if _, err := o.api.SendMessage(ctx, it.ChatID, it.Text, keyboardOf(it.Keyboard)); err != nil {
+			return err
+		}
+		return o.remove(it.Seq)
+	case storage.OutboxAlert, storage.OutboxEdit:
+		return o.deliverAlert(ctx, it)
+	}
+	o.logger.Error("unknown outbox item kind; dropping it", "seq", it.Seq, "kind", string(it.Kind))
+	return o.remove(it.Seq)
+}
+
+func (o *Outbox) deliverAlert(ctx context.Context, it storage.OutboxItem) error {
+	var alerts []storage.Alert
+	err := o.db.View(func(tx *storage.Tx) (err error) {
+		alerts, err = tx.MessageAlerts(it.AlertID)
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		o.logger.Warn("outbox item names an alert that no longer exists", "seq", it.Seq, "alert", it.AlertID)
+		return o.remove(it.Seq)
+	}
+	if err != nil {
+		return fmt.Errorf("bot: unable to read alert %d: %w", it.AlertID, err)
+	}
+	owner := alerts[0]
+	text, kb := renderMessage(alerts, o.loc)
+	switch {
+	case it.Kind == storage.OutboxAlert && owner.MessageID != 0:
+		// Sent before; recorded together with the removal, so this
+		// only happens if the item was queued twice.
+		return o.remove(it.Seq)
+	case it.Kind == storage.OutboxAlert:
+		id, err := o.api.SendMessage(ctx, it.ChatID, text, kb)
+		if err != nil {
+			return err
+		}
+		err = o.db.Update(func(tx *storage.Tx) error {
+			for _, a := range alerts {
+				cur, err := tx.Alert(a.ID)
+				if err != nil {
+					return err
+				}
+				cur.ChatID, cur.MessageID = it.ChatID, id
+				if err := tx.PutAlert(&cur); err != nil {
+					return err
+				}
+			}
+			return tx.RemoveOutbox(it.Seq)
+		})
+		if err != nil {
+			// Telegram has it; failing here would send it again.
+			o.logger.Error("alert sent but not recorded as sent", "alert", owner.ID, "err", err)
+		}
+		return nil
+	case owner.MessageID == 0:
+		o.logger.Warn("not editing an alert whose message was never sent", "alert", owner.ID)
+		return o.remove(it.Seq)
+	}
+	err = o.api.EditMessage(ctx, owner.ChatID, owner.MessageID, text, kb)
+	switch {
+	case err == nil, IsNotModified(err):
+	case IsMessageGone(err):
+		o.logger.Warn("the alert message was deleted in the chat; not editing it", "alert", owner.ID, "message", owner.MessageID)
+	default:
+		return err
+	}
+	return o.remove(it.Seq)
+}
+
+func keyboardOf(rows [][][2]string) Keyboard {
+	var kb Keyboard
+	for _, r := range rows {
+		var row []Button
+		for _, b := range r {
+			row = append(row, Button{Text: b[0], Data: b[1]})
+		}
+		kb = append(kb, row)
+	}
+	return kb
+}

@@ -1,0 +1,256 @@
+package bot
+
+import (
+	"fmt"
+	"html"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/doorman-upnp/doorman/approvals"
+	"github.com/doorman-upnp/doorman/storage"
+	"github.com/doorman-upnp/doorman/watcher"
+)
+
+// MaxMessageLength is Telegram's limit on a message's text after entity
+// parsing; doorman keeps the HTML source under it, which is stricter.
+const MaxMessageLength = 4096
+
+// Callback data is "<verb>:<id>". It stays far below Telegram's 64 bytes and
+// carries nothing but an ID into the database, so a forged press can at most
+// name an alert or rule that exists, and is then checked like any other.
+const (
+	verbAllow  = "a"
+	verbBlock  = "b"
+	verbForget = "f"
+)
+
+func callbackData(verb string, id uint64) string {
+	return verb + ":" + strconv.FormatUint(id, 10)
+}
+
+// parseCallbackData splits callback data; ok is false for anything doorman
+// did not write.
+func parseCallbackData(data string) (verb string, id uint64, ok bool) {
+	verb, rest, found := strings.Cut(data, ":")
+	if !found || len(data) > 64 {
+		return "", 0, false
+	}
+	switch verb {
+	case verbAllow, verbBlock, verbForget:
+	default:
+		return "", 0, false
+	}
+	id, err := strconv.ParseUint(rest, 10, 64)
+	if err != nil || id == 0 || strconv.FormatUint(id, 10) != rest {
+		return "", 0, false
+	}
+	return verb, id, true
+}
+
+// esc escapes router- and device-supplied text for Telegram's HTML mode. A
+// device chooses its own description, so it must not be able to add markup
+// or links; control characters are dropped and long text is cut.
+func esc(s string, maxRunes int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, s)
+	return html.EscapeString(approvals.Truncate(s, maxRunes))
+}
+
+// routerName names a router for people: its host, which is what they know
+// it by.
+func routerName(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return rawURL
+	}
+	return u.Hostname()
+}
+
+func serviceName(serviceType string) string {
+	if i := strings.LastIndex(serviceType, ":service:"); i >= 0 {
+		return serviceType[i+len(":service:"):]
+	}
+	return serviceType
+}
+
+func originName(o watcher.Origin) string {
+	switch o {
+	case watcher.OriginNATPMP:
+		return "NAT-PMP"
+	case watcher.OriginPCP:
+		return "PCP"
+	}
+	return "UPnP"
+}
+
+// FormatLease says how long a lease has left, for people.
+func FormatLease(d time.Duration) string {
+	if d <= 0 {
+		return "permanent"
+	}
+	return formatDuration(d) + " left"
+}
+
+func formatDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		h := int(d.Hours())
+		if m := int(d.Minutes()) % 60; m != 0 {
+			return fmt.Sprintf("%dh%02dm", h, m)
+		}
+		return fmt.Sprintf("%dh", h)
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func formatWhen(t time.Time, loc *time.Location) string {
+	return t.In(loc).Format("15:04, 2 Jan 2006")
+}
+
+// shareLine is the compact one-line form of a mapping used in lists.
+func shareLine(m watcher.Mapping) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<b>%s</b> %s %d → %d", esc(m.InternalClient, 64), m.Protocol, m.ExternalPort, m.InternalPort)
+	if m.RemoteHost != "" {
+		fmt.Fprintf(&b, " (only from %s)", esc(m.RemoteHost, 64))
+	}
+	if m.Description != "" {
+		fmt.Fprintf(&b, " · “%s”", esc(m.Description, 80))
+	}
+	fmt.Fprintf(&b, " · %s · %s", originName(m.Origin), FormatLease(m.LeaseDuration))
+	return b.String()
+}
+
+// renderAlert renders the message of one alert: what opened, where, and its
+// state, with Allow and Block buttons while it is pending.
+func renderAlert(a storage.Alert, loc *time.Location) (string, Keyboard) {
+	m := a.Share.Mapping
+	var b strings.Builder
+	switch a.Kind {
+	case storage.AlertChanged:
+		b.WriteString("🔁 <b>Port share changed</b>")
+	default:
+		b.WriteString("🚪 <b>New port share</b>")
+	}
+	fmt.Fprintf(&b, " on router %s\n\n", esc(routerName(m.Router), 64))
+	fmt.Fprintf(&b, "Device: <b>%s</b>\n", esc(m.InternalClient, 64))
+	fmt.Fprintf(&b, "Internet %s port <b>%d</b> → %s:%d\n", m.Protocol, m.ExternalPort, esc(m.InternalClient, 64), m.InternalPort)
+	if m.RemoteHost != "" {
+		fmt.Fprintf(&b, "Only from: %s\n", esc(m.RemoteHost, 64))
+	}
+	desc := "(none)"
+	if m.Description != "" {
+		desc = esc(m.Description, 200)
+	}
+	fmt.Fprintf(&b, "Description: %s\n", desc)
+	fmt.Fprintf(&b, "Opened with: %s · Lease: %s", originName(m.Origin), FormatLease(m.LeaseDuration))
+	if !m.Enabled {
+		b.WriteString(" · disabled")
+	}
+	if p := a.Previous; p != nil {
+		fmt.Fprintf(&b, "\nBefore: %s:%d “%s”", esc(p.InternalClient, 64), p.InternalPort, esc(p.Description, 80))
+	}
+	fmt.Fprintf(&b, "\nSeen: %s", formatWhen(a.CreatedAt, loc))
+	b.WriteString("\n\n")
+	b.WriteString(stateLine(a, loc))
+	if a.State != storage.AlertPending {
+		return b.String(), nil
+	}
+	return b.String(), Keyboard{{
+		{Text: "✅ Allow", Data: callbackData(verbAllow, a.ID)},
+		{Text: "⛔ Block", Data: callbackData(verbBlock, a.ID)},
+	}}
+}
+
+func stateLine(a storage.Alert, loc *time.Location) string {
+	var s string
+	switch a.State {
+	case storage.AlertAllowed:
+		s = fmt.Sprintf("✅ <b>Allowed</b> by %s at %s. Doorman will not ask about this service again.", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, loc))
+	case storage.AlertBlocked:
+		s = fmt.Sprintf("⛔ <b>Blocked</b> by %s at %s: closed on the router, and closed again whenever it reopens.", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, loc))
+	case storage.AlertSuperseded:
+		s = "↪️ " + html.EscapeString(a.Note)
+		return s
+	default:
+		s = "Allow this share, or block it?"
+	}
+	if a.Note != "" && a.State == storage.AlertPending {
+		// Notes of pending alerts are written by approvals as HTML.
+		s = "⚠️ " + a.Note
+	}
+	return s
+}
+
+// renderBatch renders the message that asks about several shares that were
+// open before doorman started watching, one numbered line each.
+func renderBatch(alerts []storage.Alert, loc *time.Location) (string, Keyboard) {
+	var b strings.Builder
+	router := ""
+	if len(alerts) > 0 {
+		router = routerName(alerts[0].Share.Mapping.Router)
+	}
+	fmt.Fprintf(&b, "👋 <b>Doorman is now watching router %s.</b>\nThese port shares were already open:\n", esc(router, 64))
+	var kb Keyboard
+	pending := 0
+	for i, a := range alerts {
+		n := i + 1
+		fmt.Fprintf(&b, "\n%d. %s", n, shareLine(a.Share.Mapping))
+		switch a.State {
+		case storage.AlertAllowed:
+			fmt.Fprintf(&b, "\n    ✅ allowed by %s", esc(a.DecidedBy.Name, 64))
+		case storage.AlertBlocked:
+			fmt.Fprintf(&b, "\n    ⛔ blocked by %s", esc(a.DecidedBy.Name, 64))
+		case storage.AlertSuperseded:
+			b.WriteString("\n    ↪️ " + html.EscapeString(a.Note))
+		case storage.AlertPending:
+			pending++
+			if a.Note != "" {
+				b.WriteString("\n    ⚠️ " + a.Note)
+			}
+			kb = append(kb, []Button{
+				{Text: fmt.Sprintf("✅ Allow %d", n), Data: callbackData(verbAllow, a.ID)},
+				{Text: fmt.Sprintf("⛔ Block %d", n), Data: callbackData(verbBlock, a.ID)},
+			})
+		}
+	}
+	if pending > 0 {
+		b.WriteString("\n\nAllow the ones you know; block the ones you don't.")
+	}
+	return b.String(), kb
+}
+
+// renderMessage renders the message owned by the first alert of alerts.
+func renderMessage(alerts []storage.Alert, loc *time.Location) (string, Keyboard) {
+	if len(alerts) == 1 && alerts[0].Batch == 0 {
+		return renderAlert(alerts[0], loc)
+	}
+	return renderBatch(alerts, loc)
+}
+
+// splitMessages cuts lines into messages under Telegram's length limit,
+// never inside a line.
+func splitMessages(header string, lines []string) []string {
+	var out []string
+	cur := header
+	for _, l := range lines {
+		if len(cur)+len(l)+1 > MaxMessageLength-100 && cur != header {
+			out = append(out, cur)
+			cur = header + " (continued)"
+		}
+		cur += "\n" + l
+	}
+	return append(out, cur)
+}
