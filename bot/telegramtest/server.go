@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -86,6 +87,13 @@ type Server struct {
 // bot's user id is taken from the token's numeric prefix, as Telegram does,
 // so "123:abc" yields a bot with id 123.
 func NewServer(token string) *Server {
+	return NewServerOn(token, nil)
+}
+
+// NewServerOn is NewServer on a listener of the caller's, for example one
+// opened inside a network namespace where the code under test runs; nil
+// means a new one on loopback. The server closes ln when it closes.
+func NewServerOn(token string, ln net.Listener) *Server {
 	s := &Server{
 		token:       token,
 		botID:       7000000001,
@@ -109,7 +117,12 @@ func NewServer(token string) *Server {
 			s.botID = id
 		}
 	}
-	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
+	if ln != nil {
+		s.ts.Listener.Close()
+		s.ts.Listener = ln
+	}
+	s.ts.Start()
 	s.URL = s.ts.URL
 	return s
 }
