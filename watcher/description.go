@@ -30,6 +30,9 @@ type Gateway struct {
 	// Skipped says which connection services were found but cannot be
 	// used, and why.
 	Skipped []string
+	// udns are the UDNs of the root device and its embedded devices, lower
+	// case: SSDP announcements name the device they are about by UDN.
+	udns []string
 }
 
 // IGDVersion returns the version of the InternetGatewayDevice type (1 or 2),
@@ -163,6 +166,9 @@ func (c *Client) parseDescription(descURL *url.URL, body io.Reader) (*Gateway, e
 	var found []candidate
 	order := 0
 	root.Device.VisitDevices(func(dev *goupnp.Device) {
+		if udn := strings.ToLower(strings.TrimSpace(dev.UDN)); udn != "" && len(udn) <= 200 {
+			gw.udns = append(gw.udns, udn)
+		}
 		// Within one WANConnectionDevice, a WANIPConnection offered in two
 		// versions is one connection: keep the preferred version. An IP and
 		// a PPP connection side by side (DD-WRT v24 x86) are two.

@@ -60,6 +60,35 @@ type fakeIGD struct {
 	calls      map[string]int
 	lastAction string
 	soapAction []string
+
+	gena fakeGENA
+}
+
+// fakeGENA is the fake's event publisher at /evt/IPConn, behaving like
+// miniupnpd: SUBSCRIBE answers 200 with SID and TIMEOUT, then the initial
+// event (SEQ 0) goes to the callback.
+type fakeGENA struct {
+	subs    map[string]*fakeSub
+	nextSID int
+	// subscribeStatus, if nonzero, answers every new SUBSCRIBE (a router
+	// that refuses events); renewStatus every renewal.
+	subscribeStatus int
+	renewStatus     int
+	// grant is the TIMEOUT answered; empty echoes what was asked, "-"
+	// leaves the header out.
+	grant string
+	// notifyFirst sends the initial event before answering the SUBSCRIBE,
+	// as a fast router on a loaded host can seem to.
+	notifyFirst bool
+	// log is "SUBSCRIBE", "renew" or "UNSUBSCRIBE" per request, and
+	// statuses the answers to NOTIFYs sent.
+	log      []string
+	statuses []int
+}
+
+type fakeSub struct {
+	sid, callback string
+	seq           uint32
 }
 
 func newFakeIGD(t *testing.T) *fakeIGD {
@@ -98,6 +127,10 @@ func (f *fakeIGD) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 	base := f.srv.URL
 
+	if r.Method == "SUBSCRIBE" || r.Method == "UNSUBSCRIBE" {
+		f.serveGENA(w, r)
+		return
+	}
 	if r.Method == http.MethodGet {
 		if rawDesc != "" {
 			writeRaw(f.t, w, rewrite(rawDesc, base, hosts))
@@ -349,4 +382,170 @@ func (f *fakeIGD) serveTable(w http.ResponseWriter, action string, index int, bo
 		writeFault(w, 401, "Invalid Action")
 	}
 	return true
+}
+
+func (f *fakeIGD) serveGENA(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/evt/IPConn" {
+		http.NotFound(w, r)
+		return
+	}
+	f.mu.Lock()
+	g := &f.gena
+	if g.subs == nil {
+		g.subs = map[string]*fakeSub{}
+	}
+	sid := r.Header.Get("SID")
+	switch {
+	case r.Method == "UNSUBSCRIBE":
+		g.log = append(g.log, "UNSUBSCRIBE")
+		_, ok := g.subs[sid]
+		delete(g.subs, sid)
+		f.mu.Unlock()
+		if !ok {
+			w.WriteHeader(http.StatusPreconditionFailed)
+		}
+		return
+	case sid != "":
+		g.log = append(g.log, "renew")
+		_, ok := g.subs[sid]
+		status := g.renewStatus
+		if status == 0 && (!ok || r.Header.Get("NT") != "" || r.Header.Get("CALLBACK") != "") {
+			status = http.StatusPreconditionFailed
+		}
+		grant := g.grant
+		f.mu.Unlock()
+		if status != 0 {
+			w.WriteHeader(status)
+			return
+		}
+		writeGrant(w, grant, r.Header.Get("TIMEOUT"))
+		w.Header().Set("SID", sid)
+		return
+	}
+	g.log = append(g.log, "SUBSCRIBE")
+	cb := strings.TrimSuffix(strings.TrimPrefix(r.Header.Get("CALLBACK"), "<"), ">")
+	if g.subscribeStatus != 0 || r.Header.Get("NT") != "upnp:event" || cb == "" {
+		status := cmpOr(g.subscribeStatus, http.StatusPreconditionFailed)
+		f.mu.Unlock()
+		w.WriteHeader(status)
+		return
+	}
+	g.nextSID++
+	sub := &fakeSub{sid: fmt.Sprintf("uuid:fake-sub-%d", g.nextSID), callback: cb}
+	g.subs[sub.sid] = sub
+	grant, first := g.grant, g.notifyFirst
+	f.mu.Unlock()
+	if first {
+		f.sendNotify(sub)
+	}
+	writeGrant(w, grant, r.Header.Get("TIMEOUT"))
+	w.Header().Set("SID", sub.sid)
+	w.WriteHeader(http.StatusOK)
+	if !first {
+		go f.sendNotify(sub)
+	}
+}
+
+func cmpOr(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+func writeGrant(w http.ResponseWriter, grant, asked string) {
+	switch grant {
+	case "":
+		w.Header().Set("TIMEOUT", asked)
+	case "-":
+	default:
+		w.Header().Set("TIMEOUT", grant)
+	}
+}
+
+// notify sends an event to every subscriber, as the router does after a
+// mapping is added or deleted, and returns the answers' statuses.
+func (f *fakeIGD) notify() []int {
+	f.mu.Lock()
+	var subs []*fakeSub
+	for _, s := range f.gena.subs {
+		subs = append(subs, s)
+	}
+	f.mu.Unlock()
+	var out []int
+	for _, s := range subs {
+		out = append(out, f.sendNotify(s))
+	}
+	return out
+}
+
+// forgetSubscriptions is what a router restart does to them.
+func (f *fakeIGD) forgetSubscriptions() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gena.subs = nil
+}
+
+func (f *fakeIGD) genaLog() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.gena.log...)
+}
+
+func (f *fakeIGD) genaCount(what string) int {
+	n := 0
+	for _, s := range f.genaLog() {
+		if s == what {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeIGD) subscriptions() []fakeSub {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []fakeSub
+	for _, s := range f.gena.subs {
+		out = append(out, *s)
+	}
+	return out
+}
+
+var notifyClient = &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 5 * time.Second}
+
+// sendNotify sends one event the way miniupnpd 2.3.1 writes it.
+func (f *fakeIGD) sendNotify(s *fakeSub) int {
+	f.mu.Lock()
+	seq := s.seq
+	s.seq++
+	n := len(f.table)
+	f.mu.Unlock()
+	body := fmt.Sprintf(`<e:propertyset xmlns:e="urn:schemas-upnp-org:event-1-0"><e:property><ConnectionStatus>Connected</ConnectionStatus></e:property><e:property><PortMappingNumberOfEntries>%d</PortMappingNumberOfEntries></e:property></e:propertyset>`, n)
+	req, err := http.NewRequest("NOTIFY", s.callback, strings.NewReader(body))
+	if err != nil {
+		f.t.Errorf("fake IGD: NOTIFY to %q: %v", s.callback, err)
+		return 0
+	}
+	req.Header.Set("Content-Type", `text/xml; charset="utf-8"`)
+	req.Header["NT"] = []string{"upnp:event"}
+	req.Header["NTS"] = []string{"upnp:propchange"}
+	req.Header["SID"] = []string{s.sid}
+	req.Header["SEQ"] = []string{strconv.FormatUint(uint64(seq), 10)}
+	resp, err := notifyClient.Do(req)
+	status := 0
+	if err == nil {
+		status = resp.StatusCode
+		resp.Body.Close()
+	}
+	f.mu.Lock()
+	f.gena.statuses = append(f.gena.statuses, status)
+	f.mu.Unlock()
+	return status
+}
+
+func (f *fakeIGD) notifyStatuses() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int(nil), f.gena.statuses...)
 }

@@ -70,3 +70,45 @@ func FuzzParseProcNetRoute(f *testing.F) {
 		}
 	})
 }
+
+// A router's (or anyone's) NOTIFY body must never panic doorman, and what
+// it yields goes to logs: bounded and printable.
+func FuzzParseNotify(f *testing.F) {
+	f.Add([]byte(`<e:propertyset xmlns:e="urn:schemas-upnp-org:event-1-0"><e:property><PortMappingNumberOfEntries>1</PortMappingNumberOfEntries></e:property></e:propertyset>`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		vars, err := parseNotify(body)
+		if err != nil {
+			return
+		}
+		if len(vars) > maxNotifyVars {
+			t.Errorf("%d variables kept", len(vars))
+		}
+		for k, v := range vars {
+			for _, s := range []string{k, v} {
+				if !utf8.ValidString(s) || strings.ContainsAny(s, "\x00\x1b\n\r\u009b") || utf8.RuneCountInString(s) > 257 {
+					t.Errorf("unsafe text %q", s)
+				}
+			}
+		}
+	})
+}
+
+func FuzzParseSSDPNotify(f *testing.F) {
+	addCaptures(f, "*-ssdp-*.txt")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := parseSSDPNotify(b)
+		if err != nil {
+			return
+		}
+		switch m.NTS {
+		case "ssdp:alive", "ssdp:byebye", "ssdp:update":
+		default:
+			t.Errorf("NTS %q accepted", m.NTS)
+		}
+		for _, s := range []string{m.NT, m.USN, m.Location, m.BootID, m.NextBootID} {
+			if !utf8.ValidString(s) || strings.ContainsAny(s, "\x00\r\n") {
+				t.Errorf("unsafe text %q", s)
+			}
+		}
+	})
+}

@@ -78,7 +78,7 @@ type labEvent struct {
 	Service  string    `json:",omitempty"`
 
 	// status
-	Status []any `json:",omitempty"`
+	Status []ServiceStatus `json:",omitempty"`
 
 	// exit: how long Run took to return after the stop signal
 	StopTook time.Duration `json:",omitempty"`
@@ -133,6 +133,57 @@ func runLabChild(rawSpec string) int {
 		}
 		report(e)
 		return 0
+	case "watch":
+		w := c.NewWatcher(WatchConfig{
+			PollInterval:        spec.Watch.PollInterval,
+			SafetyPollInterval:  spec.Watch.SafetyPollInterval,
+			SubscriptionTimeout: spec.Watch.SubscriptionTimeout,
+			DisableEvents:       spec.Watch.DisableEvents,
+			OnSnapshot: func(ctx context.Context, s Snapshot) {
+				e := labEvent{Type: "snapshot", Time: s.Time, Reason: s.Reason, Complete: s.Complete,
+					Mappings: s.Mappings, Service: s.Service.Type}
+				if s.Err != nil {
+					e.Err = s.Err.Error()
+				}
+				report(e)
+			},
+		})
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		// Status changes are reported as they happen, near enough.
+		var last string
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case err := <-done:
+				e := labEvent{Type: "exit"}
+				if err != nil {
+					e.Err = err.Error()
+				}
+				report(e)
+				return 0
+			case <-ctx.Done():
+				stopped := time.Now()
+				err := <-done
+				e := labEvent{Type: "exit", StopTook: time.Since(stopped)}
+				if err != nil {
+					e.Err = err.Error()
+				}
+				report(e)
+				return 0
+			case <-tick.C:
+				st := w.Status()
+				for i := range st {
+					st[i].LastList = time.Time{} // changes with every poll
+				}
+				b, _ := json.Marshal(st)
+				if string(b) != last {
+					last = string(b)
+					report(labEvent{Type: "status", Status: w.Status()})
+				}
+			}
+		}
 	}
 	fmt.Fprintf(os.Stderr, "lab child: unknown mode %q\n", spec.Mode)
 	return 2
@@ -146,6 +197,9 @@ type labChild struct {
 	stderr lockedBuffer
 	exited chan struct{}
 	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	status []ServiceStatus // the last reported
 }
 
 type lockedBuffer struct {
@@ -209,13 +263,18 @@ func startLabChild(t *testing.T, l *lab.Lab, spec labChildSpec) *labChild {
 				t.Errorf("lab child sent %q: %v", line, err)
 				continue
 			}
+			if e.Type == "status" {
+				c.mu.Lock()
+				c.status = e.Status
+				c.mu.Unlock()
+			}
 			c.events <- e
 		}
 		_ = c.cmd.Wait()
 	}()
 	t.Cleanup(func() {
 		c.stop()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("DOORMAN_LAB_CHILD_LOG") != "" {
 			t.Logf("lab child log:\n%s", lastLogLines(c.stderr.String(), 150))
 		}
 	})
@@ -324,5 +383,202 @@ func TestLabDeleteMapping(t *testing.T) {
 				t.Error("upnpc -l no longer shows the mapping the router refused to delete")
 			}
 		})
+	}
+}
+
+// waitStatus waits until the child's last status satisfies ok.
+func (c *labChild) waitStatus(timeout time.Duration, what string, ok func([]ServiceStatus) bool) []ServiceStatus {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c.mu.Lock()
+		st := c.status
+		c.mu.Unlock()
+		if len(st) > 0 && ok(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the lab child's status is not %s within %s: %+v", what, timeout, st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitEvents waits until events are on for every service.
+func (c *labChild) waitEvents(timeout time.Duration) {
+	c.t.Helper()
+	c.waitStatus(timeout, "events on", func(st []ServiceStatus) bool {
+		for _, s := range st {
+			if !s.Events {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func addMapping(t *testing.T, l *lab.Lab, port int, proto string) {
+	t.Helper()
+	p := fmt.Sprint(port)
+	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "doorman watch test", "-a", l.DeviceIP(1), p, p, proto)
+}
+
+func TestLabWatchEvents(t *testing.T) {
+	lab.Require(t)
+	tests := []struct {
+		name     string
+		opts     lab.Options
+		discover bool
+	}{
+		{"IGDv2 found by SSDP", lab.Options{Devices: 1}, true},
+		{"IGDv1 by URL", lab.Options{Devices: 1, IGDv1: true}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			l := lab.Start(t, tt.opts)
+			addMapping(t, l, 32400, "TCP")
+			spec := labChildSpec{Mode: "watch", IGDURL: l.IGDURL}
+			if tt.discover {
+				spec.IGDURL = ""
+			}
+			c := startLabChild(t, l, spec)
+			s := c.next(15*time.Second, "start snapshot", func(e labEvent) bool { return e.Type == "snapshot" })
+			if s.Reason != ReasonStart || !s.Complete || !s.has("TCP", 32400) {
+				t.Fatalf("first snapshot: reason %q complete %v err %q mappings %+v", s.Reason, s.Complete, s.Err, s.Mappings)
+			}
+			c.waitEvents(5 * time.Second)
+
+			// A device opens a port: the event listing shows it within 1 s.
+			before := time.Now()
+			addMapping(t, l, 18080, "TCP")
+			after := time.Now()
+			e := c.next(3*time.Second, "event snapshot with the new mapping", func(e labEvent) bool {
+				return e.Type == "snapshot" && e.has("TCP", 18080)
+			})
+			t.Logf("upnpc -a ran %s; from its start to the snapshot %s, from its end %s",
+				after.Sub(before).Round(time.Millisecond), e.Time.Sub(before).Round(time.Millisecond), e.Time.Sub(after).Round(time.Millisecond))
+			if e.Reason != ReasonEvent {
+				t.Errorf("reason %q, want event", e.Reason)
+			}
+			if d := e.Time.Sub(before); d > time.Second {
+				t.Errorf("mapping seen %s after the device began to add it; want within 1 s", d)
+			}
+
+			// And closes it again.
+			before = time.Now()
+			l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-d", "18080", "TCP")
+			e = c.next(3*time.Second, "event snapshot without the mapping", func(e labEvent) bool {
+				return e.Type == "snapshot" && !e.has("TCP", 18080)
+			})
+			t.Logf("delete seen after %s (reason %s)", e.Time.Sub(before).Round(time.Millisecond), e.Reason)
+			if e.Reason != ReasonEvent || !e.has("TCP", 32400) {
+				t.Errorf("after delete: reason %q mappings %+v", e.Reason, e.Mappings)
+			}
+
+			c.cancel()
+			x := c.next(15*time.Second, "exit", func(e labEvent) bool { return e.Type == "exit" })
+			t.Logf("Run returned %s after the stop signal", x.StopTook)
+			if x.Err != "" || x.StopTook > 3*time.Second {
+				t.Errorf("Run: err %q, took %s to stop", x.Err, x.StopTook)
+			}
+		})
+	}
+}
+
+func TestLabWatchRouterRestart(t *testing.T) {
+	lab.Require(t)
+	tests := []struct {
+		name    string
+		restart func(t *testing.T, l *lab.Lab)
+	}{
+		{"restart-router", func(t *testing.T, l *lab.Lab) { l.Router(t, "restart-router") }},
+		{"down for 3 s", func(t *testing.T, l *lab.Lab) {
+			l.Router(t, "stop-router")
+			time.Sleep(3 * time.Second)
+			l.Router(t, "start-router")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			l := lab.Start(t, lab.Options{Devices: 1})
+			c := startLabChild(t, l, labChildSpec{Mode: "watch", IGDURL: l.IGDURL})
+			c.next(15*time.Second, "start snapshot", func(e labEvent) bool { return e.Type == "snapshot" && e.Reason == ReasonStart })
+			c.waitEvents(5 * time.Second)
+
+			down := time.Now()
+			tt.restart(t, l)
+			up := time.Now()
+			// Right after the restart a device opens a port.
+			addMapping(t, l, 27015, "UDP")
+			added := time.Now()
+			r := c.next(10*time.Second, "router-restart snapshot", func(e labEvent) bool {
+				return e.Type == "snapshot" && e.Reason == ReasonRouterRestart
+			})
+			t.Logf("router down %s; restart listing %s after it was back", up.Sub(down).Round(time.Millisecond), r.Time.Sub(up).Round(time.Millisecond))
+			if !r.Complete {
+				t.Errorf("restart listing incomplete: %s", r.Err)
+			}
+			e := r
+			if !r.has("UDP", 27015) {
+				e = c.next(10*time.Second-time.Since(added), "snapshot with the mapping added after the restart", func(e labEvent) bool {
+					return e.Type == "snapshot" && e.has("UDP", 27015)
+				})
+			}
+			t.Logf("mapping added after the restart seen %s after upnpc returned (reason %s)", e.Time.Sub(added).Round(time.Millisecond), e.Reason)
+			if d := e.Time.Sub(up); d > 10*time.Second {
+				t.Errorf("seen %s after the router was back; want within 10 s", d)
+			}
+
+			// Subscribed again: the next mapping comes by event.
+			c.waitEvents(5 * time.Second)
+			before := time.Now()
+			addMapping(t, l, 27016, "UDP")
+			e = c.next(3*time.Second, "event after the restart", func(e labEvent) bool {
+				return e.Type == "snapshot" && e.has("UDP", 27016)
+			})
+			t.Logf("event after the restart: %s (reason %s)", e.Time.Sub(before).Round(time.Millisecond), e.Reason)
+			if e.Reason != ReasonEvent || e.Time.Sub(before) > time.Second {
+				t.Errorf("after the restart: reason %q after %s; want an event within 1 s", e.Reason, e.Time.Sub(before))
+			}
+		})
+	}
+}
+
+func TestLabWatchPolls(t *testing.T) {
+	lab.Require(t)
+	t.Parallel()
+	l := lab.Start(t, lab.Options{Devices: 1})
+	c := startLabChild(t, l, labChildSpec{Mode: "watch", IGDURL: l.IGDURL,
+		Watch: labWatchSpec{DisableEvents: true, PollInterval: time.Second}})
+	c.next(15*time.Second, "start snapshot", func(e labEvent) bool { return e.Type == "snapshot" && e.Reason == ReasonStart })
+	c.waitStatus(5*time.Second, "events off, saying why", func(st []ServiceStatus) bool {
+		return len(st) == 1 && !st[0].Events && st[0].EventsError != ""
+	})
+	before := time.Now()
+	addMapping(t, l, 25565, "TCP")
+	e := c.next(5*time.Second, "poll with the mapping", func(e labEvent) bool { return e.Type == "snapshot" && e.has("TCP", 25565) })
+	t.Logf("seen by a poll after %s", e.Time.Sub(before).Round(time.Millisecond))
+	if e.Reason != ReasonPoll {
+		t.Errorf("reason %q, want poll", e.Reason)
+	}
+}
+
+func TestLabWatchRouterDownAtStart(t *testing.T) {
+	lab.Require(t)
+	t.Parallel()
+	l := lab.Start(t, lab.Options{Devices: 1})
+	l.Router(t, "stop-router")
+	c := startLabChild(t, l, labChildSpec{Mode: "watch", IGDURL: l.IGDURL})
+	time.Sleep(1500 * time.Millisecond)
+	l.Router(t, "start-router")
+	up := time.Now()
+	addMapping(t, l, 8443, "TCP")
+	e := c.next(10*time.Second, "start snapshot", func(e labEvent) bool { return e.Type == "snapshot" && e.Reason == ReasonStart })
+	t.Logf("first listing %s after the router came up", e.Time.Sub(up).Round(time.Millisecond))
+	c.waitEvents(5 * time.Second)
+	if log := c.stderr.String(); !strings.Contains(log, "no router found; trying again") {
+		t.Errorf("no log line says the router is missing:\n%s", lastLogLines(log, 20))
 	}
 }

@@ -6,6 +6,11 @@
 // gateway is read with the GetGenericPortMappingEntry loop, the one listing
 // every IGD supports; see list.go for the end-of-list variants and router
 // quirks it copes with.
+//
+// A Watcher keeps the listings current: it subscribes to the router's UPnP
+// events (events.go), listens to its SSDP announcements to notice restarts
+// (ssdp_notify.go), and polls where events do not work (watch.go).
+// DeleteMapping (delete.go) closes a share and checks that it is gone.
 package watcher
 
 import (

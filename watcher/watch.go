@@ -1,0 +1,1217 @@
+package watcher
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Reasons for a listing, in Snapshot.Reason.
+const (
+	// ReasonStart is the first listing of a service.
+	ReasonStart = "start"
+	// ReasonEvent follows a NOTIFY from the router.
+	ReasonEvent = "event"
+	// ReasonPoll is a timed listing: PollInterval without events,
+	// SafetyPollInterval with them, and the listing that follows a
+	// subscription made after events had stopped.
+	ReasonPoll = "poll"
+	// ReasonRouterRestart follows a router restart.
+	ReasonRouterRestart = "router-restart"
+	// ReasonRefresh was asked for with Refresh or DeleteMapping.
+	ReasonRefresh = "refresh"
+)
+
+// Defaults for WatchConfig.
+const (
+	DefaultPollInterval        = 30 * time.Second
+	DefaultSafetyPollInterval  = 5 * time.Minute
+	DefaultSubscriptionTimeout = 1800 * time.Second
+)
+
+const (
+	// While no router is found, discovery is tried again after 1 s, 2 s,
+	// 4 s … up to a minute: a router that reboots is back within that.
+	discoveryRetryMin = time.Second
+	discoveryRetryMax = time.Minute
+	// A refused subscription is tried again after PollInterval, doubling
+	// up to this.
+	subscribeRetryMax = 10 * time.Minute
+	// unsubscribeTimeout bounds the UNSUBSCRIBE sent on the way out.
+	unsubscribeTimeout = 2 * time.Second
+	// checkInterval limits how often announcements without a usable
+	// BOOTID make doorman renew its subscriptions to see whether the
+	// router still knows them.
+	checkInterval = 10 * time.Second
+	// byebyeGrace: miniupnpd 2.3.1 stopped within a second of its start
+	// sends its byebye burst and then, within a millisecond, the second
+	// alive burst it had scheduled 250 ms after the start, with the old
+	// BOOTID (seen in the lab). Such an alive is not the router coming back.
+	byebyeGrace = time.Second
+)
+
+// restartFetchDelays are the pauses before each try to read the description
+// of a router that announced itself: the announcement can come before its
+// HTTP server answers. They add up to under 8 s, within the 10 s in which a
+// restart must be noticed.
+var restartFetchDelays = [...]time.Duration{0, 200 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second}
+
+// WatchConfig configures a Watcher. Zero values mean the defaults.
+type WatchConfig struct {
+	// PollInterval is how often each service is listed when events do not
+	// work (default 30s).
+	PollInterval time.Duration
+	// SafetyPollInterval is how often it is listed even while events work
+	// (default 5m).
+	SafetyPollInterval time.Duration
+	// DisableEvents turns GENA subscriptions off (poll only).
+	DisableEvents bool
+	// CallbackAddr is the host:port the event callback server listens on;
+	// default: doorman's own address towards the gateway (the local address
+	// of a UDP socket "connected" to the router's IP — connect sends no
+	// packet) and an ephemeral port. Port may be set (":0" style allowed)
+	// for firewalls. The host must be an IP address: routers do not
+	// resolve names in callbacks, and miniupnpd wants the subscriber's own.
+	CallbackAddr string
+	// SubscriptionTimeout asked of the router (default 1800s; renew at about
+	// half of what the router grants, and at least a few seconds before
+	// expiry).
+	SubscriptionTimeout time.Duration
+	// OnSnapshot is called after every listing of a service, serially per
+	// service; never concurrently for the same service. A slow OnSnapshot
+	// delays that service's next listing; events that arrive meanwhile
+	// are folded into one listing.
+	OnSnapshot func(ctx context.Context, s Snapshot)
+}
+
+// Snapshot is one listing of one connection service.
+type Snapshot struct {
+	Gateway  *Gateway
+	Service  *Service
+	Mappings []Mapping
+	// Complete is false when the listing ended with an error; Mappings then
+	// holds what was read. A consumer must not treat missing entries of an
+	// incomplete snapshot as gone.
+	Complete bool
+	Err      error
+	Reason   string // "start", "event", "poll", "router-restart", "refresh"
+	// Time is when the listing ended.
+	Time time.Time
+}
+
+// ServiceStatus says how one service is being watched.
+type ServiceStatus struct {
+	Router, Service string // gateway URL, service type
+	Events          bool   // subscription active
+	EventsError     string // why not, when not
+	LastList        time.Time
+	LastError       string
+}
+
+// Watcher keeps the port mappings of the gateways in view: it lists every
+// connection service at start, whenever the router sends an event, after a
+// router restart, and on a timer.
+//
+// Locks are taken in the order gatewayWatch.mu, then Watcher.mu or
+// serviceWatch.mu; Watcher.mu is never held while taking another.
+type Watcher struct {
+	c   *Client
+	cfg WatchConfig
+	log *slog.Logger
+
+	// listenSSDP joins the SSDP multicast group; tests replace it with a
+	// loopback socket.
+	listenSSDP func(local netip.Addr) (net.PacketConn, error)
+
+	mu        sync.Mutex
+	running   bool
+	cbHost    string
+	cbPort    string
+	gateways  []*gatewayWatch
+	byPath    map[string]*serviceWatch
+	callbacks map[string]*callbackServer
+	srvWG     sync.WaitGroup
+}
+
+// NewWatcher returns a Watcher over the gateways c finds.
+func (c *Client) NewWatcher(cfg WatchConfig) *Watcher {
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.SafetyPollInterval <= 0 {
+		cfg.SafetyPollInterval = DefaultSafetyPollInterval
+	}
+	if cfg.SubscriptionTimeout <= 0 {
+		cfg.SubscriptionTimeout = DefaultSubscriptionTimeout
+	}
+	cfg.SubscriptionTimeout = max(cfg.SubscriptionTimeout, minSubscriptionTimeout)
+	return &Watcher{
+		c:          c,
+		cfg:        cfg,
+		log:        c.logger,
+		listenSSDP: listenSSDPMulticast,
+		byPath:     map[string]*serviceWatch{},
+		callbacks:  map[string]*callbackServer{},
+	}
+}
+
+// Run watches until ctx is done, and returns after every goroutine it
+// started has stopped (an OnSnapshot call in progress included) and the
+// subscriptions are cancelled. It returns nil then; an error only for a
+// configuration it cannot use or when it is already running.
+//
+// It finds the gateways with Client.Gateways, trying again with backoff
+// while there is none (the router may be down), subscribes to their events,
+// lists every service once (Reason "start"), then on events and polls.
+func (w *Watcher) Run(ctx context.Context) error {
+	host, port, err := parseCallbackAddr(w.cfg.CallbackAddr)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	if w.running {
+		w.mu.Unlock()
+		return errors.New("watcher: Run is already running")
+	}
+	w.running = true
+	w.cbHost, w.cbPort = host, port
+	w.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		w.closeCallbacks()
+		w.mu.Lock()
+		w.running = false
+		w.gateways = nil
+		w.byPath = map[string]*serviceWatch{}
+		w.mu.Unlock()
+	}()
+
+	delay := discoveryRetryMin
+	for {
+		gws, err := w.c.Gateways(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		for _, gw := range gws {
+			w.startGateway(ctx, &wg, gw)
+		}
+		if err == nil && len(gws) > 0 {
+			break
+		}
+		if len(w.Gateways()) == 0 {
+			w.log.Warn("no router found; trying again", "err", err, "retry_in", delay)
+		} else {
+			w.log.Warn("not every configured router answered; trying the others again", "err", err, "retry_in", delay)
+		}
+		if !sleepCtx(ctx, delay) {
+			return nil
+		}
+		delay = min(delay*2, discoveryRetryMax)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// Status says how each watched service is watched.
+func (w *Watcher) Status() []ServiceStatus {
+	var out []ServiceStatus
+	for _, g := range w.gatewayWatches() {
+		for _, sw := range g.serviceWatches() {
+			out = append(out, sw.status())
+		}
+	}
+	return out
+}
+
+// Gateways returns the gateways being watched, as last described.
+func (w *Watcher) Gateways() []*Gateway {
+	var out []*Gateway
+	for _, g := range w.gatewayWatches() {
+		g.mu.Lock()
+		out = append(out, g.gw)
+		g.mu.Unlock()
+	}
+	return out
+}
+
+// Refresh asks for every service to be listed again now (Reason "refresh"),
+// e.g. after a mapping was deleted. It does not wait; requests that come
+// while a listing runs are folded into one more listing.
+func (w *Watcher) Refresh() {
+	for _, g := range w.gatewayWatches() {
+		for _, sw := range g.serviceWatches() {
+			sw.signal(ReasonRefresh)
+		}
+	}
+}
+
+// DeleteMapping deletes k from the watched gateway whose URL is k.Router
+// (see Client.DeleteMapping) and then has that service listed again.
+func (w *Watcher) DeleteMapping(ctx context.Context, k Key) error {
+	for _, g := range w.gatewayWatches() {
+		g.mu.Lock()
+		gw, sw := g.gw, g.services[k.Service]
+		g.mu.Unlock()
+		if gw.URL != k.Router {
+			continue
+		}
+		err := w.c.DeleteMapping(ctx, gw, k)
+		if sw != nil {
+			sw.signal(ReasonRefresh)
+		}
+		return err
+	}
+	return &DeleteError{Key: k, Err: fmt.Errorf("%w: %s is not among the watched routers", ErrNoGateway, k.Router)}
+}
+
+func (w *Watcher) gatewayWatches() []*gatewayWatch {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.gateways)
+}
+
+// startGateway starts watching gw unless it is watched already. Only Run's
+// goroutine calls it.
+func (w *Watcher) startGateway(ctx context.Context, wg *sync.WaitGroup, gw *Gateway) {
+	for _, g := range w.gatewayWatches() {
+		if g.origURL == gw.URL || g.currentURL() == gw.URL {
+			return
+		}
+	}
+	g := &gatewayWatch{
+		w:        w,
+		origURL:  gw.URL,
+		gw:       gw,
+		log:      w.log.With("router", gw.URL),
+		restart:  make(chan struct{}, 1),
+		services: map[string]*serviceWatch{},
+	}
+	w.mu.Lock()
+	w.gateways = append(w.gateways, g)
+	w.mu.Unlock()
+	types := make([]string, len(gw.Services))
+	for i, s := range gw.Services {
+		types[i] = s.ShortType()
+	}
+	g.log.Info("watching router", "name", gw.FriendlyName, "model", gw.ModelName, "services", types)
+	wg.Go(func() { g.run(ctx) })
+}
+
+func (w *Watcher) register(sw *serviceWatch) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.byPath[sw.path] = sw
+}
+
+func (w *Watcher) unregister(sw *serviceWatch) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.byPath, sw.path)
+}
+
+func (w *Watcher) serviceByPath(path string) *serviceWatch {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.byPath[path]
+}
+
+// callbackServer is one event callback server; services whose routers are
+// reached from the same local address share it, each on its own path.
+type callbackServer struct {
+	srv  *http.Server
+	port string
+}
+
+// callbackBase returns "http://IP:PORT" of the callback server for a router
+// reached from local, starting the server if needed.
+func (w *Watcher) callbackBase(local netip.Addr) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.running {
+		return "", errors.New("watcher: stopped")
+	}
+	listenHost, advertise := w.cbHost, w.cbHost
+	if ip, err := netip.ParseAddr(w.cbHost); w.cbHost == "" || (err == nil && ip.IsUnspecified()) {
+		advertise = local.Unmap().String()
+		if w.cbHost == "" {
+			listenHost = advertise
+		}
+	}
+	s := w.callbacks[listenHost]
+	if s == nil {
+		ln, err := net.Listen("tcp", net.JoinHostPort(listenHost, w.cbPort))
+		if err != nil {
+			return "", fmt.Errorf("watcher: unable to listen for router events on %s: %w", net.JoinHostPort(listenHost, w.cbPort), err)
+		}
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		srv := &http.Server{
+			Handler:           http.HandlerFunc(w.handleNotify),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			IdleTimeout:       10 * time.Second,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(w.log.Handler(), slog.LevelDebug),
+		}
+		s = &callbackServer{srv: srv, port: port}
+		w.callbacks[listenHost] = s
+		w.srvWG.Go(func() { _ = srv.Serve(ln) })
+		w.log.Info("listening for router events", "addr", ln.Addr().String())
+	}
+	return "http://" + net.JoinHostPort(advertise, s.port), nil
+}
+
+func (w *Watcher) closeCallbacks() {
+	w.mu.Lock()
+	servers := w.callbacks
+	w.callbacks = map[string]*callbackServer{}
+	w.mu.Unlock()
+	for _, s := range servers {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if err := s.srv.Shutdown(ctx); err != nil {
+			s.srv.Close()
+		}
+		cancel()
+	}
+	w.srvWG.Wait()
+}
+
+// parseCallbackAddr reads WatchConfig.CallbackAddr: "", "IP", ":PORT" or
+// "IP:PORT".
+func parseCallbackAddr(s string) (host, port string, err error) {
+	if s == "" {
+		return "", "0", nil
+	}
+	host, port, err = net.SplitHostPort(s)
+	if err != nil {
+		if _, perr := netip.ParseAddr(s); perr != nil {
+			return "", "", fmt.Errorf("watcher: CallbackAddr %q is not IP:PORT", s)
+		}
+		host, port = s, "0"
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return "", "", fmt.Errorf("watcher: CallbackAddr %q: the host must be an IP address", s)
+		}
+	}
+	if port == "" {
+		port = "0"
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return "", "", fmt.Errorf("watcher: CallbackAddr %q: bad port", s)
+	}
+	return host, port, nil
+}
+
+// gatewayWatch watches one gateway: its services, its announcements, its
+// restarts.
+type gatewayWatch struct {
+	w       *Watcher
+	origURL string
+	log     *slog.Logger
+	// addr is the router's IP, local doorman's own towards it; set once in
+	// run before anything reads them.
+	addr  netip.Addr
+	local netip.Addr
+	// noEvents says why events cannot work for this gateway, if so.
+	noEvents string
+	restart  chan struct{}
+
+	mu       sync.Mutex
+	gw       *Gateway
+	services map[string]*serviceWatch // by service type
+	// bootID is the last BOOTID.UPNP.ORG the router announced.
+	bootID string
+	// needRestart: the router said byebye, or its subscriptions were lost;
+	// its next ssdp:alive is taken as a restart.
+	needRestart bool
+	byebye      bool
+	byebyeAt    time.Time
+	byebyeBoot  string
+	restartWhy  string
+	nextURL     string
+	lastCheck   time.Time
+}
+
+func (g *gatewayWatch) currentURL() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.gw.URL
+}
+
+func (g *gatewayWatch) serviceWatches() []*serviceWatch {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []*serviceWatch
+	for _, s := range g.gw.Services {
+		if sw := g.services[s.Type]; sw != nil {
+			out = append(out, sw)
+		}
+	}
+	return out
+}
+
+func (g *gatewayWatch) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if err := g.findAddresses(ctx); err != nil {
+		g.noEvents = err.Error()
+		g.log.Warn("doorman cannot receive events from this router; polling only", "err", err)
+	}
+	g.mu.Lock()
+	for _, svc := range g.gw.Services {
+		g.addService(ctx, &wg, g.gw, svc, ReasonStart)
+	}
+	g.mu.Unlock()
+	if g.local.IsValid() {
+		wg.Go(func() { g.ssdpLoop(ctx) })
+	}
+	wg.Go(func() { g.restartLoop(ctx, &wg) })
+	<-ctx.Done()
+}
+
+// findAddresses sets the router's IP and doorman's own address towards it:
+// the local address of a UDP socket connected to the router, which the
+// kernel picks from the routing table without sending anything.
+func (g *gatewayWatch) findAddresses(ctx context.Context) error {
+	u, err := url.Parse(g.gw.URL)
+	if err != nil {
+		return fmt.Errorf("router URL: %w", err)
+	}
+	addr, err := netip.ParseAddr(u.Hostname())
+	if err != nil {
+		addrs, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
+		if lerr != nil || len(addrs) == 0 {
+			return fmt.Errorf("unable to resolve the router's name %q: %v", u.Hostname(), lerr)
+		}
+		addr = addrs[0]
+	}
+	g.addr = addr.Unmap()
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(g.addr, ssdpPort)))
+	if err != nil {
+		return fmt.Errorf("no route to the router %s: %w", g.addr, err)
+	}
+	defer conn.Close()
+	g.local = conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+	return nil
+}
+
+// addService starts watching svc; g.mu is held.
+func (g *gatewayWatch) addService(ctx context.Context, wg *sync.WaitGroup, gw *Gateway, svc *Service, first string) {
+	ctx, cancel := context.WithCancel(ctx)
+	sw := &serviceWatch{
+		g:      g,
+		typ:    svc.Type,
+		path:   "/doorman/events/" + randomToken(),
+		log:    g.w.log.With("router", gw.URL, "service", svc.ShortType()),
+		cancel: cancel,
+		dirty:  make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
+		resub:  make(chan struct{}, 1),
+		check:  make(chan struct{}, 1),
+		gw:     gw,
+		svc:    svc,
+	}
+	g.services[svc.Type] = sw
+	g.w.register(sw)
+	wg.Go(func() { sw.listLoop(ctx) })
+	wg.Go(func() { sw.manage(ctx, first) })
+}
+
+// onSSDP takes an announcement from the router's address.
+//
+// A restart is an ssdp:alive after an ssdp:byebye or after the
+// subscriptions were lost, one with a BOOTID other than the last, or one
+// that moves the description to another URL on the same host. An alive
+// without a BOOTID, or the first one seen, cannot tell: it makes doorman
+// renew its subscriptions now, and a router that has forgotten them has
+// restarted.
+func (g *gatewayWatch) onSSDP(m ssdpMessage) {
+	g.mu.Lock()
+	gw := g.gw
+	owned := slices.Contains(gw.udns, m.uuid())
+	loc := sameHostURL(m.Location, gw.URL)
+	var why string
+	var byebye, check bool
+	switch m.NTS {
+	case "ssdp:byebye":
+		if !owned || g.byebye {
+			g.mu.Unlock()
+			return
+		}
+		g.byebye, g.needRestart, byebye = true, true, true
+		g.byebyeAt, g.byebyeBoot = time.Now(), m.BootID
+	case "ssdp:update":
+		if owned && m.NextBootID != "" {
+			g.bootID = m.NextBootID
+		}
+	case "ssdp:alive":
+		// Another device on the router's address (a FRITZ!Box's media
+		// server) has its own UUID and description.
+		if !owned && loc != gw.URL {
+			break
+		}
+		switch {
+		case g.byebye && m.BootID == g.byebyeBoot && time.Since(g.byebyeAt) < byebyeGrace:
+			// The dying router's last burst; see byebyeGrace.
+		case g.byebye && m.BootID != "" && m.BootID == g.byebyeBoot:
+			// Back without a new BOOTID, which UDA 1.1 forbids: ask
+			// whether it still knows the subscriptions.
+			if time.Since(g.lastCheck) >= checkInterval {
+				check = true
+				g.lastCheck = time.Now()
+			}
+		case g.byebye:
+			why = "the router is back after ssdp:byebye"
+		case g.needRestart:
+			why = "the router announces itself after its event subscriptions were lost"
+		case m.BootID != "" && g.bootID != "" && m.BootID != g.bootID:
+			why = fmt.Sprintf("BOOTID.UPNP.ORG changed from %s to %s", g.bootID, m.BootID)
+		case owned && loc != "" && loc != gw.URL:
+			why = "the router moved its description to " + loc
+		case (m.BootID == "" || g.bootID == "") && time.Since(g.lastCheck) >= checkInterval:
+			check = true
+			g.lastCheck = time.Now()
+		}
+		if m.BootID != "" {
+			g.bootID = m.BootID
+		}
+		if owned && loc != "" && loc != gw.URL {
+			g.nextURL = loc
+		}
+		if why != "" {
+			g.needRestart, g.byebye, g.restartWhy = false, false, why
+		}
+	}
+	var services []*serviceWatch
+	for _, sw := range g.services {
+		services = append(services, sw)
+	}
+	g.mu.Unlock()
+
+	switch {
+	case byebye:
+		g.log.Info("router announced that it is going away (ssdp:byebye)")
+		for _, sw := range services {
+			sw.eventsLost("the router said goodbye (ssdp:byebye)")
+		}
+	case why != "":
+		g.log.Debug("router restart noticed", "why", why, "bootid", m.BootID)
+		poke(g.restart)
+	case check:
+		for _, sw := range services {
+			poke(sw.check)
+		}
+	}
+}
+
+// sameHostURL returns loc if it is an http URL on the host of ref, else "".
+// Announcements cannot move doorman to another host: see pinHost.
+func sameHostURL(loc, ref string) string {
+	if loc == "" {
+		return ""
+	}
+	lu, err := url.Parse(loc)
+	if err != nil || (lu.Scheme != "http" && lu.Scheme != "https") {
+		return ""
+	}
+	ru, err := url.Parse(ref)
+	if err != nil || !strings.EqualFold(lu.Hostname(), ru.Hostname()) {
+		return ""
+	}
+	return lu.String()
+}
+
+// ssdpLoop listens to the router's announcements until ctx is done. If it
+// cannot listen, restarts are still noticed, later: by a failed renewal,
+// and by the polls.
+func (g *gatewayWatch) ssdpLoop(ctx context.Context) {
+	pc, err := g.w.listenSSDP(g.local)
+	if err != nil {
+		g.log.Warn("cannot listen to the router's SSDP announcements; router restarts will be noticed late (at the next subscription renewal or poll)", "err", err)
+		return
+	}
+	stop := context.AfterFunc(ctx, func() { pc.Close() })
+	defer stop()
+	defer pc.Close()
+	buf := make([]byte, maxSSDPBytes+1)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			g.log.Debug("reading SSDP announcements", "err", err)
+			if !sleepCtx(ctx, 100*time.Millisecond) {
+				return
+			}
+			continue
+		}
+		ua, ok := from.(*net.UDPAddr)
+		if !ok || ua.AddrPort().Addr().Unmap() != g.addr {
+			continue
+		}
+		m, err := parseSSDPNotify(buf[:n])
+		if err != nil {
+			if !errors.Is(err, errNotNotify) {
+				g.log.Debug("unreadable SSDP message from the router", "err", err)
+			}
+			continue
+		}
+		g.log.Debug("SSDP announcement", "nts", m.NTS, "nt", m.NT, "bootid", m.BootID)
+		g.onSSDP(m)
+	}
+}
+
+// restartLoop handles router restarts: it reads the description again
+// (URLs and services may have changed), then has every service subscribe
+// anew and list.
+func (g *gatewayWatch) restartLoop(ctx context.Context, wg *sync.WaitGroup) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.restart:
+		}
+		g.mu.Lock()
+		why, descURL := g.restartWhy, cmp.Or(g.nextURL, g.gw.URL)
+		g.nextURL = ""
+		g.mu.Unlock()
+		g.log.Info("router restarted; reading its description and subscribing again", "why", why)
+
+		var gw *Gateway
+		var err error
+		for _, d := range restartFetchDelays {
+			if !sleepCtx(ctx, d) {
+				return
+			}
+			if gw, err = g.w.c.fetchGateway(ctx, descURL); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			g.log.Warn("router announced itself but its description cannot be read; trying its old URLs", "err", err)
+			g.mu.Lock()
+			g.needRestart = true
+			services := slices.Collect(maps.Values(g.services))
+			g.mu.Unlock()
+			for _, sw := range services {
+				poke(sw.resub)
+			}
+			continue
+		}
+		g.w.c.logSkipped(gw)
+		g.replace(ctx, wg, gw)
+	}
+}
+
+// replace takes a newly read description: services still offered keep
+// their watch and subscribe again, new ones start, gone ones stop.
+func (g *gatewayWatch) replace(ctx context.Context, wg *sync.WaitGroup, gw *Gateway) {
+	g.mu.Lock()
+	old := g.gw
+	g.gw = gw
+	var again []*serviceWatch
+	offered := map[string]bool{}
+	for _, svc := range gw.Services {
+		offered[svc.Type] = true
+		if sw := g.services[svc.Type]; sw != nil {
+			sw.setService(gw, svc)
+			again = append(again, sw)
+		} else {
+			g.log.Info("router offers a new connection service", "service", svc.ShortType())
+			g.addService(ctx, wg, gw, svc, ReasonRouterRestart)
+		}
+	}
+	for typ, sw := range g.services {
+		if !offered[typ] {
+			g.log.Warn("router no longer offers a connection service; no longer watched", "service", typ)
+			sw.cancel()
+			delete(g.services, typ)
+			g.w.unregister(sw)
+		}
+	}
+	g.mu.Unlock()
+	if old.URL != gw.URL {
+		g.log.Info("router's description moved", "new_url", gw.URL)
+	}
+	for _, sw := range again {
+		poke(sw.resub)
+	}
+}
+
+// serviceWatch watches one connection service: a lister goroutine that
+// lists when asked or when a poll is due, and a manager goroutine that keeps
+// the event subscription.
+type serviceWatch struct {
+	g      *gatewayWatch
+	typ    string
+	path   string // callback path, unguessable
+	log    *slog.Logger
+	cancel context.CancelFunc
+	// dirty asks the lister for a listing; pending says why. Its one slot
+	// folds a burst of events into one listing, plus one more when they
+	// come during a listing.
+	dirty chan struct{}
+	// wake makes the lister look at its poll interval again.
+	wake chan struct{}
+	// resub makes the manager drop its subscription and subscribe anew,
+	// then list (router restart).
+	resub chan struct{}
+	// check makes the manager renew now, to see whether the router still
+	// knows the subscription.
+	check chan struct{}
+
+	mu          sync.Mutex
+	gw          *Gateway
+	svc         *Service
+	pending     string
+	sid         string
+	eventURL    string
+	granted     time.Duration
+	subscribing bool
+	seq         uint32
+	seqKnown    bool
+	events      bool
+	eventsErr   string
+	lastList    time.Time
+	lastErr     string
+}
+
+func (sw *serviceWatch) setService(gw *Gateway, svc *Service) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	sw.gw, sw.svc = gw, svc
+}
+
+func (sw *serviceWatch) status() ServiceStatus {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return ServiceStatus{
+		Router:      sw.gw.URL,
+		Service:     sw.typ,
+		Events:      sw.events,
+		EventsError: sw.eventsErr,
+		LastList:    sw.lastList,
+		LastError:   sw.lastErr,
+	}
+}
+
+func reasonRank(r string) int {
+	switch r {
+	case ReasonStart:
+		return 5
+	case ReasonRouterRestart:
+		return 4
+	case ReasonRefresh:
+		return 3
+	case ReasonEvent:
+		return 2
+	case ReasonPoll:
+		return 1
+	}
+	return 0
+}
+
+// signal asks for a listing; it never blocks.
+func (sw *serviceWatch) signal(reason string) {
+	sw.mu.Lock()
+	if reasonRank(reason) > reasonRank(sw.pending) {
+		sw.pending = reason
+	}
+	sw.mu.Unlock()
+	poke(sw.dirty)
+}
+
+func poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// holdsSID reports whether a NOTIFY with sid belongs to this service. While
+// a SUBSCRIBE is in flight its SID is not known yet, and the router's
+// initial event may come first.
+func (sw *serviceWatch) holdsSID(sid string) bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.subscribing || (sid != "" && sid == sw.sid)
+}
+
+// event takes a NOTIFY the callback server accepted.
+func (sw *serviceWatch) event(sid string, seq uint32, seqOK bool, vars map[string]string) {
+	sw.mu.Lock()
+	known := sid != "" && sid == sw.sid
+	gap := false
+	if known && seqOK {
+		gap = sw.seqKnown && seq != 0 && seq != nextSEQ(sw.seq)
+		sw.seq, sw.seqKnown = seq, true
+	}
+	early := !known
+	sw.mu.Unlock()
+	attrs := []any{"sid", sid, "seq", seq}
+	if n, ok := vars["PortMappingNumberOfEntries"]; ok {
+		attrs = append(attrs, "entries", n)
+	}
+	sw.log.Debug("router event", attrs...)
+	if gap {
+		sw.log.Debug("router events were lost (SEQ gap); listing anyway")
+	}
+	// The initial event (SEQ 0), and one that beats the SUBSCRIBE answer,
+	// tell the state as of the subscription, and a subscription is always
+	// followed by a listing.
+	if (seqOK && seq == 0) || early {
+		return
+	}
+	sw.signal(ReasonEvent)
+}
+
+// setEvents records whether events work, and logs when that changes.
+func (sw *serviceWatch) setEvents(ok bool, why string) {
+	if ok {
+		why = ""
+	}
+	sw.mu.Lock()
+	was, wasWhy, sid := sw.events, sw.eventsErr, sw.sid
+	sw.events, sw.eventsErr = ok, why
+	sw.mu.Unlock()
+	if ok == was && why == wasWhy {
+		return
+	}
+	poke(sw.wake)
+	cfg := sw.g.w.cfg
+	switch {
+	case ok:
+		sw.log.Info("receiving router events", "sid", sid, "safety_poll", cfg.SafetyPollInterval)
+	case cfg.DisableEvents:
+		sw.log.Info("router events turned off; polling", "every", cfg.PollInterval)
+	default:
+		sw.log.Warn("router events unavailable; polling", "why", why, "every", cfg.PollInterval)
+	}
+}
+
+// eventsLost marks events down if they were up: a service that polls
+// already keeps the reason it polls for.
+func (sw *serviceWatch) eventsLost(why string) {
+	sw.mu.Lock()
+	up := sw.events
+	sw.mu.Unlock()
+	if up {
+		sw.setEvents(false, why)
+	}
+}
+
+func (sw *serviceWatch) pollInterval() time.Duration {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.events {
+		return sw.g.w.cfg.SafetyPollInterval
+	}
+	return sw.g.w.cfg.PollInterval
+}
+
+// listLoop lists whenever asked, and when a poll is due, until ctx is done.
+func (sw *serviceWatch) listLoop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var last time.Time
+	for {
+		if !last.IsZero() {
+			timer.Reset(time.Until(last.Add(sw.pollInterval())))
+		}
+		reason := ReasonPoll
+		select {
+		case <-ctx.Done():
+			return
+		case <-sw.wake:
+			timer.Stop()
+			continue
+		case <-sw.dirty:
+			sw.mu.Lock()
+			reason, sw.pending = cmp.Or(sw.pending, ReasonPoll), ""
+			sw.mu.Unlock()
+		case <-timer.C:
+		}
+		timer.Stop()
+		sw.list(ctx, reason)
+		last = time.Now()
+	}
+}
+
+func (sw *serviceWatch) list(ctx context.Context, reason string) {
+	sw.mu.Lock()
+	gw, svc := sw.gw, sw.svc
+	sw.mu.Unlock()
+	start := time.Now()
+	ms, err := sw.g.w.c.listService(ctx, gw, svc)
+	if ctx.Err() != nil {
+		return
+	}
+	now := time.Now()
+	sw.mu.Lock()
+	wasErr := sw.lastErr
+	if err == nil {
+		sw.lastList, sw.lastErr = now, ""
+	} else {
+		sw.lastErr = err.Error()
+	}
+	sw.mu.Unlock()
+	switch {
+	case err != nil && wasErr == "":
+		sw.log.Warn("listing port mappings failed", "reason", reason, "err", err)
+	case err == nil && wasErr != "":
+		sw.log.Info("listing port mappings works again")
+	}
+	sw.log.Debug("listed port mappings", "reason", reason, "mappings", len(ms), "complete", err == nil, "took", now.Sub(start))
+	if cb := sw.g.w.cfg.OnSnapshot; cb != nil {
+		cb(ctx, Snapshot{
+			Gateway:  gw,
+			Service:  svc,
+			Mappings: ms,
+			Complete: err == nil,
+			Err:      err,
+			Reason:   reason,
+			Time:     now,
+		})
+	}
+}
+
+// manage keeps the event subscription: subscribe, renew at half time,
+// subscribe anew when a renewal fails or the router restarted, fall back to
+// polling (and retry with backoff) when subscribing fails. Every
+// subscription is followed by a listing, so that nothing that changed while
+// doorman was not subscribed is missed. first is the reason of the first
+// listing.
+func (sw *serviceWatch) manage(ctx context.Context, first string) {
+	cfg := sw.g.w.cfg
+	if cfg.DisableEvents || sw.g.noEvents != "" {
+		sw.setEvents(false, cmp.Or(sw.g.noEvents, "turned off"))
+		sw.signal(first)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sw.resub:
+				sw.signal(ReasonRouterRestart)
+			case <-sw.check:
+			}
+		}
+	}
+	reason := first
+	retry := cfg.PollInterval
+	lost := false
+	for {
+		err := sw.subscribe(ctx)
+		if ctx.Err() != nil {
+			sw.unsubscribe(ctx)
+			return
+		}
+		if err == nil {
+			retry = cfg.PollInterval
+			lost = false
+			sw.setEvents(true, "")
+			sw.signal(cmp.Or(reason, ReasonPoll))
+			reason, lost = sw.keep(ctx)
+			if ctx.Err() != nil {
+				sw.unsubscribe(ctx)
+				return
+			}
+			continue
+		}
+		why := err.Error()
+		if lost {
+			why = "renewing the subscription failed, and so did subscribing anew: " + why
+			// The router's next alive is taken as a restart.
+			sw.g.mu.Lock()
+			sw.g.needRestart = true
+			sw.g.mu.Unlock()
+			lost = false
+		}
+		sw.setEvents(false, why)
+		if reason != "" {
+			sw.signal(reason)
+			reason = ""
+		}
+		wait := retry
+		retry = min(retry*2, max(subscribeRetryMax, cfg.PollInterval))
+		if errors.Is(err, errNoEventURL) {
+			wait = 0 // never: only a new description can bring one
+		}
+		var timeout <-chan time.Time
+		t := time.NewTimer(wait)
+		if wait > 0 {
+			timeout = t.C
+		}
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-timeout:
+		case <-sw.resub:
+			reason = ReasonRouterRestart
+		case <-sw.check:
+		}
+		t.Stop()
+	}
+}
+
+// keep renews the subscription until it fails, the router restarts or ctx
+// is done. It returns the reason of the listing that follows the next
+// subscription, and lost when a renewal failed.
+func (sw *serviceWatch) keep(ctx context.Context) (reason string, lost bool) {
+	timer := time.NewTimer(renewDelay(sw.grantedTimeout()))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return "", false
+		case <-sw.resub:
+			sw.drop(ctx)
+			return ReasonRouterRestart, false
+		case <-sw.check:
+			if err := sw.renew(ctx); err != nil {
+				if ctx.Err() != nil {
+					return "", false
+				}
+				sw.log.Info("router no longer knows the event subscription: it restarted", "err", err)
+				sw.forget()
+				return ReasonRouterRestart, false
+			}
+		case <-timer.C:
+			if err := sw.renew(ctx); err != nil {
+				if ctx.Err() != nil {
+					return "", false
+				}
+				sw.log.Warn("renewing the event subscription failed; subscribing anew", "err", err)
+				sw.forget()
+				return ReasonPoll, true
+			}
+		}
+		timer.Reset(renewDelay(sw.grantedTimeout()))
+		sw.setEvents(true, "")
+	}
+}
+
+func (sw *serviceWatch) grantedTimeout() time.Duration {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.granted
+}
+
+func (sw *serviceWatch) subscribe(ctx context.Context) error {
+	sw.mu.Lock()
+	svc := sw.svc
+	sw.subscribing = true
+	sw.mu.Unlock()
+	defer func() {
+		sw.mu.Lock()
+		sw.subscribing = false
+		sw.mu.Unlock()
+	}()
+	if svc.EventSubURL == "" {
+		return errNoEventURL
+	}
+	base, err := sw.g.w.callbackBase(sw.g.local)
+	if err != nil {
+		return err
+	}
+	sub, err := sw.g.w.c.subscribe(ctx, svc.EventSubURL, base+sw.path, sw.g.w.cfg.SubscriptionTimeout)
+	if err != nil {
+		return err
+	}
+	sw.mu.Lock()
+	sw.sid, sw.eventURL, sw.granted = sub.sid, svc.EventSubURL, sub.timeout
+	sw.seqKnown = false
+	sw.subscribing = false
+	sw.mu.Unlock()
+	sw.log.Debug("subscribed to router events", "sid", sub.sid, "timeout", sub.timeout, "callback", base+sw.path)
+	return nil
+}
+
+func (sw *serviceWatch) renew(ctx context.Context) error {
+	sw.mu.Lock()
+	eventURL, sid := sw.eventURL, sw.sid
+	sw.mu.Unlock()
+	granted, err := sw.g.w.c.renew(ctx, eventURL, sid, sw.g.w.cfg.SubscriptionTimeout)
+	if err != nil {
+		return err
+	}
+	sw.mu.Lock()
+	sw.granted = granted
+	sw.mu.Unlock()
+	sw.log.Debug("renewed the event subscription", "sid", sid, "timeout", granted)
+	return nil
+}
+
+// forget drops the subscription without telling the router, which no
+// longer knows it.
+func (sw *serviceWatch) forget() (eventURL, sid string) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	eventURL, sid = sw.eventURL, sw.sid
+	sw.sid, sw.seqKnown = "", false
+	return eventURL, sid
+}
+
+// drop ends the subscription, telling the router if it still listens.
+func (sw *serviceWatch) drop(ctx context.Context) {
+	eventURL, sid := sw.forget()
+	if sid == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(unsubscribeTimeout, sw.g.w.c.requestTimeout))
+	defer cancel()
+	if err := sw.g.w.c.unsubscribe(ctx, eventURL, sid); err != nil {
+		sw.log.Debug("UNSUBSCRIBE failed (the router may have forgotten the subscription)", "sid", sid, "err", err)
+	}
+}
+
+// unsubscribe ends the subscription on the way out, briefly: doorman is
+// stopping and ctx is done.
+func (sw *serviceWatch) unsubscribe(ctx context.Context) {
+	sw.drop(context.WithoutCancel(ctx))
+}
+
+func randomToken() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// sleepCtx waits d, or less if ctx is done first; false then.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
