@@ -43,7 +43,7 @@ func (b *syncBuffer) String() string {
 
 // runningDoorman is `doorman run` on the lab's doorman host.
 type runningDoorman struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	logs *syncBuffer
 	done chan struct{}
@@ -63,7 +63,7 @@ func runEnv(l *lab.Lab, tg *telegramtest.Server, dbPath string, extra ...string)
 	}, extra...)
 }
 
-func startDoorman(t *testing.T, l *lab.Lab, env []string) *runningDoorman {
+func startDoorman(t testing.TB, l *lab.Lab, env []string) *runningDoorman {
 	t.Helper()
 	args := append([]string{"-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, env...)
 	args = append(args, doormanBinary, "run")
@@ -111,7 +111,7 @@ func (p *runningDoorman) stop() {
 
 func (p *runningDoorman) kill() { p.signal(syscall.SIGKILL) }
 
-func waitCtx(t *testing.T, d time.Duration) context.Context {
+func waitCtx(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
