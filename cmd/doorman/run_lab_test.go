@@ -79,6 +79,9 @@ func startDoorman(t testing.TB, l *lab.Lab, env []string) *runningDoorman {
 	}()
 	t.Cleanup(func() {
 		p.signal(syscall.SIGKILL)
+		if _, secret, _ := strings.Cut(labToken, ":"); strings.Contains(p.logs.String(), secret) {
+			t.Error("the bot token appears in doorman's log")
+		}
 		if t.Failed() {
 			t.Logf("doorman's log:\n%s", p.logs.String())
 		}
@@ -374,5 +377,30 @@ func TestLabRunSecureModeRefusal(t *testing.T) {
 				t.Error("the share is gone although the router refused")
 			}
 		})
+	}
+}
+
+func TestLabRunRouterRestart(t *testing.T) {
+	lab.Require(t)
+	t.Parallel()
+	l := lab.Start(t, lab.Options{})
+	tg := telegramtest.NewServerOn(labToken, l.Listen(t, "doorman"))
+	t.Cleanup(tg.Close)
+	startDoorman(t, l, runEnv(l, tg, filepath.Join(t.TempDir(), "doorman.db")))
+	synced(t, tg)
+	dev1 := l.DeviceIP(1)
+	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "console", "-a", dev1, "3074", "3074", "UDP")
+	waitText(t, tg, 10*time.Second, "New port share", "<b>3074</b>")
+
+	// The router restarts and forgets its table; the console maps again.
+	// Doorman must find it again (new subscription) and not ask twice.
+	l.Router(t, "restart-router")
+	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "console", "-a", dev1, "3074", "3074", "UDP")
+	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "new after restart", "-a", dev1, "5000", "5001", "TCP")
+	start := time.Now()
+	waitText(t, tg, 15*time.Second, "New port share", "<b>5001</b>")
+	t.Logf("new share after the router restart seen in %s", time.Since(start))
+	if n := countText(tg, "New port share", "<b>3074</b>"); n != 1 {
+		t.Errorf("%d alerts for UDP 3074 across the router restart, want 1", n)
 	}
 }
