@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -64,6 +65,43 @@ func TestConfig(t *testing.T) {
 		{name: "discovery shorter than SSDP allows", env: map[string]string{"DOORMAN_DISCOVERY_TIMEOUT": "200ms"}, wantErr: "DOORMAN_DISCOVERY_TIMEOUT: 200ms is out of range"},
 		{name: "log level", env: map[string]string{"DOORMAN_LOG_LEVEL": "loud"}, wantErr: "DOORMAN_LOG_LEVEL: \"loud\" is not a log level"},
 		{name: "log format", env: map[string]string{"DOORMAN_LOG_FORMAT": "xml"}, wantErr: "DOORMAN_LOG_FORMAT: \"xml\" is not a log format"},
+		{
+			name: "telegram",
+			env: map[string]string{
+				"DOORMAN_TELEGRAM_TOKEN":   " 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw\n",
+				"DOORMAN_TELEGRAM_CHAT_ID": "-1001234567890",
+				"DOORMAN_ALLOWED_USERS":    "42, 43",
+				"DOORMAN_TELEGRAM_API_URL": "http://127.0.0.1:8081/",
+				"DOORMAN_EVENTS":           "off",
+				"DOORMAN_CALLBACK_ADDR":    ":47100",
+				"STATE_DIRECTORY":          "/var/lib/doorman:/var/lib/other",
+			},
+			check: func(t *testing.T, c config) {
+				if c.TelegramToken != "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" || c.ChatID != -1001234567890 ||
+					!slices.Equal(c.AllowedUsers, []int64{42, 43}) || c.TelegramAPIURL != "http://127.0.0.1:8081" ||
+					c.Events || c.CallbackAddr != ":47100" || c.DBPath != "/var/lib/doorman/doorman.db" {
+					t.Errorf("got %+v", c)
+				}
+			},
+		},
+		{
+			name: "run defaults",
+			env:  map[string]string{"HOME": "/home/ann"},
+			check: func(t *testing.T, c config) {
+				if c.DBPath != "/home/ann/.local/state/doorman/doorman.db" || !c.Events || c.PollInterval != 30*time.Second ||
+					c.SafetyPoll != 5*time.Minute || c.TelegramAPIURL != "https://api.telegram.org" {
+					t.Errorf("got %+v", c)
+				}
+			},
+		},
+		{name: "token of the wrong shape", env: map[string]string{"DOORMAN_TELEGRAM_TOKEN": "hunter2-not-a-token"}, wantErr: "DOORMAN_TELEGRAM_TOKEN: does not look like a bot token"},
+		{name: "token file missing", env: map[string]string{"DOORMAN_TELEGRAM_TOKEN_FILE": "/nonexistent/token"}, wantErr: "DOORMAN_TELEGRAM_TOKEN_FILE: unable to read the token file"},
+		{name: "chat ID", env: map[string]string{"DOORMAN_TELEGRAM_CHAT_ID": "@mychannel"}, wantErr: "DOORMAN_TELEGRAM_CHAT_ID: \"@mychannel\" is not a chat ID"},
+		{name: "allowed users", args: []string{"--allowed-users", "42,bob"}, wantErr: "--allowed-users: \"bob\" is not a user ID"},
+		{name: "events", env: map[string]string{"DOORMAN_EVENTS": "maybe"}, wantErr: "DOORMAN_EVENTS: \"maybe\" is not on or off"},
+		{name: "callback address", env: map[string]string{"DOORMAN_CALLBACK_ADDR": "47100"}, wantErr: "DOORMAN_CALLBACK_ADDR: \"47100\" is not host:port"},
+		{name: "API URL", env: map[string]string{"DOORMAN_TELEGRAM_API_URL": "api.telegram.org"}, wantErr: "is not an http(s) URL"},
+		{name: "poll interval", env: map[string]string{"DOORMAN_POLL_INTERVAL": "10ms"}, wantErr: "DOORMAN_POLL_INTERVAL: 10ms is out of range"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,3 +198,41 @@ func TestPrintErrorIsOneLine(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// A mistyped token must not end up in an error message or a log.
+func TestTokenNeverInErrors(t *testing.T) {
+	for _, bad := range []string{"123456789:short", "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PAL Dsaw", "notanumber:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"} {
+		_, err := checkToken(bad)
+		if err == nil {
+			t.Errorf("checkToken(%q) accepted it", bad)
+			continue
+		}
+		if _, secret, _ := strings.Cut(bad, ":"); strings.Contains(err.Error(), secret) {
+			t.Errorf("error %q contains the token", err)
+		}
+	}
+	dir := t.TempDir()
+	path := dir + "/token"
+	if err := os.WriteFile(path, []byte("123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	load := configFlags(fs)
+	c, err := load(func(k string) string {
+		if k == "DOORMAN_TELEGRAM_TOKEN_FILE" {
+			return path
+		}
+		return ""
+	})
+	if err != nil || c.TelegramToken != "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" {
+		t.Errorf("token file: %q, %v", c.TelegramToken, err)
+	}
+}
+
+func TestRunNeedsTokenAndChat(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"run"}, env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }})
+	if code != exitUsage || !strings.Contains(stderr.String(), "DOORMAN_TELEGRAM_TOKEN") || !strings.Contains(stderr.String(), "DOORMAN_TELEGRAM_CHAT_ID") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
