@@ -9,4 +9,7 @@ require (
 	golang.org/x/sys v0.45.0
 )
 
-require golang.org/x/sync v0.20.0 // indirect
+require (
+	github.com/robfig/cron/v3 v3.0.1 // indirect
+	golang.org/x/sync v0.20.0 // indirect
+)

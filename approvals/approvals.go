@@ -47,8 +47,13 @@ type Config struct {
 	Wake           func()
 	NoticeInterval time.Duration
 	KeepGone       time.Duration
-	Now            func() time.Time
-	Logger         *slog.Logger
+	// StaleAfter is how long a share may be open before the digest lists
+	// it (default 14 days).
+	StaleAfter time.Duration
+	// Presence, when set, lets the digest name devices that left.
+	Presence Presence
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Engine applies decisions. Its methods are safe for concurrent use; they
@@ -60,6 +65,8 @@ type Engine struct {
 	wake           func()
 	noticeInterval time.Duration
 	keepGone       time.Duration
+	staleAfter     time.Duration
+	presence       Presence
 	now            func() time.Time
 	logger         *slog.Logger
 
@@ -81,6 +88,8 @@ func New(cfg Config) (*Engine, error) {
 		wake:           cfg.Wake,
 		noticeInterval: cfg.NoticeInterval,
 		keepGone:       cfg.KeepGone,
+		staleAfter:     cfg.StaleAfter,
+		presence:       cfg.Presence,
 		now:            cfg.Now,
 		logger:         cfg.Logger,
 	}
@@ -92,6 +101,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.keepGone <= 0 {
 		e.keepGone = DefaultKeepGone
+	}
+	if e.staleAfter <= 0 {
+		e.staleAfter = DefaultStaleAfter
 	}
 	if e.now == nil {
 		e.now = time.Now

@@ -98,7 +98,7 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 		case blockErr != nil && errors.Is(blockErr, watcher.ErrDeleteRefused):
 			a.Note = Refusal(blockErr)
 		case blockErr != nil:
-			a.Note = "Could not reach the router to close it: " + html.EscapeString(shortError(blockErr)) + ". The share may still be open; press Block again."
+			a.Note = "Could not reach the router to close it: " + escape(shortError(blockErr)) + ". The share may still be open; press Block again."
 		default:
 			a.State = storage.AlertAllowed
 			kind := storage.RuleTrust
@@ -186,6 +186,8 @@ func (e *Engine) ForgetRule(ctx context.Context, id uint64) (storage.Rule, error
 	e.logger.Info("rule forgotten", "rule", id, "kind", string(r.Kind), "client", r.Service.InternalClient)
 	return r, nil
 }
+
+func escape(s string) string { return html.EscapeString(s) }
 
 func shortError(err error) string {
 	s := err.Error()

@@ -90,6 +90,7 @@ var commandMenu = []Command{
 	{"trusted", "services you allowed, to forget one"},
 	{"blocked", "services you blocked, to forget one"},
 	{"status", "router, events, last check, outbox"},
+	{"digest", "the shares worth closing, now"},
 	{"help", "what doorman does and how to answer it"},
 }
 
@@ -172,6 +173,10 @@ func (b *Bot) handleCallback(ctx context.Context, cb *Callback) {
 	case !b.isAllowed(cb.From.ID):
 		log.Warn("refused a button press from a user not allowed to decide")
 		b.answer(ctx, cb, "Sorry, you are not allowed to decide here.")
+		return
+	}
+	if isDigestVerb(cb.Data) {
+		b.handleDigestPress(ctx, cb, storage.User{ID: cb.From.ID, Name: cb.From.Display()})
 		return
 	}
 	verb, id, ok := parseCallbackData(cb.Data)
@@ -281,6 +286,8 @@ func (b *Bot) handleMessage(ctx context.Context, msg *Message) {
 		b.cmdRules(ctx, storage.RuleBlock)
 	case "status":
 		b.cmdStatus(ctx)
+	case "digest":
+		b.cmdDigest(ctx)
 	case "help", "start":
 		b.reply(ctx, helpText, nil)
 	default:
@@ -298,6 +305,7 @@ For every new share you get a message with two buttons:
 /trusted – services you allowed (forget one to be asked again)
 /blocked – services you blocked (forget one to let it open again)
 /status – the router, events, last check, messages waiting
+/digest – the shares worth closing (also sent every week)
 /help – this text`
 
 func (b *Bot) reply(ctx context.Context, text string, kb Keyboard) {

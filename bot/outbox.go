@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/doorman-upnp/doorman/approvals"
 	"github.com/doorman-upnp/doorman/storage"
 )
 
@@ -19,6 +20,8 @@ type OutboxConfig struct {
 	DB       *storage.DB
 	Location *time.Location
 	Logger   *slog.Logger
+	// StaleAfter is shown on kept digest entries (default 14 days).
+	StaleAfter time.Duration
 	// MinBackoff and MaxBackoff bound the wait after a failed attempt
 	// (defaults 1 s and 5 min); a 429's retry_after is honoured exactly.
 	MinBackoff, MaxBackoff time.Duration
@@ -36,6 +39,7 @@ type Outbox struct {
 	logger     *slog.Logger
 	minBackoff time.Duration
 	maxBackoff time.Duration
+	staleAfter time.Duration
 	wake       chan struct{}
 
 	mu       sync.Mutex
@@ -54,6 +58,7 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		logger:     cfg.Logger,
 		minBackoff: cfg.MinBackoff,
 		maxBackoff: cfg.MaxBackoff,
+		staleAfter: cfg.StaleAfter,
 		wake:       make(chan struct{}, 1),
 		sleep:      pollSleep,
 	}
@@ -62,6 +67,9 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.staleAfter <= 0 {
+		o.staleAfter = approvals.DefaultStaleAfter
 	}
 	if o.minBackoff <= 0 {
 		o.minBackoff = time.Second
@@ -221,6 +229,8 @@ func (o *Outbox) deliver(ctx context.Context, it storage.OutboxItem) error {
 		return o.remove(it.Seq)
 	case storage.OutboxAlert, storage.OutboxEdit:
 		return o.deliverAlert(ctx, it)
+	case storage.OutboxDigest, storage.OutboxDigestEdit:
+		return o.deliverDigest(ctx, it)
 	}
 	o.logger.Error("unknown outbox item kind; dropping it", "seq", it.Seq, "kind", string(it.Kind))
 	return o.remove(it.Seq)
@@ -294,4 +304,53 @@ func keyboardOf(rows [][][2]string) Keyboard {
 		kb = append(kb, row)
 	}
 	return kb
+}
+
+func (o *Outbox) deliverDigest(ctx context.Context, it storage.OutboxItem) error {
+	var d storage.Digest
+	err := o.db.View(func(tx *storage.Tx) (err error) { d, err = tx.Digest(it.DigestID); return err })
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (it.Page < 0 || it.Page >= len(d.MessageIDs))) {
+		o.logger.Warn("outbox item names a digest page that does not exist", "seq", it.Seq, "digest", it.DigestID, "page", it.Page)
+		return o.remove(it.Seq)
+	}
+	if err != nil {
+		return fmt.Errorf("bot: unable to read digest %d: %w", it.DigestID, err)
+	}
+	text, kb := renderDigestPage(d, it.Page, o.staleAfter, o.loc)
+	sent := d.MessageIDs[it.Page]
+	switch {
+	case it.Kind == storage.OutboxDigest && sent != 0:
+		return o.remove(it.Seq)
+	case it.Kind == storage.OutboxDigest:
+		id, err := o.api.SendMessage(ctx, it.ChatID, text, kb)
+		if err != nil {
+			return err
+		}
+		err = o.db.Update(func(tx *storage.Tx) error {
+			cur, err := tx.Digest(d.ID)
+			if err != nil {
+				return err
+			}
+			cur.MessageIDs[it.Page] = id
+			if err := tx.PutDigest(&cur); err != nil {
+				return err
+			}
+			return tx.RemoveOutbox(it.Seq)
+		})
+		if err != nil {
+			o.logger.Error("digest sent but not recorded as sent", "digest", d.ID, "err", err)
+		}
+		return nil
+	case sent == 0:
+		return o.remove(it.Seq)
+	}
+	err = o.api.EditMessage(ctx, d.ChatID, sent, text, kb)
+	switch {
+	case err == nil, IsNotModified(err):
+	case IsMessageGone(err):
+		o.logger.Warn("the digest message was deleted in the chat; not editing it", "digest", d.ID)
+	default:
+		return err
+	}
+	return o.remove(it.Seq)
 }

@@ -23,6 +23,8 @@ type Share struct {
 	GoneAt time.Time
 	// AlertID is the alert that asked about this share, 0 if none did.
 	AlertID uint64
+	// SnoozedUntil keeps the share out of digests until then (Keep).
+	SnoozedUntil time.Time `json:",omitempty"`
 }
 
 // Gone reports whether the router no longer lists the share.
@@ -163,6 +165,10 @@ const (
 	OutboxEdit OutboxKind = "edit"
 	// OutboxNotice sends Text as it is.
 	OutboxNotice OutboxKind = "notice"
+	// OutboxDigest sends page Page of digest DigestID, rendered when sent.
+	OutboxDigest OutboxKind = "digest"
+	// OutboxDigestEdit updates a sent digest page to its current state.
+	OutboxDigestEdit OutboxKind = "digest-edit"
 )
 
 // OutboxItem is a message doorman owes the chat. It is written before the
@@ -171,6 +177,9 @@ type OutboxItem struct {
 	Seq     uint64
 	Kind    OutboxKind
 	AlertID uint64 `json:",omitempty"` // for alert and edit items: the message owner
+	// DigestID and Page name a digest page for digest items.
+	DigestID uint64 `json:",omitempty"`
+	Page     int    `json:",omitempty"`
 	ChatID  int64
 	Text    string `json:",omitempty"` // HTML, for notices
 	// Keyboard of a notice, as rows of {text, callback data}.
@@ -400,4 +409,81 @@ func (t *Tx) Router(url, service string) (Router, bool, error) {
 // PutRouter stores r.
 func (t *Tx) PutRouter(r Router) error {
 	return t.put(bucketRouters, []byte(r.URL+"\x00"+r.Service), r)
+}
+
+// StaleReason is one reason a share is worth closing.
+type StaleReason struct {
+	Kind string // "old", "permanent", "long-lease", "device-away"
+	Text string // for people, plain text
+}
+
+// DigestItemState is what became of a share listed in a digest.
+type DigestItemState string
+
+const (
+	DigestOpen    DigestItemState = ""
+	DigestClosed  DigestItemState = "closed"
+	DigestKept    DigestItemState = "kept"
+	DigestRefused DigestItemState = "refused" // the router would not close it
+	DigestGone    DigestItemState = "gone"    // closed by someone else meanwhile
+)
+
+// DigestItem is one stale share in a digest.
+type DigestItem struct {
+	ShareKey string
+	Mapping  watcher.Mapping
+	OpenFor  time.Duration
+	Reasons  []StaleReason
+	Risk     string `json:",omitempty"` // why the port is risky, "" if not
+	Page     int
+	State    DigestItemState `json:",omitempty"`
+	By       User            `json:",omitempty"`
+	Note     string          `json:",omitempty"` // plain text
+}
+
+// DigestRule is a rule that matched nothing for a long time.
+type DigestRule struct {
+	RuleID    uint64
+	Kind      RuleKind
+	Service   ServiceKey
+	IdleFor   time.Duration
+	Page      int
+	Forgotten bool `json:",omitempty"`
+}
+
+// Digest is one sent (or to be sent) digest of stale shares.
+type Digest struct {
+	ID        uint64
+	CreatedAt time.Time
+	// Due is the scheduled time it was made for; zero for /digest.
+	Due        time.Time `json:",omitempty"`
+	ChatID     int64
+	OpenShares int
+	Items      []DigestItem
+	Rules      []DigestRule
+	Pages      int
+	// MessageIDs holds the Telegram message of each page, 0 until sent.
+	MessageIDs []int
+}
+
+// PutDigest stores d, giving it an ID when it has none.
+func (t *Tx) PutDigest(d *Digest) error {
+	if d.ID == 0 {
+		id, err := t.nextID(bucketDigests)
+		if err != nil {
+			return err
+		}
+		d.ID = id
+	}
+	return t.put(bucketDigests, u64(d.ID), d)
+}
+
+// Digest returns the digest with id.
+func (t *Tx) Digest(id uint64) (Digest, error) {
+	var d Digest
+	ok, err := t.get(bucketDigests, u64(id), &d)
+	if err == nil && !ok {
+		err = fmt.Errorf("digest %d: %w", id, ErrNotFound)
+	}
+	return d, err
 }

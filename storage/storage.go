@@ -46,6 +46,7 @@ var (
 	bucketAlerts  = []byte("alerts")
 	bucketOutbox  = []byte("outbox")
 	bucketRouters = []byte("routers")
+	bucketDigests = []byte("digests")
 
 	keySchema = []byte("schema")
 )
@@ -103,7 +104,7 @@ func Open(ctx context.Context, path string, opts Options) (db *DB, err error) {
 
 func (db *DB) init() error {
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketShares, bucketRules, bucketAlerts, bucketOutbox, bucketRouters} {
+		for _, name := range [][]byte{bucketMeta, bucketShares, bucketRules, bucketAlerts, bucketOutbox, bucketRouters, bucketDigests} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

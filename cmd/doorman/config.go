@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/doorman-upnp/doorman/approvals"
 )
 
 // config is everything doorman reads from DOORMAN_* variables and flags.
@@ -33,6 +35,11 @@ type config struct {
 	SafetyPoll     time.Duration
 	Events         bool
 	CallbackAddr   string
+
+	DigestSchedule  string
+	Location        *time.Location
+	StaleAfter      time.Duration
+	DigestSkipEmpty bool
 }
 
 // setting is one configuration value: a variable, the flag that overrides it,
@@ -206,6 +213,51 @@ func settings() []setting {
 			},
 		},
 		{
+			env: "DOORMAN_DIGEST_SCHEDULE", flag: "digest-schedule", arg: "CRON", def: "0 9 * * MON",
+			help: "When the digest of stale shares is sent (5-field cron, in DOORMAN_TZ)",
+			apply: func(c *config, v string) error {
+				v = strings.TrimSpace(v)
+				if _, err := approvals.ParseSchedule(v); err != nil {
+					return err
+				}
+				c.DigestSchedule = v
+				return nil
+			},
+		},
+		{
+			env: "DOORMAN_TZ", flag: "tz", arg: "ZONE", def: "the machine's zone",
+			help: "Time zone of the schedule and of times in messages (IANA name, e.g. Europe/Berlin)",
+			apply: func(c *config, v string) error {
+				loc, err := time.LoadLocation(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("%q is not a time zone (an IANA name such as Europe/Berlin)", v)
+				}
+				c.Location = loc
+				return nil
+			},
+		},
+		{
+			env: "DOORMAN_STALE_AFTER", flag: "stale-after", arg: "DURATION", def: "14d",
+			help: "How long a share may stay open before the digest lists it (e.g. 14d, 36h)",
+			apply: func(c *config, v string) error {
+				d, err := parseDays(v)
+				c.StaleAfter = d
+				return err
+			},
+		},
+		{
+			env: "DOORMAN_DIGEST_SKIP_EMPTY", flag: "digest-skip-empty", arg: "true|false", def: "false",
+			help: "Send nothing on an all-clear week instead of a one-line all-clear",
+			apply: func(c *config, v string) error {
+				b, err := strconv.ParseBool(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("%q is not true or false", v)
+				}
+				c.DigestSkipEmpty = b
+				return nil
+			},
+		},
+		{
 			env: "DOORMAN_LOG_LEVEL", flag: "log-level", arg: "LEVEL", def: "info",
 			help: "debug, info, warn or error",
 			apply: func(c *config, v string) error {
@@ -240,7 +292,36 @@ func defaultConfig() config {
 		PollInterval:     30 * time.Second,
 		SafetyPoll:       5 * time.Minute,
 		Events:           true,
+		DigestSchedule:   approvals.DefaultDigestSchedule,
+		Location:         time.Local,
+		StaleAfter:       approvals.DefaultStaleAfter,
 	}
+}
+
+// parseDays reads a Go duration that may also count days ("14d", "1d12h"),
+// because stale periods are thought of in days.
+func parseDays(v string) (time.Duration, error) {
+	s := strings.TrimSpace(v)
+	var total time.Duration
+	if i := strings.IndexByte(s, 'd'); i > 0 {
+		days, err := strconv.ParseFloat(s[:i], 64)
+		if err != nil || days < 0 {
+			return 0, fmt.Errorf("%q is not a duration (for example 14d or 36h)", v)
+		}
+		total = time.Duration(days * 24 * float64(time.Hour))
+		s = s[i+1:]
+	}
+	if s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a duration (for example 14d or 36h)", v)
+		}
+		total += d
+	}
+	if total < time.Second || total > 3650*24*time.Hour {
+		return 0, fmt.Errorf("%s is out of range (1s to 3650d)", v)
+	}
+	return total, nil
 }
 
 // checkToken trims a bot token and checks its shape, without ever putting

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	// A minimal container has no zoneinfo; DOORMAN_TZ must still work.
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	_ "time/tzdata"
 
 	"github.com/doorman-upnp/doorman/approvals"
 	"github.com/doorman-upnp/doorman/bot"
@@ -65,7 +67,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	outbox := bot.NewOutbox(bot.OutboxConfig{API: api, DB: db, Logger: logger})
+	outbox := bot.NewOutbox(bot.OutboxConfig{API: api, DB: db, Logger: logger, Location: cfg.Location, StaleAfter: cfg.StaleAfter})
 
 	client := watcher.New(watcher.Config{
 		IGDURLs:          cfg.IGDURLs,
@@ -97,13 +99,17 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger) error {
 			}
 		},
 	})
-	engine, err = approvals.New(approvals.Config{DB: db, Router: w, ChatID: cfg.ChatID, Wake: outbox.Wake, Logger: logger})
+	engine, err = approvals.New(approvals.Config{DB: db, Router: w, ChatID: cfg.ChatID, Wake: outbox.Wake, StaleAfter: cfg.StaleAfter, Logger: logger})
+	if err != nil {
+		return err
+	}
+	digests, err := approvals.NewDigestScheduler(engine, cfg.DigestSchedule, cfg.Location, cfg.DigestSkipEmpty, logger)
 	if err != nil {
 		return err
 	}
 	b, err := bot.New(bot.Config{
 		API: api, DB: db, Engine: engine, Outbox: outbox, ChatID: cfg.ChatID,
-		AllowedUsers: cfg.AllowedUsers, Status: w.Status, Logger: logger,
+		AllowedUsers: cfg.AllowedUsers, Status: w.Status, Location: cfg.Location, Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -121,9 +127,10 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger) error {
 	}()
 
 	var wg sync.WaitGroup
-	errs := make([]error, 2)
+	errs := make([]error, 3)
 	wg.Go(func() { errs[0] = w.Run(ctx) })
 	wg.Go(func() { errs[1] = b.Run(ctx) })
+	wg.Go(func() { errs[2] = digests.Run(ctx) })
 	wg.Wait()
 	logger.Info("doorman stopped")
 	for _, err := range errs {

@@ -1,0 +1,321 @@
+package approvals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/doorman-upnp/doorman/storage"
+	"github.com/doorman-upnp/doorman/watcher"
+)
+
+// DefaultStaleAfter is how long a share may stay open before the digest
+// asks whether it is still needed.
+const DefaultStaleAfter = 14 * 24 * time.Hour
+
+// digestPageItems keeps a digest page under Telegram's 4096 characters: a
+// line per share is at most about 350 characters, descriptions cut at 80.
+const digestPageItems = 8
+
+// Presence tells when a device was last seen on the LAN, where doorman can
+// tell; ok is false when it cannot.
+type Presence interface {
+	LastSeen(ip string) (t time.Time, ok bool)
+}
+
+// staleReasons says why a share is worth closing, or nothing.
+func (e *Engine) staleReasons(s storage.Share, now time.Time) []storage.StaleReason {
+	var rs []storage.StaleReason
+	age := now.Sub(s.FirstSeen)
+	if age > e.staleAfter {
+		rs = append(rs, storage.StaleReason{Kind: "old", Text: "open for " + humanDuration(age)})
+	}
+	// A share opened today is not forgotten yet, whatever its lease.
+	if age >= 24*time.Hour {
+		lease := s.Mapping.LeaseDuration
+		switch {
+		case lease <= 0:
+			rs = append(rs, storage.StaleReason{Kind: "permanent", Text: "permanent: it never closes by itself"})
+		case lease > 7*24*time.Hour && lease > 10*age:
+			rs = append(rs, storage.StaleReason{Kind: "long-lease", Text: fmt.Sprintf("lease of %s left, far longer than the %s it has been open", humanDuration(lease), humanDuration(age))})
+		}
+	}
+	if e.presence != nil {
+		if seen, ok := e.presence.LastSeen(s.Mapping.InternalClient); ok && now.Sub(seen) > 24*time.Hour {
+			rs = append(rs, storage.StaleReason{Kind: "device-away", Text: "the device has not been seen on the network for " + humanDuration(now.Sub(seen))})
+		}
+	}
+	return rs
+}
+
+// MakeDigest collects the stale shares and idle rules, stores them as a
+// digest and queues its pages. With skipEmpty, an all-clear digest is not
+// stored or sent; the returned digest then has no ID.
+func (e *Engine) MakeDigest(ctx context.Context, due time.Time, skipEmpty bool) (storage.Digest, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	d := storage.Digest{CreatedAt: now, Due: due, ChatID: e.chatID}
+	err := e.db.Update(func(tx *storage.Tx) error {
+		d.Items, d.Rules, d.OpenShares = nil, nil, 0
+		shares, err := tx.Shares("")
+		if err != nil {
+			return err
+		}
+		for _, s := range shares {
+			if s.Gone() {
+				continue
+			}
+			d.OpenShares++
+			if now.Before(s.SnoozedUntil) {
+				continue
+			}
+			reasons := e.staleReasons(s, now)
+			if len(reasons) == 0 {
+				continue
+			}
+			it := storage.DigestItem{ShareKey: storage.ShareKey(s.Mapping.Key()), Mapping: s.Mapping, OpenFor: now.Sub(s.FirstSeen), Reasons: reasons}
+			if r, ok := RiskOf(s.Mapping.InternalPort); ok {
+				it.Risk = r.String()
+			}
+			d.Items = append(d.Items, it)
+		}
+		sort.SliceStable(d.Items, func(i, j int) bool {
+			a, b := d.Items[i], d.Items[j]
+			if (a.Risk != "") != (b.Risk != "") {
+				return a.Risk != ""
+			}
+			return a.OpenFor > b.OpenFor
+		})
+		rules, err := tx.Rules()
+		if err != nil {
+			return err
+		}
+		for _, r := range rules {
+			last := r.LastMatched
+			if last.Before(r.CreatedAt) {
+				last = r.CreatedAt
+			}
+			if idle := now.Sub(last); idle > e.staleAfter {
+				d.Rules = append(d.Rules, storage.DigestRule{RuleID: r.ID, Kind: r.Kind, Service: r.Service, IdleFor: idle})
+			}
+		}
+		if skipEmpty && len(d.Items) == 0 && len(d.Rules) == 0 {
+			return nil
+		}
+		paginate(&d)
+		if err := tx.PutDigest(&d); err != nil {
+			return err
+		}
+		for p := range d.Pages {
+			if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxDigest, DigestID: d.ID, Page: p, ChatID: e.chatID, CreatedAt: now}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return d, fmt.Errorf("approvals: unable to make the digest: %w", err)
+	}
+	if d.ID != 0 {
+		e.wake()
+	}
+	e.logger.Info("digest", "stale", len(d.Items), "idle_rules", len(d.Rules), "open", d.OpenShares, "sent", d.ID != 0)
+	return d, nil
+}
+
+// paginate spreads items, then rules, over pages of a few entries each.
+func paginate(d *storage.Digest) {
+	n := 0
+	for i := range d.Items {
+		d.Items[i].Page = n / digestPageItems
+		n++
+	}
+	for i := range d.Rules {
+		d.Rules[i].Page = n / digestPageItems
+		n++
+	}
+	d.Pages = max(1, (n+digestPageItems-1)/digestPageItems)
+	d.MessageIDs = make([]int, d.Pages)
+}
+
+// ErrDigestItem means a digest button names nothing that can be acted on.
+var ErrDigestItem = errors.New("no such entry in this digest")
+
+// digestAction loads a digest entry, runs act on it outside the lock when
+// it needs the router, and stores the result with an edit of its page.
+func (e *Engine) loadDigest(id uint64) (storage.Digest, error) {
+	var d storage.Digest
+	err := e.db.View(func(tx *storage.Tx) (err error) { d, err = tx.Digest(id); return err })
+	if errors.Is(err, storage.ErrNotFound) {
+		return d, ErrDigestItem
+	}
+	return d, err
+}
+
+// CloseStale closes the share of digest item idx on the router. It does not
+// make a block rule: the owner only cleans up, and the device may ask again.
+func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by storage.User) (storage.DigestItem, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d, err := e.loadDigest(digestID)
+	if err != nil {
+		return storage.DigestItem{}, err
+	}
+	if idx < 0 || idx >= len(d.Items) {
+		return storage.DigestItem{}, ErrDigestItem
+	}
+	it := d.Items[idx]
+	if it.State != storage.DigestOpen && it.State != storage.DigestRefused {
+		return it, ErrDecided
+	}
+	derr := e.router.DeleteMapping(ctx, it.Mapping.Key())
+	now := e.now()
+	switch {
+	case derr == nil:
+		it.State, it.By, it.Note = storage.DigestClosed, by, ""
+	case errors.Is(derr, watcher.ErrDeleteRefused):
+		it.State, it.Note = storage.DigestRefused, Refusal(derr)
+	default:
+		it.Note = "Could not reach the router to close it: " + escape(shortError(derr)) + ". Try again."
+	}
+	err = e.db.Update(func(tx *storage.Tx) error {
+		cur, err := tx.Digest(digestID)
+		if err != nil {
+			return err
+		}
+		cur.Items[idx] = it
+		if derr == nil {
+			if err := e.markGone(tx, it.Mapping, now); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutDigest(&cur); err != nil {
+			return err
+		}
+		return e.enqueueDigestEdit(tx, cur, it.Page)
+	})
+	if err != nil {
+		return it, fmt.Errorf("approvals: unable to record closing a stale share: %w", err)
+	}
+	e.wake()
+	if derr != nil {
+		if errors.Is(derr, watcher.ErrDeleteRefused) {
+			return it, &RefusedError{Key: it.Mapping.Key(), Err: derr}
+		}
+		return it, fmt.Errorf("approvals: unable to close %s: %w", it.Mapping.Key(), derr)
+	}
+	e.logger.Info("closed a stale share", "share", it.Mapping.Key().String(), "client", it.Mapping.InternalClient, "by", by.ID)
+	return it, nil
+}
+
+// KeepStale snoozes the share of digest item idx for the stale period.
+func (e *Engine) KeepStale(ctx context.Context, digestID uint64, idx int, by storage.User) (storage.DigestItem, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.now()
+	var it storage.DigestItem
+	err := e.db.Update(func(tx *storage.Tx) error {
+		d, err := tx.Digest(digestID)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && (idx < 0 || idx >= len(d.Items))) {
+			return ErrDigestItem
+		}
+		if err != nil {
+			return err
+		}
+		it = d.Items[idx]
+		if it.State != storage.DigestOpen && it.State != storage.DigestRefused {
+			return ErrDecided
+		}
+		s, ok, err := tx.Share(it.ShareKey)
+		if err != nil {
+			return err
+		}
+		if ok {
+			s.SnoozedUntil = now.Add(e.staleAfter)
+			if err := tx.PutShare(s); err != nil {
+				return err
+			}
+		}
+		it.State, it.By, it.Note = storage.DigestKept, by, ""
+		d.Items[idx] = it
+		if err := tx.PutDigest(&d); err != nil {
+			return err
+		}
+		return e.enqueueDigestEdit(tx, d, it.Page)
+	})
+	if err != nil {
+		return it, err
+	}
+	e.wake()
+	return it, nil
+}
+
+// ForgetIdleRule forgets rule idx of a digest and marks it in the digest.
+func (e *Engine) ForgetIdleRule(ctx context.Context, digestID uint64, idx int) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	err := e.db.Update(func(tx *storage.Tx) error {
+		d, err := tx.Digest(digestID)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && (idx < 0 || idx >= len(d.Rules))) {
+			return ErrDigestItem
+		}
+		if err != nil {
+			return err
+		}
+		if d.Rules[idx].Forgotten {
+			return ErrDecided
+		}
+		if err := tx.DeleteRule(d.Rules[idx].RuleID); err != nil {
+			return err
+		}
+		d.Rules[idx].Forgotten = true
+		if err := tx.PutDigest(&d); err != nil {
+			return err
+		}
+		return e.enqueueDigestEdit(tx, d, d.Rules[idx].Page)
+	})
+	if err != nil {
+		return err
+	}
+	e.wake()
+	return nil
+}
+
+// RiskyOpen returns the indexes of the risky items of a digest still open.
+func (e *Engine) RiskyOpen(digestID uint64) ([]int, error) {
+	d, err := e.loadDigest(digestID)
+	if err != nil {
+		return nil, err
+	}
+	var idx []int
+	for i, it := range d.Items {
+		if it.Risk != "" && (it.State == storage.DigestOpen || it.State == storage.DigestRefused) {
+			idx = append(idx, i)
+		}
+	}
+	return idx, nil
+}
+
+func (e *Engine) enqueueDigestEdit(tx *storage.Tx, d storage.Digest, page int) error {
+	return tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxDigestEdit, DigestID: d.ID, Page: page, ChatID: d.ChatID, CreatedAt: e.now()})
+}
+
+// humanDuration rounds a duration the way people say it.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", int(d.Hours()))
+	case d >= 2*time.Minute:
+		return fmt.Sprintf("%d minutes", int(d.Minutes()))
+	}
+	return fmt.Sprintf("%d seconds", int(d.Seconds()))
+}
+
+// StaleAfterPeriod returns how long a share may stay open before the digest
+// lists it; Keep snoozes a share for as long.
+func (e *Engine) StaleAfterPeriod() time.Duration { return e.staleAfter }
