@@ -193,7 +193,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 			var previous *watcher.Mapping
 			switch {
 			case had && !old.Gone() && sameService(old.Mapping, m):
-				share.FirstSeen, share.AlertID = old.FirstSeen, old.AlertID
+				share.FirstSeen, share.AlertID, share.SnoozedUntil = old.FirstSeen, old.AlertID, old.SnoozedUntil
 				if _, err := e.applyRules(tx, &share, now, &enforce); err != nil {
 					return err
 				}
@@ -204,7 +204,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 			case had && old.Gone() && sameService(old.Mapping, m) && old.AlertID != 0:
 				// Asked about before and back now (a router restart or a
 				// device renewing late): the question stands, no new one.
-				share.AlertID = old.AlertID
+				share.AlertID, share.SnoozedUntil = old.AlertID, old.SnoozedUntil
 				ch.Returned++
 				if _, err := e.applyRules(tx, &share, now, &enforce); err != nil {
 					return err

@@ -42,7 +42,10 @@ func parseDigestData(data string) (verb string, digestID uint64, idx int, ok boo
 	switch verb {
 	case verbCloseRisky:
 		id, ok := canon(rest)
-		return verb, id, 0, ok && id != 0
+		if !ok || id == 0 {
+			return "", 0, 0, false
+		}
+		return verb, id, 0, true
 	case verbClose, verbKeep, verbForgetIdle:
 		ds, is, found := strings.Cut(rest, ".")
 		id, ok1 := canon(ds)
