@@ -404,3 +404,39 @@ func TestLabRunRouterRestart(t *testing.T) {
 		t.Errorf("%d alerts for UDP 3074 across the router restart, want 1", n)
 	}
 }
+
+func TestLabRunDigestClosesStaleShare(t *testing.T) {
+	lab.Require(t)
+	t.Parallel()
+	l := lab.Start(t, lab.Options{})
+	tg := telegramtest.NewServerOn(labToken, l.Listen(t, "doorman"))
+	t.Cleanup(tg.Close)
+	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "forgotten game", "-a", l.DeviceIP(1), "25565", "25565", "TCP")
+	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "in use", "-a", l.DeviceIP(1), "4000", "4000", "UDP")
+	startDoorman(t, l, runEnv(l, tg, filepath.Join(t.TempDir(), "doorman.db"), "DOORMAN_STALE_AFTER=2s"))
+	waitText(t, tg, 20*time.Second, "already open", "25565")
+	time.Sleep(2500 * time.Millisecond)
+	tg.SendText(labChat, labOwner, "/digest")
+	d := waitText(t, tg, 10*time.Second, "Digest", "25565", "forgotten game", "why: open for")
+	var closeData string
+	// Find the Close button of the line that names port 25565.
+	for _, line := range strings.Split(d.Text, "\n") {
+		if strings.Contains(line, "25565") {
+			n := strings.SplitN(strings.TrimSpace(line), ".", 2)[0]
+			for _, row := range d.Buttons {
+				if row[0].Text == "🚪 Close "+n {
+					closeData = row[0].CallbackData
+				}
+			}
+		}
+	}
+	if closeData == "" {
+		t.Fatalf("no Close button for TCP 25565: %+v", d.Buttons)
+	}
+	press(t, tg, labOwner, d, closeData)
+	waitGone(t, l, "25565", "TCP", 5*time.Second)
+	waitEdit(t, tg, d, "closed by")
+	if !routerHas(t, l, "4000", "UDP") {
+		t.Error("Close removed another share too")
+	}
+}
