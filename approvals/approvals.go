@@ -52,6 +52,9 @@ type Config struct {
 	StaleAfter time.Duration
 	// Presence, when set, lets the digest name devices that left.
 	Presence Presence
+	// Observe, when set, is told of every share doorman sees change, for
+	// the terminal mode; it is called outside the engine's lock.
+	Observe func(Event)
 	Now      func() time.Time
 	Logger   *slog.Logger
 }
@@ -67,10 +70,53 @@ type Engine struct {
 	keepGone       time.Duration
 	staleAfter     time.Duration
 	presence       Presence
+	observe        func(Event)
 	now            func() time.Time
 	logger         *slog.Logger
 
 	mu sync.Mutex
+	// listed holds the services listed since this engine started, to
+	// tell observers about what is open once, then only about changes.
+	listed map[string]bool
+}
+
+// EventKind says what happened to a share.
+type EventKind string
+
+const (
+	EventOpen    EventKind = "open"    // open when doorman started
+	EventNew     EventKind = "new"     // opened
+	EventChanged EventKind = "changed" // same port, other device, port or description
+	EventGone    EventKind = "gone"    // no longer on the router
+	EventClosed  EventKind = "closed"  // closed again by a block rule
+	EventRefused EventKind = "refused" // a block rule could not close it
+)
+
+// Event is a change to a share, for observers.
+type Event struct {
+	Kind     EventKind
+	Mapping  watcher.Mapping
+	Previous *watcher.Mapping
+	Time     time.Time
+	// Rule is the kind of rule that covers the share, "" if none.
+	Rule storage.RuleKind
+	Err  error
+}
+
+// SetChat changes the chat alerts go to; 0 means none (not paired yet):
+// shares are then recorded without asking, and ReportUnasked asks about
+// them once a chat is set.
+func (e *Engine) SetChat(chatID int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.chatID = chatID
+}
+
+// Chat returns the chat alerts go to, 0 if none.
+func (e *Engine) Chat() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.chatID
 }
 
 // New returns an Engine for cfg.
@@ -90,8 +136,10 @@ func New(cfg Config) (*Engine, error) {
 		keepGone:       cfg.KeepGone,
 		staleAfter:     cfg.StaleAfter,
 		presence:       cfg.Presence,
+		observe:        cfg.Observe,
 		now:            cfg.Now,
 		logger:         cfg.Logger,
+		listed:         map[string]bool{},
 	}
 	if e.wake == nil {
 		e.wake = func() {}
@@ -164,8 +212,16 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	now := e.now()
 	var ch Changes
 	var enforce []enforcement
+	var events []Event
+	first := !e.listed[l.Router+"\x00"+l.Service]
+	emit := func(kind EventKind, m watcher.Mapping, prev *watcher.Mapping, rule storage.RuleKind) {
+		if first && (kind == EventNew || kind == EventChanged) {
+			kind = EventOpen
+		}
+		events = append(events, Event{Kind: kind, Mapping: m, Previous: prev, Time: now, Rule: rule})
+	}
 	err := e.db.Update(func(tx *storage.Tx) error {
-		ch, enforce = Changes{}, nil
+		ch, enforce, events = Changes{}, nil, nil
 		router, known, err := tx.Router(l.Router, l.Service)
 		if err != nil {
 			return err
@@ -194,8 +250,12 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 			switch {
 			case had && !old.Gone() && sameService(old.Mapping, m):
 				share.FirstSeen, share.AlertID, share.SnoozedUntil = old.FirstSeen, old.AlertID, old.SnoozedUntil
-				if _, err := e.applyRules(tx, &share, now, &enforce); err != nil {
+				rule, err := e.applyRules(tx, &share, now, &enforce)
+				if err != nil {
 					return err
+				}
+				if first {
+					emit(EventOpen, m, nil, rule)
 				}
 				if err := tx.PutShare(share); err != nil {
 					return err
@@ -206,9 +266,11 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 				// device renewing late): the question stands, no new one.
 				share.AlertID, share.SnoozedUntil = old.AlertID, old.SnoozedUntil
 				ch.Returned++
-				if _, err := e.applyRules(tx, &share, now, &enforce); err != nil {
+				rule, err := e.applyRules(tx, &share, now, &enforce)
+				if err != nil {
 					return err
 				}
+				emit(EventNew, m, nil, rule)
 				if err := tx.PutShare(share); err != nil {
 					return err
 				}
@@ -223,11 +285,16 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 			default:
 				ch.New++
 			}
-			decided, err := e.applyRules(tx, &share, now, &enforce)
+			rule, err := e.applyRules(tx, &share, now, &enforce)
 			if err != nil {
 				return err
 			}
-			if decided {
+			if previous != nil {
+				emit(EventChanged, m, previous, rule)
+			} else {
+				emit(EventNew, m, nil, rule)
+			}
+			if rule != "" || e.chatID == 0 {
 				if err := tx.PutShare(share); err != nil {
 					return err
 				}
@@ -266,6 +333,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 			if !old.Gone() && l.Complete {
 				old.GoneAt = now
 				ch.Gone++
+				emit(EventGone, old.Mapping, nil, "")
 				if err := tx.PutShare(old); err != nil {
 					return err
 				}
@@ -289,6 +357,16 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	})
 	if err != nil {
 		return ch, nil, fmt.Errorf("approvals: unable to record the listing of %s: %w", l.Router, err)
+	}
+	if l.Complete || len(l.Mappings) > 0 {
+		e.listed[l.Router+"\x00"+l.Service] = true
+	}
+	if e.observe != nil {
+		// The lock is held; observers must not call back into the
+		// engine. The terminal printer only prints.
+		for _, ev := range events {
+			e.observe(ev)
+		}
 	}
 	if len(ch.Alerts) > 0 || ch.Changed > 0 {
 		e.wake()
@@ -351,4 +429,56 @@ func (e *Engine) supersede(tx *storage.Tx, alertID uint64, note string) error {
 
 func (e *Engine) enqueueEdit(tx *storage.Tx, a storage.Alert) error {
 	return tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxEdit, AlertID: a.Message(), ChatID: a.ChatID, CreatedAt: e.now()})
+}
+
+// ReportUnasked asks, in the current chat, about the open shares nobody was
+// asked about because no chat was paired when they appeared: one message
+// per router, a few shares each, like a first start.
+func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.chatID == 0 {
+		return 0, errors.New("approvals: no chat to report to")
+	}
+	now := e.now()
+	var n int
+	err := e.db.Update(func(tx *storage.Tx) error {
+		n = 0
+		shares, err := tx.Shares("")
+		if err != nil {
+			return err
+		}
+		byRouter := map[string][]storage.Share{}
+		var routers []string
+		for _, s := range shares {
+			if s.Gone() || s.AlertID != 0 {
+				continue
+			}
+			if _, ok, err := tx.RuleFor(storage.ServiceOf(s.Mapping)); err != nil || ok {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			if _, ok := byRouter[s.Mapping.Router]; !ok {
+				routers = append(routers, s.Mapping.Router)
+			}
+			byRouter[s.Mapping.Router] = append(byRouter[s.Mapping.Router], s)
+		}
+		for _, r := range routers {
+			ids, err := e.askExisting(tx, byRouter[r], now)
+			if err != nil {
+				return err
+			}
+			n += len(ids)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("approvals: unable to report the shares found before pairing: %w", err)
+	}
+	if n > 0 {
+		e.wake()
+	}
+	return n, nil
 }

@@ -58,6 +58,10 @@ func (e *Engine) MakeDigest(ctx context.Context, due time.Time, skipEmpty bool) 
 	defer e.mu.Unlock()
 	now := e.now()
 	d := storage.Digest{CreatedAt: now, Due: due, ChatID: e.chatID}
+	if e.chatID == 0 {
+		e.logger.Info("no chat paired yet; no digest sent")
+		return d, nil
+	}
 	err := e.db.Update(func(tx *storage.Tx) error {
 		d.Items, d.Rules, d.OpenShares = nil, nil, 0
 		shares, err := tx.Shares("")

@@ -19,18 +19,19 @@ type enforcement struct {
 
 // applyRules applies the rule that covers the share's service, if any: a
 // block rule schedules a delete, a trust rule only notes the match. It
-// reports whether a rule covered the share, in which case nobody is asked.
-func (e *Engine) applyRules(tx *storage.Tx, share *storage.Share, now time.Time, enforce *[]enforcement) (bool, error) {
+// returns the kind of rule that covered the share ("" for none); nobody is
+// asked about a covered share.
+func (e *Engine) applyRules(tx *storage.Tx, share *storage.Share, now time.Time, enforce *[]enforcement) (storage.RuleKind, error) {
 	r, ok, err := tx.RuleFor(storage.ServiceOf(share.Mapping))
 	if err != nil || !ok {
-		return false, err
+		return "", err
 	}
 	r.LastMatched = now
 	if r.Kind == storage.RuleBlock {
 		r.Matches++
 		*enforce = append(*enforce, enforcement{rule: r, share: *share})
 	}
-	return true, tx.PutRule(&r)
+	return r.Kind, tx.PutRule(&r)
 }
 
 // enforce closes a share a block rule covers and tells the chat, at most
@@ -47,6 +48,13 @@ func (e *Engine) enforce(ctx context.Context, en enforcement) {
 	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.observe != nil {
+		kind := EventClosed
+		if err != nil {
+			kind = EventRefused
+		}
+		e.observe(Event{Kind: kind, Mapping: m, Time: now, Rule: storage.RuleBlock, Err: err})
+	}
 	var sent bool
 	uerr := e.db.Update(func(tx *storage.Tx) error {
 		sent = false
@@ -62,7 +70,7 @@ func (e *Engine) enforce(ctx context.Context, en enforcement) {
 				return merr
 			}
 		}
-		if !r.NoticeAt.IsZero() && now.Sub(r.NoticeAt) < e.noticeInterval {
+		if e.chatID == 0 || (!r.NoticeAt.IsZero() && now.Sub(r.NoticeAt) < e.noticeInterval) {
 			r.Unreported++
 			return tx.PutRule(&r)
 		}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/doorman-upnp/doorman/approvals"
@@ -27,8 +28,12 @@ type Config struct {
 	Engine *approvals.Engine
 	Outbox *Outbox
 	// ChatID is the owner chat: alerts go there, and only presses and
-	// commands from there count.
+	// commands from there count. 0 means the chat is paired with a code
+	// (see StartPairing), or was paired before.
 	ChatID int64
+	// ShowPairingCode tells the owner a pairing code, in the terminal or
+	// log only.
+	ShowPairingCode func(code string, expires time.Time)
 	// AllowedUsers may press buttons and give commands; empty means
 	// anyone in the owner chat.
 	AllowedUsers []int64
@@ -43,17 +48,21 @@ type Config struct {
 // Bot is doorman in the chat: it reads updates, answers buttons and
 // commands, and runs the outbox.
 type Bot struct {
-	api     API
-	db      *storage.DB
-	engine  *approvals.Engine
-	outbox  *Outbox
-	chatID  int64
-	allowed []int64
-	status  func() []watcher.ServiceStatus
-	poll    time.Duration
-	loc     *time.Location
-	logger  *slog.Logger
-	now     func() time.Time
+	api    API
+	db     *storage.DB
+	engine *approvals.Engine
+	outbox *Outbox
+	chat   atomic.Int64
+	// fixedChat is set when the chat came from the configuration, which
+	// always wins over pairing.
+	fixedChat bool
+	pair      pairing
+	allowed   []int64
+	status    func() []watcher.ServiceStatus
+	poll      time.Duration
+	loc       *time.Location
+	logger    *slog.Logger
+	now       func() time.Time
 }
 
 // New returns a Bot for cfg.
@@ -61,14 +70,21 @@ func New(cfg Config) (*Bot, error) {
 	if cfg.API == nil || cfg.DB == nil || cfg.Engine == nil || cfg.Outbox == nil {
 		return nil, errors.New("bot: API, DB, Engine and Outbox are required")
 	}
-	if cfg.ChatID == 0 {
-		return nil, errors.New("bot: no chat ID")
-	}
 	b := &Bot{
-		api: cfg.API, db: cfg.DB, engine: cfg.Engine, outbox: cfg.Outbox, chatID: cfg.ChatID,
+		api: cfg.API, db: cfg.DB, engine: cfg.Engine, outbox: cfg.Outbox, fixedChat: cfg.ChatID != 0,
 		allowed: slices.Clone(cfg.AllowedUsers), status: cfg.Status, poll: cfg.PollTimeout,
 		loc: cfg.Location, logger: cfg.Logger, now: cfg.Now,
 	}
+	b.pair.show = cfg.ShowPairingCode
+	chat := cfg.ChatID
+	if chat == 0 {
+		owner, err := LoadOwnerChat(cfg.DB)
+		if err != nil {
+			return nil, fmt.Errorf("bot: unable to read the paired chat: %w", err)
+		}
+		chat = owner
+	}
+	b.chat.Store(chat)
 	if b.loc == nil {
 		b.loc = time.Local
 	}
@@ -91,6 +107,7 @@ var commandMenu = []Command{
 	{"blocked", "services you blocked, to forget one"},
 	{"status", "router, events, last check, outbox"},
 	{"digest", "the shares worth closing, now"},
+	{"unpair", "stop sending alerts to this chat"},
 	{"help", "what doorman does and how to answer it"},
 }
 
@@ -166,7 +183,7 @@ func (b *Bot) answer(ctx context.Context, cb *Callback, text string) {
 func (b *Bot) handleCallback(ctx context.Context, cb *Callback) {
 	log := b.logger.With("user", cb.From.ID, "chat", cb.ChatID, "data", cb.Data)
 	switch {
-	case cb.ChatID != b.chatID:
+	case cb.ChatID != b.chat.Load():
 		log.Warn("refused a button press from another chat")
 		b.answer(ctx, cb, "This button does not work in this chat.")
 		return
@@ -265,7 +282,12 @@ func (b *Bot) forget(ctx context.Context, cb *Callback, id uint64) {
 }
 
 func (b *Bot) handleMessage(ctx context.Context, msg *Message) {
-	if msg.ChatID != b.chatID {
+	chat := b.chat.Load()
+	if chat == 0 {
+		b.handleUnpaired(ctx, msg)
+		return
+	}
+	if msg.ChatID != chat {
 		b.logger.Debug("ignored a message from another chat", "chat", msg.ChatID, "user", msg.From.ID)
 		return
 	}
@@ -288,6 +310,8 @@ func (b *Bot) handleMessage(ctx context.Context, msg *Message) {
 		b.cmdStatus(ctx)
 	case "digest":
 		b.cmdDigest(ctx)
+	case "unpair":
+		b.cmdUnpair(ctx)
 	case "help", "start":
 		b.reply(ctx, helpText, nil)
 	default:
@@ -306,10 +330,11 @@ For every new share you get a message with two buttons:
 /blocked – services you blocked (forget one to let it open again)
 /status – the router, events, last check, messages waiting
 /digest – the shares worth closing (also sent every week)
+/unpair – stop sending alerts to this chat
 /help – this text`
 
 func (b *Bot) reply(ctx context.Context, text string, kb Keyboard) {
-	if _, err := b.api.SendMessage(ctx, b.chatID, text, kb); err != nil {
+	if _, err := b.api.SendMessage(ctx, b.chat.Load(), text, kb); err != nil {
 		b.logger.Warn("unable to answer a command", "err", err)
 	}
 }

@@ -1,0 +1,219 @@
+package bot
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/doorman-upnp/doorman/storage"
+)
+
+// Pairing connects doorman to a chat without the owner looking up a chat
+// ID: doorman shows a one-time code where only the owner sees it (the
+// terminal or log), and the first chat that sends /start with it becomes
+// the owner chat.
+const (
+	metaOwnerChat = "owner_chat"
+	// PairingValid is how long a code works.
+	PairingValid = 10 * time.Minute
+	// pairingTries wrong codes lock pairing for pairingLock, so a stranger
+	// who finds the bot cannot guess: 5 tries per 10 minutes against 32^10
+	// codes.
+	pairingTries = 5
+	pairingLock  = 10 * time.Minute
+	// Without 0/O, 1/I/L, so a code read off a screen is typed right.
+	codeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+	codeLength   = 10
+)
+
+// OwnerChat is the paired chat kept in the database.
+type OwnerChat struct {
+	ChatID   int64
+	PairedBy storage.User
+	PairedAt time.Time
+}
+
+// LoadOwnerChat returns the paired chat, 0 if none.
+func LoadOwnerChat(db *storage.DB) (int64, error) {
+	var o OwnerChat
+	err := db.View(func(tx *storage.Tx) error {
+		_, err := tx.Meta(metaOwnerChat, &o)
+		return err
+	})
+	return o.ChatID, err
+}
+
+type pairing struct {
+	mu       sync.Mutex
+	code     string
+	expires  time.Time
+	failures int
+	locked   time.Time
+	// show tells the owner the code: printed to the terminal, never sent
+	// anywhere.
+	show func(code string, expires time.Time)
+}
+
+func newPairingCode() (string, error) {
+	b := make([]byte, codeLength)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("bot: unable to make a pairing code: %w", err)
+	}
+	out := make([]byte, 0, codeLength+1)
+	for i, c := range b {
+		if i == codeLength/2 {
+			out = append(out, '-')
+		}
+		// 256 is not a multiple of 31; the bias is a few percent on some
+		// letters, which leaves far more than enough guesses.
+		out = append(out, codeAlphabet[int(c)%len(codeAlphabet)])
+	}
+	return string(out), nil
+}
+
+// normalizeCode lets people type the code in lower case, with or without
+// the dash and spaces.
+func normalizeCode(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '-' || r == ' ':
+			return -1
+		case r >= 'a' && r <= 'z':
+			return r - 'a' + 'A'
+		}
+		return r
+	}, s)
+}
+
+// fresh makes a new code and shows it.
+func (p *pairing) fresh(now time.Time) error {
+	code, err := newPairingCode()
+	if err != nil {
+		return err
+	}
+	p.code, p.expires = code, now.Add(PairingValid)
+	if p.show != nil {
+		p.show(code, p.expires)
+	}
+	return nil
+}
+
+// StartPairing shows a pairing code when no chat is paired yet; call it at
+// start. It does nothing when a chat is set.
+func (b *Bot) StartPairing() error {
+	if b.chat.Load() != 0 {
+		return nil
+	}
+	b.pair.mu.Lock()
+	defer b.pair.mu.Unlock()
+	return b.pair.fresh(b.now())
+}
+
+// errPairing results are the replies to a /start attempt.
+var errWrongCode = errors.New("wrong pairing code")
+
+// tryPair checks a code; on success it returns nil and forgets the code.
+func (p *pairing) try(code string, now time.Time) (reply string, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now.Before(p.locked) {
+		return fmt.Sprintf("Too many wrong codes. Pairing is locked for %s.", formatDuration(p.locked.Sub(now))), false
+	}
+	if p.code == "" || now.After(p.expires) {
+		if err := p.fresh(now); err != nil {
+			return "Doorman could not make a new code; see its log.", false
+		}
+		return "That code has expired. Doorman shows a new one where it runs.", false
+	}
+	if subtle.ConstantTimeCompare([]byte(normalizeCode(code)), []byte(normalizeCode(p.code))) != 1 {
+		p.failures++
+		if p.failures >= pairingTries {
+			p.failures = 0
+			p.locked = now.Add(pairingLock)
+			return fmt.Sprintf("That is not the pairing code. Pairing is locked for %s.", formatDuration(pairingLock)), false
+		}
+		return "That is not the pairing code.", false
+	}
+	p.code, p.failures = "", 0
+	return "", true
+}
+
+const welcomeText = `✅ <b>Doorman is paired with this chat.</b>
+
+Doorman watches the port shares on your router: the doors into your network that devices open by themselves. For every new one you get a message here:
+✅ <b>Allow</b> trusts it: doorman stays quiet when this device opens it again.
+⛔ <b>Block</b> closes it on the router and keeps it closed.
+
+Once a week a digest lists the shares worth closing, each with a Close button.
+
+/list shows what is open now, /help tells more, /unpair disconnects this chat.`
+
+// handleUnpaired answers messages while no chat is paired: only /start with
+// the code counts; everything else is ignored.
+func (b *Bot) handleUnpaired(ctx context.Context, msg *Message) {
+	if msg.Command != "start" {
+		return
+	}
+	reply := func(text string) {
+		if _, err := b.api.SendMessage(ctx, msg.ChatID, text, nil); err != nil {
+			b.logger.Warn("unable to answer a pairing attempt", "err", err)
+		}
+	}
+	if !b.isAllowed(msg.From.ID) {
+		b.logger.Warn("refused pairing by a user not in DOORMAN_ALLOWED_USERS", "user", msg.From.ID, "chat", msg.ChatID)
+		reply("Sorry, you are not allowed to pair with this doorman.")
+		return
+	}
+	if msg.Args == "" {
+		reply("Send /start followed by the pairing code doorman shows where it runs.")
+		return
+	}
+	text, ok := b.pair.try(msg.Args, b.now())
+	if !ok {
+		b.logger.Warn("refused a pairing attempt", "user", msg.From.ID, "chat", msg.ChatID, "reason", text)
+		reply(text)
+		return
+	}
+	owner := OwnerChat{ChatID: msg.ChatID, PairedBy: storage.User{ID: msg.From.ID, Name: msg.From.Display()}, PairedAt: b.now()}
+	if err := b.db.Update(func(tx *storage.Tx) error { return tx.SetMeta(metaOwnerChat, owner) }); err != nil {
+		b.logger.Error("unable to save the paired chat", "err", err)
+		reply("Doorman could not save the pairing; see its log.")
+		return
+	}
+	b.chat.Store(msg.ChatID)
+	b.engine.SetChat(msg.ChatID)
+	b.logger.Info("paired with a chat", "chat", msg.ChatID, "user", msg.From.ID)
+	reply(welcomeText)
+	n, err := b.engine.ReportUnasked(ctx)
+	if err != nil {
+		b.logger.Error("unable to report the shares found before pairing", "err", err)
+	}
+	b.logger.Info("reported the shares found before pairing", "shares", n)
+}
+
+func (b *Bot) cmdUnpair(ctx context.Context) {
+	if b.fixedChat {
+		b.reply(ctx, "This chat is set with DOORMAN_TELEGRAM_CHAT_ID; remove that setting to unpair.", nil)
+		return
+	}
+	chat := b.chat.Load()
+	if err := b.db.Update(func(tx *storage.Tx) error { return tx.SetMeta(metaOwnerChat, OwnerChat{}) }); err != nil {
+		b.logger.Error("unable to forget the paired chat", "err", err)
+		b.reply(ctx, "Doorman could not forget this chat; see its log.", nil)
+		return
+	}
+	b.reply(ctx, "Unpaired. Doorman sends nothing here any more; it shows a new pairing code where it runs.", nil)
+	b.chat.Store(0)
+	b.engine.SetChat(0)
+	b.logger.Info("unpaired", "chat", chat)
+	b.pair.mu.Lock()
+	defer b.pair.mu.Unlock()
+	if err := b.pair.fresh(b.now()); err != nil {
+		b.logger.Error("unable to make a pairing code", "err", err)
+	}
+}
