@@ -78,6 +78,8 @@ type Engine struct {
 	// listed holds the services listed since this engine started, to
 	// tell observers about what is open once, then only about changes.
 	listed map[string]bool
+	// refused holds when a block rule last failed to close a share.
+	refused map[string]time.Time
 }
 
 // EventKind says what happened to a share.
@@ -140,6 +142,7 @@ func New(cfg Config) (*Engine, error) {
 		now:            cfg.Now,
 		logger:         cfg.Logger,
 		listed:         map[string]bool{},
+		refused:        map[string]time.Time{},
 	}
 	if e.wake == nil {
 		e.wake = func() {}
@@ -261,7 +264,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 					return err
 				}
 				continue
-			case had && old.Gone() && sameService(old.Mapping, m) && old.AlertID != 0:
+			case had && old.Gone() && sameService(old.Mapping, m) && e.pending(tx, old.AlertID):
 				// Asked about before and back now (a router restart or a
 				// device renewing late): the question stands, no new one.
 				share.AlertID, share.SnoozedUntil = old.AlertID, old.SnoozedUntil
@@ -284,6 +287,13 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 				}
 			default:
 				ch.New++
+				if had && !sameService(old.Mapping, m) {
+					// Another device or app has the port now; the old
+					// question's Block would close the wrong share.
+					if err := e.supersede(tx, old.AlertID, "The share closed, and the port was opened again by another device or app; see the newer message."); err != nil {
+						return err
+					}
+				}
 			}
 			rule, err := e.applyRules(tx, &share, now, &enforce)
 			if err != nil {
@@ -345,7 +355,10 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 				}
 			}
 		}
-		if !known && (l.Complete || len(l.Mappings) > 0) {
+		// Only a complete first listing makes the router known: after a
+		// partial one, the rest must still come as one report, not as a
+		// burst of single alerts.
+		if !known && l.Complete {
 			router = storage.Router{URL: l.Router, Service: l.Service, FirstSeen: now}
 			known = true
 		}
@@ -481,4 +494,26 @@ func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 		e.wake()
 	}
 	return n, nil
+}
+
+// pending reports whether an alert still waits for an answer; a share that
+// comes back after its question was answered and its rule forgotten is
+// asked about again.
+func (e *Engine) pending(tx *storage.Tx, alertID uint64) bool {
+	if alertID == 0 {
+		return false
+	}
+	a, err := tx.Alert(alertID)
+	return err == nil && a.State == storage.AlertPending
+}
+
+// stillOpen reports whether the router still lists the share as m: a Block
+// on an old question must not close another device's share that took the
+// same port since.
+func stillOpen(tx *storage.Tx, m watcher.Mapping) (bool, error) {
+	s, ok, err := tx.Share(storage.ShareKey(m.Key()))
+	if err != nil || !ok {
+		return false, err
+	}
+	return !s.Gone() && sameService(s.Mapping, m), nil
 }

@@ -361,3 +361,147 @@ func TestDescriptionsAreEscapedInNotices(t *testing.T) {
 		t.Errorf("notice = %+v", items)
 	}
 }
+
+func TestRefusedEnforcementBacksOff(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	m := share(3389, "192.168.77.40", "RDP")
+	ch := f.list(true, m)
+	if _, err := f.engine.Decide(context.Background(), ch.Alerts[0], Block, alice); err != nil {
+		t.Fatal(err)
+	}
+	f.router.err = &watcher.DeleteError{Err: fmt.Errorf("%w: %w", watcher.ErrDeleteRefused, &watcher.UPnPError{Code: 606})}
+	for range 20 {
+		f.list(true, m)
+	}
+	if n := f.router.count(); n != 2 {
+		t.Errorf("%d deletes, want the Block and one refused retry", n)
+	}
+	f.now = f.now.Add(DefaultNoticeInterval)
+	f.list(true, m)
+	if n := f.router.count(); n != 3 {
+		t.Errorf("%d deletes after the interval, want 3", n)
+	}
+}
+
+func TestBlockOnOldAlertSparesAnotherDevice(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	a := share(8080, "192.168.77.21", "A")
+	ch := f.list(true, a)
+	f.list(true) // A closes its share
+	b := share(8080, "192.168.77.22", "B")
+	chB := f.list(true, b)
+	if len(chB.Alerts) != 1 {
+		t.Fatalf("B was not asked about: %+v", chB)
+	}
+	if old := f.alert(ch.Alerts[0]); old.State != storage.AlertSuperseded {
+		t.Errorf("A's alert is %s, want superseded", old.State)
+	}
+	if _, err := f.engine.Decide(context.Background(), ch.Alerts[0], Block, alice); !errors.Is(err, ErrDecided) {
+		t.Errorf("Block on A's old alert: %v", err)
+	}
+	if f.router.count() != 0 {
+		t.Errorf("B's share was deleted: %+v", f.router.deletes)
+	}
+}
+
+func TestBlockOfAShareAlreadyGone(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	a := share(8080, "192.168.77.21", "A")
+	ch := f.list(true, a)
+	f.list(true)
+	if got, err := f.engine.Decide(context.Background(), ch.Alerts[0], Block, alice); err != nil || got.State != storage.AlertBlocked {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if f.router.count() != 0 {
+		t.Error("a gone share was deleted")
+	}
+	f.list(true, a)
+	if f.router.count() != 1 {
+		t.Error("the block rule did not close the share when it came back")
+	}
+}
+
+func TestForgottenRuleAsksAgain(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	m := share(8080, "192.168.77.21", "web")
+	ch := f.list(true, m)
+	if _, err := f.engine.Decide(context.Background(), ch.Alerts[0], Allow, alice); err != nil {
+		t.Fatal(err)
+	}
+	rs := f.rules()
+	if _, err := f.engine.ForgetRule(context.Background(), rs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	f.list(true)
+	if ch := f.list(true, m); len(ch.Alerts) != 1 {
+		t.Errorf("after forgetting the rule: %+v, want a new question", ch)
+	}
+}
+
+func TestPartialFirstListingStillBatches(t *testing.T) {
+	f := newFixture(t)
+	ms := []watcher.Mapping{share(1, "192.168.77.21", "a"), share(2, "192.168.77.21", "b"), share(3, "192.168.77.21", "c")}
+	f.list(false, ms[0])
+	f.list(true, ms...)
+	var alone int
+	for _, it := range f.outbox() {
+		var a storage.Alert
+		f.db.View(func(tx *storage.Tx) (err error) { a, err = tx.Alert(it.AlertID); return err })
+		if a.Batch == 0 {
+			alone++
+		}
+	}
+	if alone != 0 {
+		t.Errorf("%d single alerts after a partial first listing, want batches only", alone)
+	}
+}
+
+func TestDecisionCoversSiblings(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	one := share(8000, "192.168.77.21", "NAT-PMP 8000 tcp")
+	one.InternalPort = 8001
+	two := one
+	two.ExternalPort, two.Description = 8002, "NAT-PMP 8002 tcp"
+	ch := f.list(true, one, two)
+	if len(ch.Alerts) != 2 {
+		t.Fatalf("%+v", ch)
+	}
+	if _, err := f.engine.Decide(context.Background(), ch.Alerts[0], Allow, alice); err != nil {
+		t.Fatal(err)
+	}
+	if a := f.alert(ch.Alerts[1]); a.State != storage.AlertAllowed {
+		t.Errorf("sibling alert is %s", a.State)
+	}
+}
+
+func TestUnpairedRecordsAndReportsLater(t *testing.T) {
+	f := newFixture(t)
+	f.engine.SetChat(0)
+	var events []Event
+	f.engine.observe = func(e Event) { events = append(events, e) }
+	f.list(true, share(80, "192.168.77.21", "web"))
+	f.list(true, share(80, "192.168.77.21", "web"), share(81, "192.168.77.21", "web2"))
+	if n := len(f.outbox()); n != 0 {
+		t.Fatalf("%d items queued without a chat", n)
+	}
+	if len(events) != 2 || events[0].Kind != EventOpen || events[1].Kind != EventNew {
+		t.Errorf("events = %+v", events)
+	}
+	f.engine.SetChat(77)
+	n, err := f.engine.ReportUnasked(context.Background())
+	if err != nil || n != 2 {
+		t.Fatalf("ReportUnasked = %d, %v", n, err)
+	}
+	items := f.outbox()
+	if len(items) != 1 || items[0].ChatID != 77 {
+		t.Errorf("outbox = %+v", items)
+	}
+	if n, _ := f.engine.ReportUnasked(context.Background()); n != 0 {
+		t.Errorf("reported %d shares twice", n)
+	}
+}

@@ -76,8 +76,12 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 		return a, ErrDecided
 	}
 	m := a.Share.Mapping
+	var open bool
+	if err := e.db.View(func(tx *storage.Tx) (err error) { open, err = stillOpen(tx, m); return err }); err != nil {
+		return a, fmt.Errorf("approvals: unable to read the share of alert %d: %w", alertID, err)
+	}
 	var blockErr error
-	if d == Block {
+	if d == Block && open {
 		blockErr = e.router.DeleteMapping(ctx, m.Key())
 		if blockErr != nil {
 			e.logger.Warn("block failed", "router", m.Router, "share", m.Key().String(), "client", m.InternalClient, "err", blockErr)
@@ -109,10 +113,25 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 			if err := e.putRule(tx, kind, m, by, now); err != nil {
 				return err
 			}
-			if d == Block {
+			if d == Block && open {
 				if err := e.markGone(tx, m, now); err != nil {
 					return err
 				}
+			}
+		}
+		if a.Batch != 0 && a.Note != "" {
+			// A batch message holds up to BatchSize shares; a full
+			// explanation on each line would break Telegram's length
+			// limit, so it goes in a message of its own.
+			if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: a.ChatID, CreatedAt: now,
+				Text: "⚠️ <b>Not closed</b>: " + escape(m.InternalClient) + fmt.Sprintf(" %s %d → %d. ", m.Protocol, m.ExternalPort, m.InternalPort) + a.Note}); err != nil {
+				return err
+			}
+			a.Note = "Not closed; see the message below."
+		}
+		if a.State != storage.AlertPending {
+			if err := e.decideSiblings(tx, a); err != nil {
+				return err
 			}
 		}
 		if err := tx.PutAlert(&a); err != nil {
@@ -195,4 +214,29 @@ func shortError(err error) string {
 		s = s[:300] + "…"
 	}
 	return s
+}
+
+// decideSiblings answers the other open questions about the same service the
+// same way: the rule just made covers them too.
+func (e *Engine) decideSiblings(tx *storage.Tx, decided storage.Alert) error {
+	svc := storage.ServiceOf(decided.Share.Mapping)
+	alerts, err := tx.Alerts()
+	if err != nil {
+		return err
+	}
+	for _, o := range alerts {
+		if o.ID == decided.ID || o.State != storage.AlertPending || storage.ServiceOf(o.Share.Mapping) != svc {
+			continue
+		}
+		o.State, o.DecidedBy, o.DecidedAt = decided.State, decided.DecidedBy, decided.DecidedAt
+		if err := tx.PutAlert(&o); err != nil {
+			return err
+		}
+		if o.Message() != decided.Message() {
+			if err := e.enqueueEdit(tx, o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -175,9 +175,18 @@ func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by st
 	if it.State != storage.DigestOpen && it.State != storage.DigestRefused {
 		return it, ErrDecided
 	}
-	derr := e.router.DeleteMapping(ctx, it.Mapping.Key())
+	var open bool
+	if err := e.db.View(func(tx *storage.Tx) (err error) { open, err = stillOpen(tx, it.Mapping); return err }); err != nil {
+		return it, fmt.Errorf("approvals: unable to read a stale share: %w", err)
+	}
+	var derr error
+	if open {
+		derr = e.router.DeleteMapping(ctx, it.Mapping.Key())
+	}
 	now := e.now()
 	switch {
+	case !open:
+		it.State, it.By, it.Note = storage.DigestGone, by, ""
 	case derr == nil:
 		it.State, it.By, it.Note = storage.DigestClosed, by, ""
 	case errors.Is(derr, watcher.ErrDeleteRefused):
@@ -190,8 +199,17 @@ func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by st
 		if err != nil {
 			return err
 		}
+		if it.Note != "" {
+			// Eight full explanations would not fit in one page.
+			m := it.Mapping
+			if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: cur.ChatID, CreatedAt: now,
+				Text: "⚠️ <b>Not closed</b>: " + escape(m.InternalClient) + fmt.Sprintf(" %s %d → %d. ", m.Protocol, m.ExternalPort, m.InternalPort) + it.Note}); err != nil {
+				return err
+			}
+			it.Note = "Not closed; see the message below."
+		}
 		cur.Items[idx] = it
-		if derr == nil {
+		if derr == nil && open {
 			if err := e.markGone(tx, it.Mapping, now); err != nil {
 				return err
 			}

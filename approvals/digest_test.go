@@ -171,8 +171,15 @@ func TestCloseStaleRefused(t *testing.T) {
 	f.router.err = &watcher.DeleteError{Err: fmt.Errorf("%w: %w", watcher.ErrDeleteRefused, &watcher.UPnPError{Code: 606})}
 	it, err := f.engine.CloseStale(context.Background(), d.ID, 0, alice)
 	var refused *RefusedError
-	if !errors.As(err, &refused) || it.State != storage.DigestRefused || !strings.Contains(it.Note, "606") {
+	if !errors.As(err, &refused) || it.State != storage.DigestRefused || it.Note == "" {
 		t.Errorf("item %+v, error %v", it, err)
+	}
+	var notice bool
+	for _, o := range f.outbox() {
+		notice = notice || (o.Kind == storage.OutboxNotice && strings.Contains(o.Text, "606") && strings.Contains(o.Text, "secure mode"))
+	}
+	if !notice {
+		t.Errorf("no notice explains the refusal: %+v", f.outbox())
 	}
 	// It can be tried again once the owner changed the router.
 	f.router.err = nil

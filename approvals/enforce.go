@@ -28,8 +28,13 @@ func (e *Engine) applyRules(tx *storage.Tx, share *storage.Share, now time.Time,
 	}
 	r.LastMatched = now
 	if r.Kind == storage.RuleBlock {
-		r.Matches++
-		*enforce = append(*enforce, enforcement{rule: r, share: *share})
+		key := storage.ShareKey(share.Mapping.Key())
+		// A router that refused to close this share will refuse again;
+		// retrying on every listing would hammer it and the log.
+		if at, ok := e.refused[key]; !ok || now.Sub(at) >= e.noticeInterval {
+			r.Matches++
+			*enforce = append(*enforce, enforcement{rule: r, share: *share})
+		}
 	}
 	return r.Kind, tx.PutRule(&r)
 }
@@ -48,6 +53,12 @@ func (e *Engine) enforce(ctx context.Context, en enforcement) {
 	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	key := storage.ShareKey(m.Key())
+	if err != nil {
+		e.refused[key] = now
+	} else {
+		delete(e.refused, key)
+	}
 	if e.observe != nil {
 		kind := EventClosed
 		if err != nil {

@@ -42,6 +42,11 @@ type Outbox struct {
 	staleAfter time.Duration
 	wake       chan struct{}
 
+	// unrecorded holds messages Telegram accepted whose recording in the
+	// database failed, by outbox sequence, so the retry records them
+	// instead of sending them again.
+	unrecorded map[uint64]int
+
 	mu       sync.Mutex
 	lastOK   time.Time
 	lastErr  error
@@ -60,6 +65,7 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		maxBackoff: cfg.MaxBackoff,
 		staleAfter: cfg.StaleAfter,
 		wake:       make(chan struct{}, 1),
+		unrecorded: map[uint64]int{},
 		sleep:      pollSleep,
 	}
 	if o.loc == nil {
@@ -175,7 +181,20 @@ func (o *Outbox) judge(it storage.OutboxItem, err error) (wait time.Duration, ke
 	n := o.failures
 	o.mu.Unlock()
 	log := o.logger.With("seq", it.Seq, "kind", string(it.Kind), "attempt", it.Attempts+1, "err", err)
+	var apiErr *APIError
 	switch {
+	case !errors.As(err, &apiErr):
+		// Not Telegram's answer but doorman's own trouble (the database):
+		// waiting may fix it, dropping would lose the alert.
+		if n == 1 || n%10 == 0 {
+			log.Error("unable to deliver an outbox item; will retry")
+		}
+		return backoff(o.minBackoff, o.maxBackoff, n), true
+	case apiErr.MigrateToChatID != 0:
+		if n == 1 {
+			log.Error("the group became a supergroup with a new chat ID; alerts wait in the outbox until DOORMAN_TELEGRAM_CHAT_ID is set to it", "new_chat_id", apiErr.MigrateToChatID)
+		}
+		return o.maxBackoff, true
 	case RetryAfterOf(err) > 0:
 		log.Warn("Telegram asks doorman to slow down", "retry_after", RetryAfterOf(err))
 		return RetryAfterOf(err), true
@@ -257,9 +276,12 @@ func (o *Outbox) deliverAlert(ctx context.Context, it storage.OutboxItem) error 
 		// only happens if the item was queued twice.
 		return o.remove(it.Seq)
 	case it.Kind == storage.OutboxAlert:
-		id, err := o.api.SendMessage(ctx, it.ChatID, text, kb)
-		if err != nil {
-			return err
+		id, sent := o.unrecorded[it.Seq]
+		if !sent {
+			id, err = o.api.SendMessage(ctx, it.ChatID, text, kb)
+			if err != nil {
+				return err
+			}
 		}
 		err = o.db.Update(func(tx *storage.Tx) error {
 			for _, a := range alerts {
@@ -275,9 +297,11 @@ func (o *Outbox) deliverAlert(ctx context.Context, it storage.OutboxItem) error 
 			return tx.RemoveOutbox(it.Seq)
 		})
 		if err != nil {
-			// Telegram has it; failing here would send it again.
-			o.logger.Error("alert sent but not recorded as sent", "alert", owner.ID, "err", err)
+			// Telegram has it: the retry must only record it.
+			o.unrecorded[it.Seq] = id
+			return fmt.Errorf("bot: unable to record alert %d as sent: %w", owner.ID, err)
 		}
+		delete(o.unrecorded, it.Seq)
 		return nil
 	case owner.MessageID == 0:
 		o.logger.Warn("not editing an alert whose message was never sent", "alert", owner.ID)
@@ -322,9 +346,12 @@ func (o *Outbox) deliverDigest(ctx context.Context, it storage.OutboxItem) error
 	case it.Kind == storage.OutboxDigest && sent != 0:
 		return o.remove(it.Seq)
 	case it.Kind == storage.OutboxDigest:
-		id, err := o.api.SendMessage(ctx, it.ChatID, text, kb)
-		if err != nil {
-			return err
+		id, sent := o.unrecorded[it.Seq]
+		if !sent {
+			id, err = o.api.SendMessage(ctx, it.ChatID, text, kb)
+			if err != nil {
+				return err
+			}
 		}
 		err = o.db.Update(func(tx *storage.Tx) error {
 			cur, err := tx.Digest(d.ID)
@@ -338,8 +365,10 @@ func (o *Outbox) deliverDigest(ctx context.Context, it storage.OutboxItem) error
 			return tx.RemoveOutbox(it.Seq)
 		})
 		if err != nil {
-			o.logger.Error("digest sent but not recorded as sent", "digest", d.ID, "err", err)
+			o.unrecorded[it.Seq] = id
+			return fmt.Errorf("bot: unable to record digest %d as sent: %w", d.ID, err)
 		}
+		delete(o.unrecorded, it.Seq)
 		return nil
 	case sent == 0:
 		return o.remove(it.Seq)

@@ -264,7 +264,9 @@ func (w *Watcher) Refresh() {
 }
 
 // DeleteMapping deletes k from the watched gateway whose URL is k.Router
-// (see Client.DeleteMapping) and then has that service listed again.
+// (see Client.DeleteMapping) and then has that service listed again. A
+// refused delete changed nothing, and re-listing after it would feed a
+// block rule's retry straight back into another refused delete.
 func (w *Watcher) DeleteMapping(ctx context.Context, k Key) error {
 	for _, g := range w.gatewayWatches() {
 		g.mu.Lock()
@@ -274,7 +276,7 @@ func (w *Watcher) DeleteMapping(ctx context.Context, k Key) error {
 			continue
 		}
 		err := w.c.DeleteMapping(ctx, gw, k)
-		if sw != nil {
+		if sw != nil && err == nil {
 			sw.signal(ReasonRefresh)
 		}
 		return err

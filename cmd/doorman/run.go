@@ -126,11 +126,19 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger) error {
 		}
 	}()
 
+	// One part failing for good (a callback address the watcher cannot
+	// use, say) stops the others: a doorman that looks alive but watches
+	// nothing is worse than one that exits with the reason.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
-	wg.Go(func() { errs[0] = w.Run(ctx) })
-	wg.Go(func() { errs[1] = b.Run(ctx) })
-	wg.Go(func() { errs[2] = digests.Run(ctx) })
+	for i, part := range []func(context.Context) error{w.Run, b.Run, digests.Run} {
+		wg.Go(func() {
+			errs[i] = part(ctx)
+			cancel()
+		})
+	}
 	wg.Wait()
 	logger.Info("doorman stopped")
 	for _, err := range errs {
