@@ -55,8 +55,8 @@ type Config struct {
 	// Observe, when set, is told of every share doorman sees change, for
 	// the terminal mode; it is called outside the engine's lock.
 	Observe func(Event)
-	Now      func() time.Time
-	Logger   *slog.Logger
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 // Engine applies decisions. Its methods are safe for concurrent use; they
