@@ -3,9 +3,11 @@
 # miniupnpd included, on a Debian or Ubuntu machine with Go.
 #
 # It installs what the tests need when it is missing (miniupnpd-nftables,
-# miniupnpc, natpmpc, nftables, iproute2) and must run as root, or with sudo
-# available, for the network namespaces of the lab. Extra arguments go to
-# `go test`, e.g. ./test.sh -run TestLab -v
+# miniupnpc, natpmpc, nftables, iproute2, systemd for systemd-analyze, make)
+# and must run as root, or with sudo available, for the network namespaces
+# of the lab. After the tests it builds the release binaries (make release)
+# and fails if they are too big. Extra arguments go to `go test`, e.g.
+# ./test.sh -run TestLab -v
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -21,7 +23,7 @@ as_root() {
 }
 
 missing=()
-for tool in miniupnpd:miniupnpd-nftables upnpc:miniupnpc natpmpc:natpmpc nft:nftables ip:iproute2; do
+for tool in miniupnpd:miniupnpd-nftables upnpc:miniupnpc natpmpc:natpmpc nft:nftables ip:iproute2 systemd-analyze:systemd make:make; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] || missing+=("${tool#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -43,4 +45,41 @@ if [ "$(id -u)" -eq 0 ]; then
 else
 	# The lab needs root; the binary runs as root, the build as you.
 	go test -race -count=1 -exec sudo "$@" ./...
+fi
+
+# The release binaries: static, for every platform, stamped with the
+# commit, and the arm64 one under 20 MiB (a Raspberry Pi's).
+make --no-print-directory release >/dev/null
+commit=$(git rev-parse HEAD 2>/dev/null || true)
+for pair in amd64:amd64 arm64:arm64 armv7:arm:GOARM=7 mipsle:mipsle:GOMIPS=softfloat; do
+	name=${pair%%:*} rest=${pair#*:}
+	arch=${rest%%:*} extra=${rest#"$arch"}
+	bin=dist/doorman-linux-$name
+	size=$(stat -c %s "$bin")
+	awk -v b="$bin" -v s="$size" 'BEGIN { printf "test.sh: %-26s %9d bytes (%.1f MiB)\n", b, s, s / 1048576 }' >&2
+	# -trimpath keeps -ldflags out of the build info; the commit is in the
+	# binary's data instead.
+	info=$(go version -m "$bin")
+	for want in "GOARCH=$arch" CGO_ENABLED=0 -trimpath=true ${extra#:}; do
+		if ! grep -qF -- "$want" <<<"$info"; then
+			echo "test.sh: $bin was not built with $want" >&2
+			exit 1
+		fi
+	done
+	if [ -n "$commit" ] && ! grep -qaF "$commit" "$bin"; then
+		echo "test.sh: $bin does not hold the commit $commit" >&2
+		exit 1
+	fi
+	if [ "$name" = arm64 ] && [ "$size" -ge $((20 * 1024 * 1024)) ]; then
+		echo "test.sh: $bin is $size bytes, 20 MiB or more" >&2
+		exit 1
+	fi
+done
+if [ "$(go env GOHOSTOS)/$(go env GOHOSTARCH)" = linux/amd64 ]; then
+	out=$(dist/doorman-linux-amd64 version)
+	echo "test.sh: $out" >&2
+	if [ -n "$commit" ] && [[ "$out" != *"commit $commit"* ]]; then
+		echo "test.sh: doorman version does not give the commit $commit" >&2
+		exit 1
+	fi
 fi
