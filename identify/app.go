@@ -1,0 +1,143 @@
+package identify
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/doorman-upnp/doorman/watcher"
+)
+
+// App is the app AppOf recognised behind a share.
+type App struct {
+	Name string // short, for people: "Plex Media Server"
+	// Why says what matched, for the owner to judge: "port 32400/TCP",
+	// `description "Plex Media Server"`, "opened with NAT-PMP".
+	Why string
+}
+
+// descRule recognises an app by the description it gives its shares.
+// Patterns are anchored at the start, and at the end where the app writes a
+// fixed format, so that "Not Plex", "Plexiglass" or "Transmission at 51413;
+// something else" are not taken for the app. A device can still lie with
+// the exact text; that is why Why says what matched.
+type descRule struct {
+	re   *regexp.Regexp
+	name string
+}
+
+// descRules, most specific first. The formats are the apps' own, from
+// their sources where they are open: libtorrent writes "<user agent> at
+// <ip>:<port>", Apple's mDNSResponder (LegacyNATTraversal.c) "iC<port>",
+// miniupnpc "libminiupnpc" when the program gives no description.
+var descRules = []descRule{
+	{regexp.MustCompile(`(?i)^Plex Media Server\b`), "Plex Media Server"},
+	{regexp.MustCompile(`(?i)^Transmission at [0-9]{1,5}$`), "Transmission (BitTorrent)"},
+	{regexp.MustCompile(`(?i)^qBittorrent/[^ ]+ at [^ ]+:[0-9]{1,5}$`), "qBittorrent (BitTorrent)"},
+	{regexp.MustCompile(`(?i)^Deluge/[^ ]+( libtorrent/[^ ]+)? at [^ ]+:[0-9]{1,5}$`), "Deluge (BitTorrent)"},
+	{regexp.MustCompile(`(?i)^libtorrent/[^ ]+ at [^ ]+:[0-9]{1,5}$`), "BitTorrent client (libtorrent)"},
+	{regexp.MustCompile(`(?i)^(uTorrent|µTorrent) \((TCP|UDP)\)$`), "µTorrent (BitTorrent)"},
+	{regexp.MustCompile(`(?i)^BitTorrent \((TCP|UDP)\)$`), "BitTorrent client"},
+	{regexp.MustCompile(`(?i)^syncthing-[0-9]{1,5}$`), "Syncthing"},
+	{regexp.MustCompile(`(?i)^tailscale-portmap$`), "Tailscale"},
+	{regexp.MustCompile(`^iC[0-9]{1,5}$`), "Apple device (Bonjour)"},
+	{regexp.MustCompile(`^libminiupnpc$`), "upnpc or another miniupnpc program"},
+	{regexp.MustCompile(`(?i)^Skype\b`), "Skype"},
+	{regexp.MustCompile(`(?i)^WhatsApp\b`), "WhatsApp"},
+	{regexp.MustCompile(`(?i)^(Microsoft )?Teams\b`), "Microsoft Teams"},
+	{regexp.MustCompile(`(?i)^Zoom\b`), "Zoom"},
+	{regexp.MustCompile(`(?i)^Xbox\b`), "Xbox"},
+	{regexp.MustCompile(`(?i)^(PlayStation|PS[345])\b`), "PlayStation"},
+	{regexp.MustCompile(`(?i)^Steam\b`), "Steam"},
+	{regexp.MustCompile(`(?i)^Nintendo\b`), "Nintendo console"},
+	{regexp.MustCompile(`(?i)^Teredo\b`), "Teredo (Windows IPv6 tunnel)"},
+	{regexp.MustCompile(`(?i)^Minecraft\b`), "Minecraft"},
+	{regexp.MustCompile(`(?i)^TeamSpeak\b`), "TeamSpeak"},
+	{regexp.MustCompile(`(?i)^(Mumble|Murmur)\b`), "Mumble"},
+	{regexp.MustCompile(`(?i)^Bitcoin\b`), "Bitcoin node"},
+}
+
+// maxDescription bounds the descriptions AppOf reads: the apps above write
+// short ones; a long text is no app's and is not worth matching.
+const maxDescription = 128
+
+// portRule recognises an app by the inside port, where the app listens by
+// default. Only ports one app (or one kind of app) owns are here; a port
+// like 8080 says nothing. Risky ports (SSH, RDP, SMB…) are approvals.RiskOf's.
+type portRule struct {
+	proto  string // "TCP", "UDP", or "" for both
+	lo, hi uint16
+	name   string
+}
+
+var portRules = []portRule{
+	{"TCP", 32400, 32400, "Plex Media Server"},
+	{"", 51413, 51413, "Transmission (BitTorrent)"},
+	{"", 6881, 6889, "BitTorrent client"},
+	{"", 22000, 22000, "Syncthing"},
+	{"UDP", 41641, 41641, "Tailscale"},
+	{"", 3074, 3074, "Xbox Live (an Xbox or a Windows game)"},
+	{"", 9295, 9304, "PlayStation Remote Play"},
+	{"", 27036, 27037, "Steam Remote Play"},
+	{"", 27015, 27015, "Steam game server"},
+	{"UDP", 3544, 3544, "Teredo (Windows IPv6 tunnel)"},
+	{"TCP", 25565, 25565, "Minecraft server"},
+	{"UDP", 19132, 19133, "Minecraft Bedrock server"},
+	{"UDP", 2456, 2458, "Valheim server"},
+	{"UDP", 34197, 34197, "Factorio server"},
+	{"", 7777, 7777, "game server (Terraria, ARK, Satisfactory…)"},
+	{"UDP", 28015, 28015, "Rust server"},
+	{"UDP", 8211, 8211, "Palworld server"},
+	{"UDP", 16261, 16262, "Project Zomboid server"},
+	{"UDP", 9987, 9987, "TeamSpeak server"},
+	{"", 64738, 64738, "Mumble server"},
+	{"TCP", 8333, 8333, "Bitcoin node"},
+}
+
+// AppOf names the app behind a share, and says what gave it away.
+//
+// The description comes first: apps that write one write their name. Then
+// the inside port with the protocol, for apps with a fixed default port.
+// Last, a share opened with NAT-PMP or PCP, whose description the router
+// wrote itself, gets "NAT-PMP client (often an Apple device)": Apple's
+// devices are the main users of NAT-PMP and PCP in homes (Apple designed
+// NAT-PMP), but torrent clients, Plex and Tailscale use them too, so this
+// is a hint, and Why says it rests on the protocol alone. Anything else is
+// unknown: false, and no guess.
+func AppOf(m watcher.Mapping) (App, bool) {
+	desc := strings.TrimSpace(m.Description)
+	if desc != "" && len(desc) <= maxDescription {
+		for _, r := range descRules {
+			if r.re.MatchString(desc) {
+				return App{Name: r.name, Why: "description " + quoteDescription(desc)}, true
+			}
+		}
+	}
+	proto := strings.ToUpper(strings.TrimSpace(m.Protocol))
+	if proto == "TCP" || proto == "UDP" {
+		for _, r := range portRules {
+			if (r.proto == "" || r.proto == proto) && r.lo <= m.InternalPort && m.InternalPort <= r.hi {
+				return App{Name: r.name, Why: fmt.Sprintf("port %d/%s", m.InternalPort, proto)}, true
+			}
+		}
+	}
+	switch m.Origin {
+	case watcher.OriginNATPMP:
+		return App{Name: "NAT-PMP client (often an Apple device)", Why: "opened with NAT-PMP"}, true
+	case watcher.OriginPCP:
+		return App{Name: "PCP client (often an Apple device)", Why: "opened with PCP"}, true
+	}
+	return App{}, false
+}
+
+// quoteDescription quotes a description for Why, escaping what is not
+// printable; the matched descriptions are short, but keep it bounded.
+func quoteDescription(s string) string {
+	const max = 64
+	if utf8.RuneCountInString(s) > max {
+		s = string([]rune(s)[:max-1]) + "…"
+	}
+	return strconv.Quote(s)
+}
