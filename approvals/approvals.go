@@ -53,7 +53,8 @@ type Config struct {
 	// Presence, when set, lets the digest name devices that left.
 	Presence Presence
 	// Observe, when set, is told of every share doorman sees change, for
-	// the terminal mode; it is called outside the engine's lock.
+	// the terminal mode. It is called with the engine's lock held, in
+	// order, and must not call back into the engine.
 	Observe func(Event)
 	Now     func() time.Time
 	Logger  *slog.Logger

@@ -228,11 +228,3 @@ func TestTokenNeverInErrors(t *testing.T) {
 		t.Errorf("token file: %q, %v", c.TelegramToken, err)
 	}
 }
-
-func TestRunNeedsTokenAndChat(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"run"}, env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }})
-	if code != exitUsage || !strings.Contains(stderr.String(), "DOORMAN_TELEGRAM_TOKEN") || !strings.Contains(stderr.String(), "DOORMAN_TELEGRAM_CHAT_ID") {
-		t.Errorf("exit %d, stderr %q", code, stderr.String())
-	}
-}

@@ -49,7 +49,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"run", "watch the router and ask in Telegram about new port shares", runRun},
+		{"run", "watch the router and ask in Telegram about new port shares (or print them, without a token)", runRun},
+		{"watch", "print the router's port shares as they change, storing nothing", runWatch},
 		{"list", "print the router's port shares", runList},
 		{"version", "print doorman's version", runVersion},
 	}

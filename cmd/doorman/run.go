@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
-	// A minimal container has no zoneinfo; DOORMAN_TZ must still work.
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"sync"
+	"time"
+	// A minimal container has no zoneinfo; DOORMAN_TZ must still work.
 	_ "time/tzdata"
 
 	"github.com/doorman-upnp/doorman/approvals"
@@ -26,48 +29,53 @@ func runRun(ctx context.Context, args []string, e env) int {
 		printError(e.stderr, err)
 		return exitUsage
 	}
-	var missing []string
-	if cfg.TelegramToken == "" {
-		missing = append(missing, "DOORMAN_TELEGRAM_TOKEN (or DOORMAN_TELEGRAM_TOKEN_FILE)")
-	}
-	if cfg.ChatID == 0 {
-		missing = append(missing, "DOORMAN_TELEGRAM_CHAT_ID")
-	}
-	if len(missing) > 0 {
-		printError(e.stderr, fmt.Errorf("doorman run needs %s; see doorman run --help and the README's quick start", joinAnd(missing)))
-		return exitUsage
-	}
 	logger := newLogger(cfg, e.stderr)
-	if err := daemon(ctx, cfg, logger); err != nil {
+	if err := daemon(ctx, cfg, logger, e); err != nil {
 		printError(e.stderr, err)
 		return 1
 	}
 	return 0
 }
 
-func joinAnd(s []string) string {
-	switch len(s) {
-	case 0:
-		return ""
-	case 1:
-		return s[0]
+// runWatch is run's terminal mode with a throw-away database: a quick look
+// that leaves nothing behind and enforces no rules.
+func runWatch(ctx context.Context, args []string, e env) int {
+	fs := newFlagSet("watch", "watch [flags]", e)
+	load := configFlags(fs)
+	if code, done := parseFlags(fs, args); done {
+		return code
 	}
-	return fmt.Sprintf("%s and %s", s[0], s[1])
+	cfg, err := load(e.getenv)
+	if err != nil {
+		printError(e.stderr, err)
+		return exitUsage
+	}
+	dir, err := os.MkdirTemp("", "doorman-watch-")
+	if err != nil {
+		printError(e.stderr, fmt.Errorf("unable to make a temporary directory: %w", err))
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	cfg.DBPath = dir + "/watch.db"
+	cfg.TelegramToken = ""
+	logger := newLogger(cfg, e.stderr)
+	if err := daemon(ctx, cfg, logger, e); err != nil {
+		printError(e.stderr, err)
+		return 1
+	}
+	return 0
 }
 
-// daemon runs the watcher and the bot until ctx is done.
-func daemon(ctx context.Context, cfg config, logger *slog.Logger) error {
+// daemon watches the router until ctx is done. With a bot token it asks in
+// Telegram (pairing a chat first when none is configured); without one it
+// prints what happens to the terminal.
+func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 	db, err := storage.Open(ctx, cfg.DBPath, storage.Options{})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-
-	api, err := bot.NewTelegramAPI(bot.TelegramConfig{Token: cfg.TelegramToken, BaseURL: cfg.TelegramAPIURL, Logger: logger})
-	if err != nil {
-		return err
-	}
-	outbox := bot.NewOutbox(bot.OutboxConfig{API: api, DB: db, Logger: logger, Location: cfg.Location, StaleAfter: cfg.StaleAfter})
+	terminal := cfg.TelegramToken == ""
 
 	client := watcher.New(watcher.Config{
 		IGDURLs:          cfg.IGDURLs,
@@ -92,15 +100,41 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger) error {
 				Service:         s.Service.Type,
 				Mappings:        s.Mappings,
 				Complete:        s.Complete,
-				RouterRestarted: s.Reason == "router-restart",
+				RouterRestarted: s.Reason == watcher.ReasonRouterRestart,
 			})
 			if err != nil {
 				logger.Error("unable to process a listing", "router", s.Gateway.URL, "err", err)
 			}
 		},
 	})
-	engine, err = approvals.New(approvals.Config{DB: db, Router: w, ChatID: cfg.ChatID, Wake: outbox.Wake, StaleAfter: cfg.StaleAfter, Logger: logger})
+	parts := []func(context.Context) error{w.Run}
+
+	engineCfg := approvals.Config{DB: db, Router: w, StaleAfter: cfg.StaleAfter, Logger: logger}
+	if terminal {
+		t := newTerminal(e.stdout, cfg.Location)
+		engineCfg.Observe = t.print
+		engine, err = approvals.New(engineCfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(e.stderr, "doorman: watching without Telegram; shares are printed here. To get alerts with Allow and Block buttons, create a bot with @BotFather and run doorman with DOORMAN_TELEGRAM_TOKEN set (see the README).")
+		logger.Info("doorman starting in the terminal", "version", version, "db", cfg.DBPath, "events", cfg.Events)
+		return runParts(ctx, logger, parts)
+	}
+
+	api, err := bot.NewTelegramAPI(bot.TelegramConfig{Token: cfg.TelegramToken, BaseURL: cfg.TelegramAPIURL, Logger: logger})
 	if err != nil {
+		return err
+	}
+	chat := cfg.ChatID
+	if chat == 0 {
+		if chat, err = bot.LoadOwnerChat(db); err != nil {
+			return err
+		}
+	}
+	outbox := bot.NewOutbox(bot.OutboxConfig{API: api, DB: db, Logger: logger, Location: cfg.Location, StaleAfter: cfg.StaleAfter})
+	engineCfg.ChatID, engineCfg.Wake = chat, outbox.Wake
+	if engine, err = approvals.New(engineCfg); err != nil {
 		return err
 	}
 	digests, err := approvals.NewDigestScheduler(engine, cfg.DigestSchedule, cfg.Location, cfg.DigestSkipEmpty, logger)
@@ -110,12 +144,15 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger) error {
 	b, err := bot.New(bot.Config{
 		API: api, DB: db, Engine: engine, Outbox: outbox, ChatID: cfg.ChatID,
 		AllowedUsers: cfg.AllowedUsers, Status: w.Status, Location: cfg.Location, Logger: logger,
+		ShowPairingCode: pairingPrinter(e.stderr),
 	})
 	if err != nil {
 		return err
 	}
-
-	logger.Info("doorman starting", "version", version, "db", cfg.DBPath, "chat", cfg.ChatID, "events", cfg.Events)
+	logger.Info("doorman starting", "version", version, "db", cfg.DBPath, "chat", chat, "events", cfg.Events)
+	if err := b.StartPairing(); err != nil {
+		return err
+	}
 	go func() {
 		me, err := api.GetMe(ctx)
 		switch {
@@ -125,15 +162,28 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger) error {
 			logger.Error("Telegram does not accept the bot yet; alerts wait in the outbox", "err", err)
 		}
 	}()
+	return runParts(ctx, logger, append(parts, b.Run, digests.Run))
+}
 
-	// One part failing for good (a callback address the watcher cannot
-	// use, say) stops the others: a doorman that looks alive but watches
-	// nothing is worse than one that exits with the reason.
+// pairingPrinter shows a pairing code on doorman's terminal (standard
+// error, where its log goes), and nowhere else.
+func pairingPrinter(w io.Writer) func(code string, expires time.Time) {
+	return func(code string, expires time.Time) {
+		fmt.Fprintf(w, "doorman: pairing code %s: send \"/start %s\" to your bot in Telegram before %s; that chat then gets the alerts.\n",
+			code, code, expires.Format("15:04"))
+	}
+}
+
+// runParts runs the parts of doorman until ctx is done. One part failing for
+// good (a callback address the watcher cannot use, say) stops the others: a
+// doorman that looks alive but watches nothing is worse than one that exits
+// with the reason.
+func runParts(ctx context.Context, logger *slog.Logger, parts []func(context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i, part := range []func(context.Context) error{w.Run, b.Run, digests.Run} {
+	errs := make([]error, len(parts))
+	for i, part := range parts {
 		wg.Go(func() {
 			errs[i] = part(ctx)
 			cancel()

@@ -45,7 +45,8 @@ func (b *syncBuffer) String() string {
 type runningDoorman struct {
 	t    testing.TB
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	out  *syncBuffer // standard output
+	logs *syncBuffer // standard error: the log
 	done chan struct{}
 }
 
@@ -63,13 +64,16 @@ func runEnv(l *lab.Lab, tg *telegramtest.Server, dbPath string, extra ...string)
 	}, extra...)
 }
 
-func startDoorman(t testing.TB, l *lab.Lab, env []string) *runningDoorman {
+func startDoorman(t testing.TB, l *lab.Lab, env []string, command ...string) *runningDoorman {
 	t.Helper()
+	if len(command) == 0 {
+		command = []string{"run"}
+	}
 	args := append([]string{"-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, env...)
-	args = append(args, doormanBinary, "run")
+	args = append(append(args, doormanBinary), command...)
 	cmd := l.Command(context.Background(), "doorman", "env", args...)
-	p := &runningDoorman{t: t, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	p := &runningDoorman{t: t, cmd: cmd, out: &syncBuffer{}, logs: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +87,7 @@ func startDoorman(t testing.TB, l *lab.Lab, env []string) *runningDoorman {
 			t.Error("the bot token appears in doorman's log")
 		}
 		if t.Failed() {
-			t.Logf("doorman's log:\n%s", p.logs.String())
+			t.Logf("doorman's output:\n%s\ndoorman's log:\n%s", p.out.String(), p.logs.String())
 		}
 	})
 	return p
@@ -438,5 +442,127 @@ func TestLabRunDigestClosesStaleShare(t *testing.T) {
 	waitEdit(t, tg, d, "closed by")
 	if !routerHas(t, l, "4000", "UDP") {
 		t.Error("Close removed another share too")
+	}
+}
+
+// waitOutput waits until doorman's output has a line with every part.
+func (p *runningDoorman) waitLine(t *testing.T, buf *syncBuffer, d time.Duration, parts ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		for _, line := range strings.Split(buf.String(), "\n") {
+			ok := true
+			for _, part := range parts {
+				ok = ok && strings.Contains(line, part)
+			}
+			if ok {
+				return line
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no line with %q after %s", parts, d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestLabTerminalMode(t *testing.T) {
+	lab.Require(t)
+	t.Parallel()
+	l := lab.Start(t, lab.Options{})
+	dev1 := l.DeviceIP(1)
+	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "Plex Media Server", "-a", dev1, "32400", "32400", "TCP")
+	db := filepath.Join(t.TempDir(), "doorman.db")
+	env := []string{"DOORMAN_DB=" + db, "DOORMAN_IGD_URL=" + l.IGDURL}
+	p := startDoorman(t, l, env)
+	p.waitLine(t, p.out, 20*time.Second, "open", "TCP 32400 → "+dev1+":32400", "“Plex Media Server”", "192.168.77.1")
+	p.waitLine(t, p.logs, time.Second, "@BotFather", "DOORMAN_TELEGRAM_TOKEN")
+
+	start := time.Now()
+	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "garden cam", "-a", dev1, "80", "8080", "TCP")
+	line := p.waitLine(t, p.out, 5*time.Second, "NEW", "TCP 8080 → "+dev1+":80", "“garden cam”")
+	took := time.Since(start)
+	t.Logf("terminal line %s after upnpc returned: %s", took, line)
+	if took > time.Second {
+		t.Errorf("the new share was printed after %s, want under a second", took)
+	}
+	if _, err := time.Parse("15:04:05", strings.Fields(line)[0]); err != nil {
+		t.Errorf("line does not start with the time: %q", line)
+	}
+	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-d", "8080", "TCP")
+	p.waitLine(t, p.out, 5*time.Second, "gone", "TCP 8080")
+	if n := strings.Count(p.logs.String(), "@BotFather"); n != 1 {
+		t.Errorf("the Telegram hint was printed %d times", n)
+	}
+	p.stop()
+
+	// watch: the same, with nothing stored.
+	w := startDoorman(t, l, []string{"DOORMAN_IGD_URL=" + l.IGDURL, "HOME=/nonexistent"}, "watch")
+	w.waitLine(t, w.out, 20*time.Second, "open", "TCP 32400")
+	w.stop()
+}
+
+func TestLabPairing(t *testing.T) {
+	lab.Require(t)
+	t.Parallel()
+	l := lab.Start(t, lab.Options{})
+	tg := telegramtest.NewServerOn(labToken, l.Listen(t, "doorman"))
+	t.Cleanup(tg.Close)
+	dev1 := l.DeviceIP(1)
+	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "before pairing", "-a", dev1, "7000", "7000", "TCP")
+	env := []string{
+		"DOORMAN_TELEGRAM_TOKEN=" + labToken,
+		"DOORMAN_TELEGRAM_API_URL=" + tg.URL,
+		"DOORMAN_DB=" + filepath.Join(t.TempDir(), "doorman.db"),
+		"DOORMAN_IGD_URL=" + l.IGDURL,
+	}
+	p := startDoorman(t, l, env)
+	line := p.waitLine(t, p.logs, 20*time.Second, "pairing code")
+	code := strings.TrimSuffix(strings.Fields(line[strings.Index(line, "pairing code"):])[2], ":")
+	if len(strings.ReplaceAll(code, "-", "")) < 8 {
+		t.Fatalf("pairing code %q is too short (line %q)", code, line)
+	}
+	const strangerChat, ownerChat = int64(9001), int64(9002)
+	tg.SendText(strangerChat, labStrang, "/start ABCDE-23456")
+	if _, err := tg.WaitMessage(waitCtx(t, 10*time.Second), func(m telegramtest.Message) bool {
+		return m.ChatID == strangerChat && strings.Contains(m.Text, "not the pairing code")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tg.SendText(ownerChat, labOwner, "/start "+strings.ToLower(code))
+	if _, err := tg.WaitMessage(waitCtx(t, 10*time.Second), func(m telegramtest.Message) bool {
+		return m.ChatID == ownerChat && strings.Contains(m.Text, "paired with this chat")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// What was open before pairing is reported once, in the paired chat.
+	if _, err := tg.WaitMessage(waitCtx(t, 10*time.Second), func(m telegramtest.Message) bool {
+		return m.ChatID == ownerChat && strings.Contains(m.Text, "7000") && strings.Contains(m.Text, "before pairing") && len(m.Buttons) == 1
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "after pairing", "-a", dev1, "7001", "7001", "TCP")
+	if _, err := tg.WaitMessage(waitCtx(t, 10*time.Second), func(m telegramtest.Message) bool {
+		return m.ChatID == ownerChat && strings.Contains(m.Text, "New port share") && strings.Contains(m.Text, "7001")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range tg.Messages() {
+		if m.ChatID == strangerChat && !strings.Contains(m.Text, "not the pairing code") && !strings.HasPrefix(m.Text, "/start") {
+			t.Errorf("the stranger's chat got %q", m.Text)
+		}
+	}
+
+	// The pairing survives a restart: no new code, alerts still go there.
+	p.stop()
+	p = startDoorman(t, l, env)
+	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "after restart", "-a", dev1, "7002", "7002", "TCP")
+	if _, err := tg.WaitMessage(waitCtx(t, 20*time.Second), func(m telegramtest.Message) bool {
+		return m.ChatID == ownerChat && strings.Contains(m.Text, "New port share") && strings.Contains(m.Text, "7002")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(p.logs.String(), "pairing code") {
+		t.Error("a paired doorman printed a pairing code after a restart")
 	}
 }
