@@ -54,9 +54,29 @@ type harness struct {
 	router *fakeRouter
 	cancel context.CancelFunc
 	done   chan struct{}
+	chat   int64
+	codes  chan string
+}
+
+func (h *harness) pairingCode() string {
+	h.t.Helper()
+	select {
+	case c := <-h.codes:
+		return c
+	case <-time.After(5 * time.Second):
+		h.t.Fatal("no pairing code shown")
+	}
+	return ""
 }
 
 func newHarness(t *testing.T, allowed []int64) *harness {
+	t.Helper()
+	return newHarnessChat(t, ownerChat, allowed)
+}
+
+// newHarnessChat starts a harness whose configured chat is chat; 0 starts
+// it unpaired, showing a pairing code.
+func newHarnessChat(t *testing.T, chat int64, allowed []int64) *harness {
 	t.Helper()
 	tg := telegramtest.NewServer(botToken)
 	t.Cleanup(tg.Close)
@@ -65,7 +85,7 @@ func newHarness(t *testing.T, allowed []int64) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	h := &harness{t: t, tg: tg, db: db, router: &fakeRouter{}}
+	h := &harness{t: t, tg: tg, db: db, router: &fakeRouter{}, chat: chat, codes: make(chan string, 10)}
 	h.start(allowed)
 	return h
 }
@@ -78,15 +98,19 @@ func (h *harness) start(allowed []int64) {
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{h.t}, nil))
 	outbox := NewOutbox(OutboxConfig{API: api, DB: h.db, Logger: logger, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Location: time.UTC})
-	h.engine, err = approvals.New(approvals.Config{DB: h.db, Router: h.router, ChatID: ownerChat, Wake: outbox.Wake, Logger: logger})
+	h.engine, err = approvals.New(approvals.Config{DB: h.db, Router: h.router, ChatID: h.chat, Wake: outbox.Wake, Logger: logger})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	b, err := New(Config{API: api, DB: h.db, Engine: h.engine, Outbox: outbox, ChatID: ownerChat, AllowedUsers: allowed, PollTimeout: time.Second, Location: time.UTC, Logger: logger,
+	b, err := New(Config{API: api, DB: h.db, Engine: h.engine, Outbox: outbox, ChatID: h.chat, AllowedUsers: allowed,
+		ShowPairingCode: func(code string, _ time.Time) { h.codes <- code }, PollTimeout: time.Second, Location: time.UTC, Logger: logger,
 		Status: func() []watcher.ServiceStatus {
 			return []watcher.ServiceStatus{{Router: testRouter, Service: testSvc, Events: true, LastList: time.Now()}}
 		}})
 	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := b.StartPairing(); err != nil {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

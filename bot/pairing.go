@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -114,10 +113,7 @@ func (b *Bot) StartPairing() error {
 	return b.pair.fresh(b.now())
 }
 
-// errPairing results are the replies to a /start attempt.
-var errWrongCode = errors.New("wrong pairing code")
-
-// tryPair checks a code; on success it returns nil and forgets the code.
+// try checks a code; on success it forgets the code, so it works once.
 func (p *pairing) try(code string, now time.Time) (reply string, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -207,10 +203,12 @@ func (b *Bot) cmdUnpair(ctx context.Context) {
 		b.reply(ctx, "Doorman could not forget this chat; see its log.", nil)
 		return
 	}
-	b.reply(ctx, "Unpaired. Doorman sends nothing here any more; it shows a new pairing code where it runs.", nil)
 	b.chat.Store(0)
 	b.engine.SetChat(0)
 	b.logger.Info("unpaired", "chat", chat)
+	if _, err := b.api.SendMessage(ctx, chat, "Unpaired. Doorman sends nothing here any more; it shows a new pairing code where it runs.", nil); err != nil {
+		b.logger.Warn("unable to answer /unpair", "err", err)
+	}
 	b.pair.mu.Lock()
 	defer b.pair.mu.Unlock()
 	if err := b.pair.fresh(b.now()); err != nil {

@@ -334,7 +334,12 @@ func TestPollConflictExplained(t *testing.T) {
 	if b := got.next(t); len(b) != 1 {
 		t.Errorf("delivered %+v", b)
 	}
+	// The recovery is logged after the batch was handled.
 	out := logs.String()
+	for deadline := time.Now().Add(2 * time.Second); !strings.Contains(out, "polling works again") && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		out = logs.String()
+	}
 	if n := strings.Count(out, "another doorman, or a webhook"); n != 1 {
 		t.Errorf("conflict explained %d times, want once per streak:\n%s", n, out)
 	}
