@@ -95,7 +95,7 @@ func settings() []setting {
 			},
 		},
 		{
-			env: "DOORMAN_TELEGRAM_TOKEN", def: "none",
+			env: "DOORMAN_TELEGRAM_TOKEN", def: "none: run prints shares in the terminal",
 			help: "Bot token from @BotFather (secret: no flag; prefer DOORMAN_TELEGRAM_TOKEN_FILE)",
 			apply: func(c *config, v string) error {
 				t, err := checkToken(v)
@@ -120,8 +120,8 @@ func settings() []setting {
 			},
 		},
 		{
-			env: "DOORMAN_TELEGRAM_CHAT_ID", flag: "chat-id", arg: "ID", def: "none",
-			help: "Chat that gets the alerts (your user ID for a private chat, a negative ID for a group)",
+			env: "DOORMAN_TELEGRAM_CHAT_ID", flag: "chat-id", arg: "ID", def: "paired with a code",
+			help: "Chat that gets the alerts (your user ID for a private chat, a negative ID for a group); wins over pairing",
 			apply: func(c *config, v string) error {
 				id, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 				if err != nil || id == 0 {
