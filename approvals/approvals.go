@@ -52,6 +52,9 @@ type Config struct {
 	StaleAfter time.Duration
 	// Presence, when set, lets the digest name devices that left.
 	Presence Presence
+	// MACOf returns the MAC doorman knows for a LAN address without
+	// waiting ("" if none), so rules follow devices across DHCP changes.
+	MACOf func(ip string) string
 	// Observe, when set, is told of every share doorman sees change, for
 	// the terminal mode. It is called with the engine's lock held, in
 	// order, and must not call back into the engine.
@@ -72,6 +75,7 @@ type Engine struct {
 	staleAfter     time.Duration
 	presence       Presence
 	observe        func(Event)
+	macOf          func(string) string
 	now            func() time.Time
 	logger         *slog.Logger
 
@@ -140,6 +144,7 @@ func New(cfg Config) (*Engine, error) {
 		staleAfter:     cfg.StaleAfter,
 		presence:       cfg.Presence,
 		observe:        cfg.Observe,
+		macOf:          cfg.MACOf,
 		now:            cfg.Now,
 		logger:         cfg.Logger,
 		listed:         map[string]bool{},
@@ -468,7 +473,7 @@ func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 			if s.Gone() || s.AlertID != 0 {
 				continue
 			}
-			if _, ok, err := tx.RuleFor(storage.ServiceOf(s.Mapping)); err != nil || ok {
+			if _, ok, err := tx.RuleFor(storage.ServiceOf(s.Mapping), e.mac(s.Mapping.InternalClient)); err != nil || ok {
 				if err != nil {
 					return err
 				}
@@ -517,4 +522,11 @@ func stillOpen(tx *storage.Tx, m watcher.Mapping) (bool, error) {
 		return false, err
 	}
 	return !s.Gone() && sameService(s.Mapping, m), nil
+}
+
+func (e *Engine) mac(ip string) string {
+	if e.macOf == nil {
+		return ""
+	}
+	return e.macOf(ip)
 }

@@ -16,7 +16,9 @@ type Decision string
 
 const (
 	Allow Decision = "allow"
-	Block Decision = "block"
+	// AllowDevice trusts everything the share's device opens.
+	AllowDevice Decision = "allow-device"
+	Block       Decision = "block"
 )
 
 var (
@@ -105,12 +107,21 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 			a.Note = "Could not reach the router to close it: " + escape(shortError(blockErr)) + ". The share may still be open; press Block again."
 		default:
 			a.State = storage.AlertAllowed
-			kind := storage.RuleTrust
-			if d == Block {
+			kind, scope := storage.RuleTrust, storage.ScopeService
+			switch d {
+			case Block:
 				a.State, kind = storage.AlertBlocked, storage.RuleBlock
+			case AllowDevice:
+				scope = storage.ScopeDevice
+				a.Note = "Everything this device opens is trusted."
+			default:
+				a.Note = ""
 			}
-			a.DecidedBy, a.DecidedAt, a.Note = by, now, ""
-			if err := e.putRule(tx, kind, m, by, now); err != nil {
+			a.DecidedBy, a.DecidedAt = by, now
+			if d == Block {
+				a.Note = ""
+			}
+			if err := e.putRule(tx, kind, scope, m, by, now); err != nil {
 				return err
 			}
 			if d == Block && open {
@@ -119,7 +130,7 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 				}
 			}
 		}
-		if a.Batch != 0 && a.Note != "" {
+		if a.State == storage.AlertPending && a.Batch != 0 && a.Note != "" {
 			// A batch message holds up to BatchSize shares; a full
 			// explanation on each line would break Telegram's length
 			// limit, so it goes in a message of its own.
@@ -130,7 +141,7 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 			a.Note = "Not closed; see the message below."
 		}
 		if a.State != storage.AlertPending {
-			if err := e.decideSiblings(tx, a); err != nil {
+			if err := e.decideSiblings(tx, a, d == AllowDevice); err != nil {
 				return err
 			}
 		}
@@ -156,16 +167,20 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 	return a, nil
 }
 
-// putRule makes the rule for the mapping's service kind, replacing a rule of
-// the other kind: the latest decision counts.
-func (e *Engine) putRule(tx *storage.Tx, kind storage.RuleKind, m watcher.Mapping, by storage.User, now time.Time) error {
+// putRule makes the rule for the mapping's service (or device) kind,
+// replacing a rule of the other kind for the same: the latest decision
+// counts. The device's MAC goes in, so the rule follows it to another
+// address.
+func (e *Engine) putRule(tx *storage.Tx, kind storage.RuleKind, scope storage.RuleScope, m watcher.Mapping, by storage.User, now time.Time) error {
 	svc := storage.ServiceOf(m)
+	mac := e.mac(m.InternalClient)
 	rules, err := tx.Rules()
 	if err != nil {
 		return err
 	}
 	for _, r := range rules {
-		if r.Service != svc {
+		same := r.Scope == scope && r.Covers(svc, mac)
+		if !same {
 			continue
 		}
 		if r.Kind == kind {
@@ -175,7 +190,7 @@ func (e *Engine) putRule(tx *storage.Tx, kind storage.RuleKind, m watcher.Mappin
 			return err
 		}
 	}
-	return tx.PutRule(&storage.Rule{Kind: kind, Service: svc, Example: m, CreatedAt: now, CreatedBy: by, LastMatched: now})
+	return tx.PutRule(&storage.Rule{Kind: kind, Scope: scope, Service: svc, MAC: mac, Example: m, CreatedAt: now, CreatedBy: by, LastMatched: now})
 }
 
 func (e *Engine) markGone(tx *storage.Tx, m watcher.Mapping, now time.Time) error {
@@ -218,14 +233,18 @@ func shortError(err error) string {
 
 // decideSiblings answers the other open questions about the same service the
 // same way: the rule just made covers them too.
-func (e *Engine) decideSiblings(tx *storage.Tx, decided storage.Alert) error {
+func (e *Engine) decideSiblings(tx *storage.Tx, decided storage.Alert, wholeDevice bool) error {
 	svc := storage.ServiceOf(decided.Share.Mapping)
 	alerts, err := tx.Alerts()
 	if err != nil {
 		return err
 	}
 	for _, o := range alerts {
-		if o.ID == decided.ID || o.State != storage.AlertPending || storage.ServiceOf(o.Share.Mapping) != svc {
+		if o.ID == decided.ID || o.State != storage.AlertPending {
+			continue
+		}
+		other := storage.ServiceOf(o.Share.Mapping)
+		if other != svc && !(wholeDevice && other.InternalClient == svc.InternalClient) {
 			continue
 		}
 		o.State, o.DecidedBy, o.DecidedAt = decided.State, decided.DecidedBy, decided.DecidedAt

@@ -22,7 +22,7 @@ type enforcement struct {
 // returns the kind of rule that covered the share ("" for none); nobody is
 // asked about a covered share.
 func (e *Engine) applyRules(tx *storage.Tx, share *storage.Share, now time.Time, enforce *[]enforcement) (storage.RuleKind, error) {
-	r, ok, err := tx.RuleFor(storage.ServiceOf(share.Mapping))
+	r, ok, err := tx.RuleFor(storage.ServiceOf(share.Mapping), e.mac(share.Mapping.InternalClient))
 	if err != nil || !ok {
 		return "", err
 	}

@@ -37,6 +37,8 @@ type Config struct {
 	// AllowedUsers may press buttons and give commands; empty means
 	// anyone in the owner chat.
 	AllowedUsers []int64
+	// Devices, when set, names the devices in /list.
+	Devices Devices
 	// Status reports the watched routers for /status.
 	Status      func() []watcher.ServiceStatus
 	PollTimeout time.Duration
@@ -58,6 +60,7 @@ type Bot struct {
 	fixedChat bool
 	pair      pairing
 	allowed   []int64
+	devices   Devices
 	status    func() []watcher.ServiceStatus
 	poll      time.Duration
 	loc       *time.Location
@@ -72,7 +75,7 @@ func New(cfg Config) (*Bot, error) {
 	}
 	b := &Bot{
 		api: cfg.API, db: cfg.DB, engine: cfg.Engine, outbox: cfg.Outbox, fixedChat: cfg.ChatID != 0,
-		allowed: slices.Clone(cfg.AllowedUsers), status: cfg.Status, poll: cfg.PollTimeout,
+		allowed: slices.Clone(cfg.AllowedUsers), devices: cfg.Devices, status: cfg.Status, poll: cfg.PollTimeout,
 		loc: cfg.Location, logger: cfg.Logger, now: cfg.Now,
 	}
 	b.pair.show = cfg.ShowPairingCode
@@ -230,9 +233,13 @@ func (b *Bot) handleCallback(ctx context.Context, cb *Callback) {
 	m := a.Share.Mapping
 	d := approvals.Allow
 	text := fmt.Sprintf("Allowing %s %d.", m.Protocol, m.ExternalPort)
-	if verb == verbBlock {
+	switch verb {
+	case verbBlock:
 		d = approvals.Block
 		text = fmt.Sprintf("Closing %s %d on the router…", m.Protocol, m.ExternalPort)
+	case verbAllowDevice:
+		d = approvals.AllowDevice
+		text = "Trusting everything " + m.InternalClient + " opens."
 	}
 	// Answer first: Telegram shows a spinner until the answer comes, and
 	// a delete on a slow router can take seconds.
@@ -382,6 +389,11 @@ func (b *Bot) cmdList(ctx context.Context) {
 		}
 		return shares[i].Mapping.ExternalPort < shares[j].Mapping.ExternalPort
 	})
+	var ips []string
+	for _, s := range shares {
+		ips = append(ips, s.Mapping.InternalClient)
+	}
+	v := view{loc: b.loc, now: b.now(), devices: lookupDevices(ctx, b.devices, ips)}
 	var lines []string
 	for _, s := range shares {
 		state := "❔ not decided"
@@ -393,7 +405,7 @@ func (b *Bot) cmdList(ctx context.Context) {
 		} else if a, ok := alerts[s.AlertID]; ok && a.State == storage.AlertPending {
 			state = "❔ waiting for your answer"
 		}
-		lines = append(lines, fmt.Sprintf("• %s\n   %s · open since %s", shareLine(s.Mapping), state, formatWhen(s.FirstSeen, b.loc)))
+		lines = append(lines, fmt.Sprintf("• %s\n   %s · first seen %s · last seen %s", shareLine(s.Mapping, v), state, formatWhen(s.FirstSeen, b.loc), formatWhen(s.LastSeen, b.loc)))
 	}
 	header := fmt.Sprintf("<b>%d port shares open</b>", len(shares))
 	for _, page := range splitMessages(header, lines) {

@@ -186,7 +186,7 @@ func TestAlertShowsTheShareSafely(t *testing.T) {
 			t.Errorf("alert lacks %q:\n%s", want, msg.Text)
 		}
 	}
-	if len(msg.Buttons) != 1 || len(msg.Buttons[0]) != 2 || msg.Buttons[0][0].Text != "✅ Allow" || msg.Buttons[0][1].Text != "⛔ Block" {
+	if len(msg.Buttons) != 2 || msg.Buttons[1][0].CallbackData != "d:1" || len(msg.Buttons[0]) != 2 || msg.Buttons[0][0].Text != "✅ Allow" || msg.Buttons[0][1].Text != "⛔ Block" {
 		t.Fatalf("buttons = %+v", msg.Buttons)
 	}
 	for _, b := range msg.Buttons[0] {
@@ -277,7 +277,7 @@ func TestRefusedBlockKeepsButtons(t *testing.T) {
 			t.Errorf("edit lacks %q:\n%s", want, edit.Text)
 		}
 	}
-	if strings.Contains(edit.Text, "Blocked</b>") || len(edit.Buttons) != 1 {
+	if strings.Contains(edit.Text, "Blocked</b>") || len(edit.Buttons) != 2 {
 		t.Errorf("a refused block looks blocked: %+v", edit)
 	}
 }

@@ -20,6 +20,8 @@ type OutboxConfig struct {
 	DB       *storage.DB
 	Location *time.Location
 	Logger   *slog.Logger
+	// Devices, when set, names the devices in alerts.
+	Devices Devices
 	// StaleAfter is shown on kept digest entries (default 14 days).
 	StaleAfter time.Duration
 	// MinBackoff and MaxBackoff bound the wait after a failed attempt
@@ -40,6 +42,7 @@ type Outbox struct {
 	minBackoff time.Duration
 	maxBackoff time.Duration
 	staleAfter time.Duration
+	devices    Devices
 	wake       chan struct{}
 
 	// unrecorded holds messages Telegram accepted whose recording in the
@@ -64,6 +67,7 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		minBackoff: cfg.MinBackoff,
 		maxBackoff: cfg.MaxBackoff,
 		staleAfter: cfg.StaleAfter,
+		devices:    cfg.Devices,
 		wake:       make(chan struct{}, 1),
 		unrecorded: map[uint64]int{},
 		sleep:      pollSleep,
@@ -269,7 +273,7 @@ func (o *Outbox) deliverAlert(ctx context.Context, it storage.OutboxItem) error 
 		return fmt.Errorf("bot: unable to read alert %d: %w", it.AlertID, err)
 	}
 	owner := alerts[0]
-	text, kb := renderMessage(alerts, o.loc)
+	text, kb := renderMessage(alerts, makeView(ctx, o.db, o.devices, o.loc, alerts))
 	switch {
 	case it.Kind == storage.OutboxAlert && owner.MessageID != 0:
 		// Sent before; recorded together with the removal, so this

@@ -1,15 +1,18 @@
 package bot
 
 import (
+	"context"
 	"fmt"
 	"html"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/doorman-upnp/doorman/approvals"
+	"github.com/doorman-upnp/doorman/identify"
 	"github.com/doorman-upnp/doorman/storage"
 	"github.com/doorman-upnp/doorman/watcher"
 )
@@ -22,9 +25,10 @@ const MaxMessageLength = 4096
 // carries nothing but an ID into the database, so a forged press can at most
 // name an alert or rule that exists, and is then checked like any other.
 const (
-	verbAllow  = "a"
-	verbBlock  = "b"
-	verbForget = "f"
+	verbAllow       = "a"
+	verbAllowDevice = "d"
+	verbBlock       = "b"
+	verbForget      = "f"
 )
 
 func callbackData(verb string, id uint64) string {
@@ -39,7 +43,7 @@ func parseCallbackData(data string) (verb string, id uint64, ok bool) {
 		return "", 0, false
 	}
 	switch verb {
-	case verbAllow, verbBlock, verbForget:
+	case verbAllow, verbAllowDevice, verbBlock, verbForget:
 	default:
 		return "", 0, false
 	}
@@ -119,24 +123,81 @@ func formatWhen(t time.Time, loc *time.Location) string {
 	return t.In(loc).Format("15:04, 2 Jan 2006")
 }
 
+// view is what rendering knows besides the alerts: who the devices are and
+// the shares as they are now (for last seen and lease left).
+type view struct {
+	loc     *time.Location
+	now     time.Time
+	devices map[string]identify.Device // by IP; missing means unknown
+	shares  map[string]storage.Share   // by share key
+}
+
+func (v view) device(ip string) identify.Device {
+	if d, ok := v.devices[ip]; ok {
+		return d
+	}
+	return identify.Device{IP: ip}
+}
+
+// deviceName names a device for people: its DNS name, else its address;
+// the vendor follows when known.
+func deviceName(d identify.Device) string {
+	name := "<b>" + esc(d.IP, 64) + "</b>"
+	if d.Name != "" {
+		name = "<b>" + esc(d.Name, 64) + "</b> (" + esc(d.IP, 64) + ")"
+	}
+	switch {
+	case d.Vendor != "":
+		name += " · " + esc(d.Vendor, 40)
+	case d.Randomized:
+		name += " · private MAC"
+	}
+	return name
+}
+
+// appLine names the app behind a share where the table knows it; a match on
+// the NAT-PMP origin alone is left out, the alert says the origin anyway.
+func appLine(m watcher.Mapping) string {
+	app, ok := identify.AppOf(m)
+	if !ok || strings.HasPrefix(app.Why, "opened with") {
+		return ""
+	}
+	return esc(app.Name, 60) + " <i>(" + esc(app.Why, 80) + ")</i>"
+}
+
+func riskLine(m watcher.Mapping) string {
+	r, ok := approvals.RiskOf(m.InternalPort)
+	if !ok {
+		return ""
+	}
+	return "⚠️ <b>Risky</b>: " + esc(r.String(), 200)
+}
+
 // shareLine is the compact one-line form of a mapping used in lists.
-func shareLine(m watcher.Mapping) string {
+func shareLine(m watcher.Mapping, v view) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "<b>%s</b> %s %d → %d", esc(m.InternalClient, 64), m.Protocol, m.ExternalPort, m.InternalPort)
+	fmt.Fprintf(&b, "%s %s %d → %d", deviceName(v.device(m.InternalClient)), m.Protocol, m.ExternalPort, m.InternalPort)
 	if m.RemoteHost != "" {
 		fmt.Fprintf(&b, " (only from %s)", esc(m.RemoteHost, 64))
 	}
 	if m.Description != "" {
 		fmt.Fprintf(&b, " · “%s”", esc(m.Description, 80))
 	}
+	if app, ok := identify.AppOf(m); ok && !strings.HasPrefix(app.Why, "opened with") {
+		fmt.Fprintf(&b, " · %s", esc(app.Name, 40))
+	}
 	fmt.Fprintf(&b, " · %s · %s", originName(m.Origin), FormatLease(m.LeaseDuration))
+	if _, risky := approvals.RiskOf(m.InternalPort); risky {
+		b.WriteString(" · ⚠️ risky")
+	}
 	return b.String()
 }
 
 // renderAlert renders the message of one alert: what opened, where, and its
 // state, with Allow and Block buttons while it is pending.
-func renderAlert(a storage.Alert, loc *time.Location) (string, Keyboard) {
+func renderAlert(a storage.Alert, v view) (string, Keyboard) {
 	m := a.Share.Mapping
+	dev := v.device(m.InternalClient)
 	var b strings.Builder
 	switch a.Kind {
 	case storage.AlertChanged:
@@ -144,8 +205,14 @@ func renderAlert(a storage.Alert, loc *time.Location) (string, Keyboard) {
 	default:
 		b.WriteString("🚪 <b>New port share</b>")
 	}
-	fmt.Fprintf(&b, " on router %s\n\n", esc(routerName(m.Router), 64))
-	fmt.Fprintf(&b, "Device: <b>%s</b>\n", esc(m.InternalClient, 64))
+	fmt.Fprintf(&b, " on router %s (%s)\n\n", esc(routerName(m.Router), 64), esc(serviceName(m.Service), 40))
+	fmt.Fprintf(&b, "Device: %s\n", deviceName(dev))
+	if dev.MAC != "" {
+		fmt.Fprintf(&b, "MAC: <code>%s</code>\n", esc(dev.MAC, 17))
+	}
+	if app := appLine(m); app != "" {
+		fmt.Fprintf(&b, "App: %s\n", app)
+	}
 	fmt.Fprintf(&b, "Internet %s port <b>%d</b> → %s:%d\n", m.Protocol, m.ExternalPort, esc(m.InternalClient, 64), m.InternalPort)
 	if m.RemoteHost != "" {
 		fmt.Fprintf(&b, "Only from: %s\n", esc(m.RemoteHost, 64))
@@ -155,23 +222,40 @@ func renderAlert(a storage.Alert, loc *time.Location) (string, Keyboard) {
 		desc = esc(m.Description, 200)
 	}
 	fmt.Fprintf(&b, "Description: %s\n", desc)
-	fmt.Fprintf(&b, "Opened with: %s · Lease: %s", originName(m.Origin), FormatLease(m.LeaseDuration))
+	if r := riskLine(m); r != "" {
+		b.WriteString(r + "\n")
+	}
+	lease, firstSeen, lastSeen := m.LeaseDuration, a.Share.FirstSeen, a.Share.LastSeen
+	if cur, ok := v.shares[storage.ShareKey(m.Key())]; ok && sameDevice(cur.Mapping, m) {
+		lease, firstSeen, lastSeen = cur.Mapping.LeaseDuration, cur.FirstSeen, cur.LastSeen
+	}
+	fmt.Fprintf(&b, "Opened with: %s · Lease: %s", originName(m.Origin), FormatLease(lease))
 	if !m.Enabled {
 		b.WriteString(" · disabled")
 	}
 	if p := a.Previous; p != nil {
 		fmt.Fprintf(&b, "\nBefore: %s:%d “%s”", esc(p.InternalClient, 64), p.InternalPort, esc(p.Description, 80))
 	}
-	fmt.Fprintf(&b, "\nSeen: %s", formatWhen(a.CreatedAt, loc))
+	fmt.Fprintf(&b, "\nFirst seen: %s", formatWhen(firstSeen, v.loc))
+	if !lastSeen.IsZero() && lastSeen.Sub(firstSeen) >= time.Minute {
+		fmt.Fprintf(&b, " · last seen: %s", formatWhen(lastSeen, v.loc))
+	}
 	b.WriteString("\n\n")
-	b.WriteString(stateLine(a, loc))
+	b.WriteString(stateLine(a, v.loc))
 	if a.State != storage.AlertPending {
 		return b.String(), nil
 	}
-	return b.String(), Keyboard{{
-		{Text: "✅ Allow", Data: callbackData(verbAllow, a.ID)},
-		{Text: "⛔ Block", Data: callbackData(verbBlock, a.ID)},
-	}}
+	return b.String(), Keyboard{
+		{
+			{Text: "✅ Allow", Data: callbackData(verbAllow, a.ID)},
+			{Text: "⛔ Block", Data: callbackData(verbBlock, a.ID)},
+		},
+		{{Text: "✅ Allow everything from this device", Data: callbackData(verbAllowDevice, a.ID)}},
+	}
+}
+
+func sameDevice(a, b watcher.Mapping) bool {
+	return a.InternalClient == b.InternalClient && a.InternalPort == b.InternalPort && a.Description == b.Description
 }
 
 func stateLine(a storage.Alert, loc *time.Location) string {
@@ -179,6 +263,9 @@ func stateLine(a storage.Alert, loc *time.Location) string {
 	switch a.State {
 	case storage.AlertAllowed:
 		s = fmt.Sprintf("✅ <b>Allowed</b> by %s at %s. Doorman will not ask about this service again.", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, loc))
+		if a.Note != "" {
+			s += " " + html.EscapeString(a.Note)
+		}
 	case storage.AlertBlocked:
 		s = fmt.Sprintf("⛔ <b>Blocked</b> by %s at %s: closed on the router, and closed again whenever it reopens.", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, loc))
 	case storage.AlertSuperseded:
@@ -196,7 +283,7 @@ func stateLine(a storage.Alert, loc *time.Location) string {
 
 // renderBatch renders the message that asks about several shares that were
 // open before doorman started watching, one numbered line each.
-func renderBatch(alerts []storage.Alert, loc *time.Location) (string, Keyboard) {
+func renderBatch(alerts []storage.Alert, v view) (string, Keyboard) {
 	var b strings.Builder
 	router := ""
 	if len(alerts) > 0 {
@@ -207,12 +294,12 @@ func renderBatch(alerts []storage.Alert, loc *time.Location) (string, Keyboard) 
 	pending := 0
 	for i, a := range alerts {
 		n := i + 1
-		fmt.Fprintf(&b, "\n%d. %s", n, shareLine(a.Share.Mapping))
+		fmt.Fprintf(&b, "\n%d. %s", n, shareLine(a.Share.Mapping, v))
 		switch a.State {
 		case storage.AlertAllowed:
-			fmt.Fprintf(&b, "\n    ✅ allowed by %s", esc(a.DecidedBy.Name, 64))
+			fmt.Fprintf(&b, "\n    ✅ allowed by %s, %s", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, v.loc))
 		case storage.AlertBlocked:
-			fmt.Fprintf(&b, "\n    ⛔ blocked by %s", esc(a.DecidedBy.Name, 64))
+			fmt.Fprintf(&b, "\n    ⛔ blocked by %s, %s", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, v.loc))
 		case storage.AlertSuperseded:
 			b.WriteString("\n    ↪️ " + html.EscapeString(a.Note))
 		case storage.AlertPending:
@@ -233,11 +320,11 @@ func renderBatch(alerts []storage.Alert, loc *time.Location) (string, Keyboard) 
 }
 
 // renderMessage renders the message owned by the first alert of alerts.
-func renderMessage(alerts []storage.Alert, loc *time.Location) (string, Keyboard) {
+func renderMessage(alerts []storage.Alert, v view) (string, Keyboard) {
 	if len(alerts) == 1 && alerts[0].Batch == 0 {
-		return renderAlert(alerts[0], loc)
+		return renderAlert(alerts[0], v)
 	}
-	return renderBatch(alerts, loc)
+	return renderBatch(alerts, v)
 }
 
 // splitMessages cuts lines into messages under Telegram's length limit,
@@ -253,4 +340,53 @@ func splitMessages(header string, lines []string) []string {
 		cur += "\n" + l
 	}
 	return append(out, cur)
+}
+
+// Devices names the devices behind shares; *identify.Identifier is one.
+type Devices interface {
+	Device(ctx context.Context, ip string) identify.Device
+}
+
+// lookupDevices identifies the devices at ips side by side; each lookup has
+// its own short timeout, so a message waits about a second at most.
+func lookupDevices(ctx context.Context, devs Devices, ips []string) map[string]identify.Device {
+	out := map[string]identify.Device{}
+	if devs == nil {
+		return out
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	seen := map[string]bool{}
+	for _, ip := range ips {
+		if seen[ip] {
+			continue
+		}
+		seen[ip] = true
+		wg.Go(func() {
+			d := devs.Device(ctx, ip)
+			mu.Lock()
+			out[ip] = d
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// makeView gathers what rendering the alerts needs.
+func makeView(ctx context.Context, db *storage.DB, devs Devices, loc *time.Location, alerts []storage.Alert) view {
+	v := view{loc: loc, now: time.Now(), shares: map[string]storage.Share{}}
+	var ips []string
+	db.View(func(tx *storage.Tx) error {
+		for _, a := range alerts {
+			ips = append(ips, a.Share.Mapping.InternalClient)
+			key := storage.ShareKey(a.Share.Mapping.Key())
+			if s, ok, err := tx.Share(key); err == nil && ok {
+				v.shares[key] = s
+			}
+		}
+		return nil
+	})
+	v.devices = lookupDevices(ctx, devs, ips)
+	return v
 }

@@ -295,3 +295,21 @@ func onLink(ip netip.Addr) bool {
 	}
 	return found
 }
+
+// KnownMAC returns the MAC the kernel (or this machine's own interfaces)
+// already knows for ip, "" if none. It sends nothing and never waits, so
+// rule matching can call it for every listing.
+func (id *Identifier) KnownMAC(ip string) string {
+	addr, err := netip.ParseAddr(strings.TrimSpace(ip))
+	if err != nil || !addr.Unmap().Is4() {
+		return ""
+	}
+	addr = addr.Unmap()
+	if mac, ok := id.neighbour(addr, false); ok {
+		return formatMAC(mac)
+	}
+	if mac, ok := id.localMAC(addr); ok {
+		return formatMAC(mac)
+	}
+	return ""
+}

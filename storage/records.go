@@ -56,6 +56,12 @@ type Rule struct {
 	ID      uint64
 	Kind    RuleKind
 	Service ServiceKey
+	// Scope is ScopeService (this app on this device) or ScopeDevice
+	// (everything the device opens; trust only).
+	Scope RuleScope `json:",omitempty"`
+	// MAC lets the rule follow the device when DHCP gives it another
+	// address; "" when doorman could not tell the MAC.
+	MAC string `json:",omitempty"`
 	// Example is the share the decision was made on, for people.
 	Example     watcher.Mapping
 	CreatedAt   time.Time
@@ -68,6 +74,26 @@ type Rule struct {
 	// limited without losing count.
 	NoticeAt   time.Time
 	Unreported int
+}
+
+// RuleScope says what a rule covers.
+type RuleScope string
+
+const (
+	ScopeService RuleScope = "" // the zero value: rules before scopes were services
+	ScopeDevice  RuleScope = "device"
+)
+
+// Covers reports whether the rule covers a share of service svc on a device
+// with the given MAC ("" if unknown).
+func (r Rule) Covers(svc ServiceKey, mac string) bool {
+	sameDevice := r.Service.InternalClient == svc.InternalClient || (r.MAC != "" && r.MAC == mac)
+	if r.Scope == ScopeDevice {
+		return sameDevice
+	}
+	rest, other := r.Service, svc
+	rest.InternalClient, other.InternalClient = "", ""
+	return sameDevice && rest == other
 }
 
 // ServiceKey identifies a service for trust purposes: the same app on the same
@@ -280,13 +306,24 @@ func (t *Tx) Rules() ([]Rule, error) {
 	return out, err
 }
 
-// RuleFor returns the rule for a service; block rules win over trust rules
-// should both exist.
-func (t *Tx) RuleFor(svc ServiceKey) (Rule, bool, error) {
+// RuleFor returns the rule that covers a service on a device with the given
+// MAC ("" if unknown). Block rules win over trust rules, and a rule for the
+// service over one for the whole device.
+func (t *Tx) RuleFor(svc ServiceKey, mac string) (Rule, bool, error) {
 	var found Rule
 	var ok bool
+	rank := func(r Rule) int {
+		n := 0
+		if r.Kind == RuleBlock {
+			n += 2
+		}
+		if r.Scope == ScopeService {
+			n++
+		}
+		return n
+	}
 	err := each(t, bucketRules, func(_ []byte, r Rule) error {
-		if r.Service == svc && (!ok || r.Kind == RuleBlock) {
+		if r.Covers(svc, mac) && (!ok || rank(r) > rank(found)) {
 			found, ok = r, true
 		}
 		return nil

@@ -204,7 +204,7 @@ func TestRulesAlertsOutbox(t *testing.T) {
 	err = db.View(func(tx *Tx) error {
 		moved := m
 		moved.ExternalPort, moved.Description = 8001, "NAT-PMP 8001 tcp"
-		r, ok, err := tx.RuleFor(ServiceOf(moved))
+		r, ok, err := tx.RuleFor(ServiceOf(moved), "")
 		if err != nil || !ok || r.Kind != RuleBlock {
 			t.Errorf("RuleFor = %+v %v %v, want the block rule", r, ok, err)
 		}

@@ -243,7 +243,7 @@ func TestLabRunAlertBlockAllow(t *testing.T) {
 	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "garden cam", "-a", dev1, "80", "8080", "TCP")
 	alert := waitText(t, tg, 10*time.Second, "New port share", "<b>8080</b>")
 	t.Logf("alert %s after upnpc returned", time.Since(start))
-	if !strings.Contains(alert.Text, dev1) || len(alert.Buttons) != 1 {
+	if !strings.Contains(alert.Text, dev1) || len(alert.Buttons) != 2 {
 		t.Fatalf("alert = %+v", alert)
 	}
 
