@@ -505,3 +505,94 @@ func TestUnpairedRecordsAndReportsLater(t *testing.T) {
 		t.Errorf("reported %d shares twice", n)
 	}
 }
+
+func TestAllowDeviceTrustsEverythingItOpens(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	console := share(3074, "192.168.77.30", "Xbox")
+	ch := f.list(true, console)
+	if _, err := f.engine.Decide(context.Background(), ch.Alerts[0], AllowDevice, alice); err != nil {
+		t.Fatal(err)
+	}
+	other := share(3075, "192.168.77.30", "another game")
+	stranger := share(3076, "192.168.77.31", "another game")
+	ch = f.list(true, console, other, stranger)
+	if len(ch.Alerts) != 1 {
+		t.Fatalf("alerts = %+v, want one for the other device only", ch.Alerts)
+	}
+	if a := f.alert(ch.Alerts[0]); a.Share.Mapping.InternalClient != "192.168.77.31" {
+		t.Errorf("asked about %s", a.Share.Mapping.InternalClient)
+	}
+	// A block rule for one service of the trusted device still wins.
+	rdp := share(3389, "192.168.77.30", "RDP")
+	f.engine.mu.Lock()
+	f.db.Update(func(tx *storage.Tx) error {
+		return f.engine.putRule(tx, storage.RuleBlock, storage.ScopeService, rdp, alice, f.now)
+	})
+	f.engine.mu.Unlock()
+	if ch := f.list(true, console, other, stranger, rdp); ch.Enforced != 1 {
+		t.Errorf("the blocked service of a trusted device was not closed: %+v", ch)
+	}
+}
+
+func TestRulesFollowTheMAC(t *testing.T) {
+	f := newFixture(t)
+	macs := map[string]string{"192.168.77.21": "00:11:32:aa:bb:cc"}
+	f.engine.macOf = func(ip string) string { return macs[ip] }
+	f.list(true)
+	m := share(32400, "192.168.77.21", "Plex Media Server")
+	ch := f.list(true, m)
+	if _, err := f.engine.Decide(context.Background(), ch.Alerts[0], Allow, alice); err != nil {
+		t.Fatal(err)
+	}
+	if rs := f.rules(); len(rs) != 1 || rs[0].MAC != "00:11:32:aa:bb:cc" {
+		t.Fatalf("rules = %+v", rs)
+	}
+	// DHCP gives the NAS another address.
+	delete(macs, "192.168.77.21")
+	macs["192.168.77.55"] = "00:11:32:aa:bb:cc"
+	moved := m
+	moved.InternalClient = "192.168.77.55"
+	f.list(true)
+	if ch := f.list(true, moved); len(ch.Alerts) != 0 {
+		t.Errorf("the trusted service was asked about at its new address: %+v", ch)
+	}
+	// Another device at the old address is not trusted.
+	impostor := m
+	impostor.ExternalPort = 32401
+	macs["192.168.77.21"] = "de:ad:be:ef:00:01"
+	if ch := f.list(true, moved, impostor); len(ch.Alerts) != 1 {
+		t.Errorf("another device at the old address was not asked about: %+v", ch)
+	}
+}
+
+func TestPresenceTracker(t *testing.T) {
+	f := newFixture(t)
+	present := map[string]bool{"192.168.77.21": true}
+	p := NewPresenceTracker(f.db, func(ip string) bool { return present[ip] }, func() time.Time { return f.now })
+	p.Sample([]string{"192.168.77.21", "192.168.77.22"})
+	if _, ok := p.LastSeen("192.168.77.21"); ok {
+		t.Error("the tracker spoke before it had watched for a day")
+	}
+	start := f.now
+	f.now = f.now.Add(30 * time.Hour)
+	present["192.168.77.21"] = false
+	p.Sample([]string{"192.168.77.21"})
+	if seen, ok := p.LastSeen("192.168.77.21"); !ok || !seen.Equal(start) {
+		t.Errorf("LastSeen = %s %v, want %s", seen, ok, start)
+	}
+	if seen, ok := p.LastSeen("192.168.77.22"); !ok || !seen.Equal(start) {
+		t.Errorf("a device never seen: %s %v, want since tracking began", seen, ok)
+	}
+	// It remembers across a restart.
+	again := NewPresenceTracker(f.db, func(string) bool { return false }, func() time.Time { return f.now })
+	if seen, ok := again.LastSeen("192.168.77.21"); !ok || !seen.Equal(start) {
+		t.Errorf("after a restart: %s %v", seen, ok)
+	}
+	// Without a neighbour table nothing is claimed.
+	blind := NewPresenceTracker(f.db, func(string) bool { return false }, func() time.Time { return f.now })
+	blind.state = presenceState{Since: start, LastSeen: map[string]time.Time{}}
+	if _, ok := blind.LastSeen("192.168.77.21"); ok {
+		t.Error("a tracker that never saw a device claims to know")
+	}
+}

@@ -87,7 +87,12 @@ const (
 // Covers reports whether the rule covers a share of service svc on a device
 // with the given MAC ("" if unknown).
 func (r Rule) Covers(svc ServiceKey, mac string) bool {
-	sameDevice := r.Service.InternalClient == svc.InternalClient || (r.MAC != "" && r.MAC == mac)
+	// The MAC decides when both are known: the address may have moved to
+	// another device with DHCP.
+	sameDevice := r.Service.InternalClient == svc.InternalClient
+	if r.MAC != "" && mac != "" {
+		sameDevice = r.MAC == mac
+	}
 	if r.Scope == ScopeDevice {
 		return sameDevice
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/doorman-upnp/doorman/approvals"
 	"github.com/doorman-upnp/doorman/bot"
+	"github.com/doorman-upnp/doorman/identify"
 	"github.com/doorman-upnp/doorman/storage"
 	"github.com/doorman-upnp/doorman/watcher"
 )
@@ -83,6 +84,8 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 		DiscoveryTimeout: cfg.DiscoveryTimeout,
 		Logger:           logger,
 	})
+	devices := identify.New(identify.Config{Logger: logger})
+	presence := approvals.NewPresenceTracker(db, func(ip string) bool { return devices.KnownMAC(ip) != "" }, nil)
 	// The engine needs the watcher to delete, and the watcher hands its
 	// listings to the engine: the callback closes over the variable.
 	var engine *approvals.Engine
@@ -95,6 +98,11 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 			if s.Gateway == nil || s.Service == nil {
 				return
 			}
+			var ips []string
+			for _, m := range s.Mappings {
+				ips = append(ips, m.InternalClient)
+			}
+			presence.Sample(ips)
 			_, err := engine.HandleListing(ctx, approvals.Listing{
 				Router:          s.Gateway.URL,
 				Service:         s.Service.Type,
@@ -109,7 +117,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 	})
 	parts := []func(context.Context) error{w.Run}
 
-	engineCfg := approvals.Config{DB: db, Router: w, StaleAfter: cfg.StaleAfter, Logger: logger}
+	engineCfg := approvals.Config{DB: db, Router: w, StaleAfter: cfg.StaleAfter, MACOf: devices.KnownMAC, Presence: presence, Logger: logger}
 	if terminal {
 		t := newTerminal(e.stdout, cfg.Location)
 		engineCfg.Observe = t.print
@@ -132,7 +140,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 			return err
 		}
 	}
-	outbox := bot.NewOutbox(bot.OutboxConfig{API: api, DB: db, Logger: logger, Location: cfg.Location, StaleAfter: cfg.StaleAfter})
+	outbox := bot.NewOutbox(bot.OutboxConfig{API: api, DB: db, Logger: logger, Location: cfg.Location, StaleAfter: cfg.StaleAfter, Devices: devices})
 	engineCfg.ChatID, engineCfg.Wake = chat, outbox.Wake
 	if engine, err = approvals.New(engineCfg); err != nil {
 		return err
@@ -143,7 +151,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 	}
 	b, err := bot.New(bot.Config{
 		API: api, DB: db, Engine: engine, Outbox: outbox, ChatID: cfg.ChatID,
-		AllowedUsers: cfg.AllowedUsers, Status: w.Status, Location: cfg.Location, Logger: logger,
+		AllowedUsers: cfg.AllowedUsers, Status: w.Status, Location: cfg.Location, Logger: logger, Devices: devices,
 		ShowPairingCode: pairingPrinter(e.stderr),
 	})
 	if err != nil {

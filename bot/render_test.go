@@ -1,0 +1,81 @@
+package bot
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/doorman-upnp/doorman/identify"
+	"github.com/doorman-upnp/doorman/storage"
+	"github.com/doorman-upnp/doorman/watcher"
+)
+
+type fakeDevices map[string]identify.Device
+
+func (f fakeDevices) Device(_ context.Context, ip string) identify.Device {
+	if d, ok := f[ip]; ok {
+		return d
+	}
+	return identify.Device{IP: ip}
+}
+
+func TestRenderAlertNamesDeviceAppAndRisk(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	plex := mapping(32400, "192.168.77.20", "Plex Media Server")
+	rdp := mapping(3389, "192.168.77.40", "<i>rdp</i>")
+	devs := fakeDevices{
+		"192.168.77.20": {IP: "192.168.77.20", Name: "nas.fritz.box", MAC: "00:11:32:aa:bb:cc", Vendor: "Synology"},
+		"192.168.77.40": {IP: "192.168.77.40", MAC: "5a:11:22:33:44:55", Randomized: true},
+	}
+	tests := []struct {
+		name string
+		m    watcher.Mapping
+		want []string
+		not  []string
+	}{
+		{"known device and app", plex, []string{"<b>nas.fritz.box</b> (192.168.77.20) · Synology", "<code>00:11:32:aa:bb:cc</code>", "App: Plex Media Server", "First seen: 11:00, 21 Nov 2026", "last seen: 11:59"}, []string{"Risky"}},
+		{"risky, private MAC", rdp, []string{"<b>192.168.77.40</b> · private MAC", "⚠️ <b>Risky</b>: Remote Desktop", "&lt;i&gt;rdp&lt;/i&gt;"}, []string{"App:", "<i>rdp"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			share := storage.Share{Mapping: tt.m, FirstSeen: now.Add(-time.Hour), LastSeen: now.Add(-time.Minute)}
+			a := storage.Alert{ID: 1, Kind: storage.AlertNew, Share: share, State: storage.AlertPending, CreatedAt: now}
+			v := view{loc: time.UTC, now: now, devices: lookupDevices(context.Background(), devs, []string{tt.m.InternalClient}),
+				shares: map[string]storage.Share{storage.ShareKey(tt.m.Key()): share}}
+			text, kb := renderAlert(a, v)
+			for _, w := range tt.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("alert lacks %q:\n%s", w, text)
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(text, w) {
+					t.Errorf("alert has %q:\n%s", w, text)
+				}
+			}
+			if len(kb) != 2 || kb[1][0].Data != "d:1" {
+				t.Errorf("keyboard = %+v", kb)
+			}
+			if _, err := renderCheck(text); err != nil {
+				t.Errorf("Telegram would reject the HTML: %v", err)
+			}
+		})
+	}
+}
+
+// renderCheck is a crude balance check of the tags doorman writes.
+func renderCheck(s string) (int, error) {
+	depth := 0
+	for _, tag := range []string{"b", "i", "code"} {
+		if strings.Count(s, "<"+tag+">") != strings.Count(s, "</"+tag+">") {
+			return 0, &tagError{tag}
+		}
+		depth += strings.Count(s, "<"+tag+">")
+	}
+	return depth, nil
+}
+
+type tagError struct{ tag string }
+
+func (e *tagError) Error() string { return "unbalanced <" + e.tag + ">" }
