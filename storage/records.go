@@ -211,8 +211,8 @@ type OutboxItem struct {
 	// DigestID and Page name a digest page for digest items.
 	DigestID uint64 `json:",omitempty"`
 	Page     int    `json:",omitempty"`
-	ChatID  int64
-	Text    string `json:",omitempty"` // HTML, for notices
+	ChatID   int64
+	Text     string `json:",omitempty"` // HTML, for notices
 	// Keyboard of a notice, as rows of {text, callback data}.
 	Keyboard  [][][2]string `json:",omitempty"`
 	CreatedAt time.Time
