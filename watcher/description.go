@@ -199,6 +199,7 @@ func (c *Client) parseDescription(descURL *url.URL, body io.Reader) (*Gateway, e
 						endpoint:    control,
 						serviceType: st,
 						timeout:     c.requestTimeout,
+						errs:        c.reqErrs,
 					},
 				},
 				rank:  serviceRank(st),
@@ -265,6 +266,11 @@ func resolveURL(base, descURL *url.URL, ref string) (string, error) {
 	resolved := base.ResolveReference(u)
 	if resolved.Scheme != "http" && resolved.Scheme != "https" {
 		return "", fmt.Errorf("not an http URL")
+	}
+	// "http:0" is an opaque URL: it has no host to pin, and its String
+	// would ignore the one pinHost sets. Found by FuzzParseDescription.
+	if resolved.Opaque != "" {
+		return "", fmt.Errorf("no host in %q", ref)
 	}
 	if resolved.Port() != "" {
 		if p, err := strconv.Atoi(resolved.Port()); err != nil || p < 1 || p > 65535 {

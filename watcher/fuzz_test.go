@@ -3,6 +3,7 @@ package watcher
 import (
 	"bytes"
 	"os"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -108,6 +109,27 @@ func FuzzParseSSDPNotify(f *testing.F) {
 		for _, s := range []string{m.NT, m.USN, m.Location, m.BootID, m.NextBootID} {
 			if !utf8.ValidString(s) || strings.ContainsAny(s, "\x00\r\n") {
 				t.Errorf("unsafe text %q", s)
+			}
+		}
+	})
+}
+
+// A root description comes from whatever answers at the gateway's address;
+// it must never panic doorman, and every control URL it yields must stay on
+// the description's host (another port is allowed: routers use them).
+func FuzzParseDescription(f *testing.F) {
+	addCaptures(f, "*rootdesc*.xml")
+	c := New(Config{})
+	descURL, _ := url.Parse("http://192.168.1.1:5000/rootDesc.xml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		gw, err := c.parseDescription(descURL, bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		for _, s := range gw.Services {
+			u, err := url.Parse(s.ControlURL)
+			if err != nil || u.Hostname() != descURL.Hostname() {
+				t.Errorf("control URL %q leaves %s", s.ControlURL, descURL.Host)
 			}
 		}
 	})
