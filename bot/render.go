@@ -347,13 +347,21 @@ type Devices interface {
 	Device(ctx context.Context, ip string) identify.Device
 }
 
-// lookupDevices identifies the devices at ips side by side; each lookup has
-// its own short timeout, so a message waits about a second at most.
+// deviceBudget bounds how long a message waits for device names: an alert
+// that comes late is worse than one that names the device by its address.
+// A home router answers reverse lookups in milliseconds; a lookup that
+// comes later still lands in the cache for the next message.
+const deviceBudget = 400 * time.Millisecond
+
+// lookupDevices identifies the devices at ips side by side, within
+// deviceBudget.
 func lookupDevices(ctx context.Context, devs Devices, ips []string) map[string]identify.Device {
 	out := map[string]identify.Device{}
 	if devs == nil {
 		return out
 	}
+	ctx, cancel := context.WithTimeout(ctx, deviceBudget)
+	defer cancel()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	seen := map[string]bool{}
