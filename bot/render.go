@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/doorman-upnp/doorman/approvals"
@@ -59,7 +60,8 @@ func parseCallbackData(data string) (verb string, id uint64, ok bool) {
 // or links; control characters are dropped and long text is cut.
 func esc(s string, maxRunes int) string {
 	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError {
+		// Bidi controls can make "exe.gnp" read as "png.exe".
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError || unicode.Is(unicode.Bidi_Control, r) {
 			return -1
 		}
 		return r

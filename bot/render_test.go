@@ -2,9 +2,11 @@ package bot
 
 import (
 	"context"
+	"html"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/doorman-upnp/doorman/identify"
 	"github.com/doorman-upnp/doorman/storage"
@@ -79,3 +81,46 @@ func renderCheck(s string) (int, error) {
 type tagError struct{ tag string }
 
 func (e *tagError) Error() string { return "unbalanced <" + e.tag + ">" }
+
+func TestRenderHostileDescriptions(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		desc string
+	}{
+		{"10 KB", strings.Repeat("A very long description. ", 420)},
+		{"invalid UTF-8", "caf\xe9 \xff\xfe<b>"},
+		{"control characters", "line one\nline two\r\x1b[31mred\x07\x00"},
+		{"markup and links", `<a href="https://evil.example/">update</a> <tg-spoiler>x</tg-spoiler> &amp; &#60;`},
+		{"bidi override", "\u202egnp.exe"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := mapping(8080, "192.168.77.21", tt.desc)
+			a := storage.Alert{ID: 7, Kind: storage.AlertNew, Share: storage.Share{Mapping: m, FirstSeen: now}, State: storage.AlertPending, CreatedAt: now}
+			text, _ := renderAlert(a, view{loc: time.UTC, now: now})
+			batch, _ := renderBatch([]storage.Alert{a, a}, view{loc: time.UTC, now: now})
+			for _, s := range []string{text, batch} {
+				if n := len([]rune(s)); n > MaxMessageLength {
+					t.Errorf("%d characters", n)
+				}
+				if !utf8.ValidString(s) {
+					t.Error("invalid UTF-8 reaches Telegram")
+				}
+				for _, bad := range []string{"<a ", "<tg-spoiler", "\x1b", "\x00", "\x07", "<b>free", "\u202e"} {
+					if strings.Contains(s, bad) {
+						t.Errorf("%q reaches Telegram:\n%s", bad, s)
+					}
+				}
+				if _, err := renderCheck(s); err != nil {
+					t.Error(err)
+				}
+			}
+			desc := text[strings.Index(text, "Description: ")+len("Description: "):]
+			desc = desc[:strings.IndexByte(desc, '\n')]
+			if n := len([]rune(html.UnescapeString(desc))); n > 200 {
+				t.Errorf("description shown with %d characters, want it cut to 200", n)
+			}
+		})
+	}
+}
