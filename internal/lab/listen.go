@@ -18,49 +18,53 @@ import (
 // loopback, and nothing is exposed outside the lab.
 func (l *Lab) Listen(t testing.TB, host string) net.Listener {
 	t.Helper()
-	type result struct {
-		ln  net.Listener
-		err error
-	}
-	ch := make(chan result, 1)
+	var ln net.Listener
+	l.InNamespace(t, host, func() (err error) {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	})
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// InNamespace runs fn on a thread inside a lab host's network namespace:
+// sockets fn opens belong to the lab (a fake device's SSDP responder, say)
+// while the test serves them. fn must not start goroutines that open
+// sockets: those would run in the test's own namespace.
+func (l *Lab) InNamespace(t testing.TB, host string, fn func() error) {
+	t.Helper()
+	ch := make(chan error, 1)
 	go func() {
 		// The thread is never unlocked: if switching back failed, it
 		// would stay in the lab's namespace, so it must die with the
 		// goroutine rather than return to the pool.
 		runtime.LockOSThread()
-		ln, err := listenIn("/run/netns/" + l.hostNS(host))
-		ch <- result{ln, err}
+		ch <- runIn("/run/netns/"+l.hostNS(host), fn)
 	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatalf("listening in the lab's %s namespace: %v", host, r.err)
+	if err := <-ch; err != nil {
+		t.Fatalf("in the lab's %s namespace: %v", host, err)
 	}
-	t.Cleanup(func() { r.ln.Close() })
-	return r.ln
 }
 
-func listenIn(nsPath string) (net.Listener, error) {
+func runIn(nsPath string, fn func() error) error {
 	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer self.Close()
 	target, err := os.Open(nsPath)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("setns %s: %w", nsPath, err)
+		return fmt.Errorf("setns %s: %w", nsPath, err)
 	}
-	ln, lerr := net.Listen("tcp", "127.0.0.1:0")
+	ferr := fn()
 	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
-		if ln != nil {
-			ln.Close()
-		}
-		return nil, fmt.Errorf("returning from %s: %w", nsPath, err)
+		return fmt.Errorf("returning from %s: %w", nsPath, err)
 	}
-	return ln, lerr
+	return ferr
 }
 
 // hostNS names the namespace of a lab host, as lab.sh does.
