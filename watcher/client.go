@@ -43,6 +43,8 @@ type Client struct {
 	maxMappings      int
 	logger           *slog.Logger
 	httpClient       *http.Client
+	// reqErrs counts failed SOAP requests (stats.go).
+	reqErrs *requestErrors
 
 	// Seams for tests: the routing table and the SSDP search.
 	defaultGateways func() ([]netip.Addr, error)
@@ -57,6 +59,7 @@ func New(cfg Config) *Client {
 		maxMappings:      cfg.MaxMappings,
 		logger:           cfg.Logger,
 		httpClient:       newHTTPClient(),
+		reqErrs:          &requestErrors{},
 		defaultGateways:  defaultGateways,
 		search:           ssdpSearch,
 	}

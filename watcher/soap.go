@@ -52,6 +52,7 @@ type soapConnection struct {
 	endpoint    string
 	serviceType string
 	timeout     time.Duration
+	errs        *requestErrors // may be nil
 }
 
 type soapArg struct{ name, value string }
@@ -124,9 +125,10 @@ func (c *soapConnection) DeletePortMappingCtx(ctx context.Context, remoteHost st
 	}, nil)
 }
 
-func (c *soapConnection) call(ctx context.Context, action string, args []soapArg, out any) error {
+func (c *soapConnection) call(ctx context.Context, action string, args []soapArg, out any) (err error) {
 	ctx, cancel := withTimeout(ctx, c.timeout)
 	defer cancel()
+	defer func() { c.errs.note(ctx, action, err) }()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(soapRequestBody(c.serviceType, action, args)))
 	if err != nil {
