@@ -42,14 +42,18 @@ COPY --from=builder /out/doorman /usr/local/bin/doorman
 COPY --from=builder --chown=65532:65532 /out/state /var/lib/doorman
 
 # The state file lives in the volume. STATE_DIRECTORY keeps it there even
-# when an env file sets DOORMAN_DB to nothing.
+# when an env file sets DOORMAN_DB to nothing. The HEALTHCHECK asks doorman's
+# /healthz at DOORMAN_METRICS_ADDR, on loopback only unless an env file
+# widens it.
 ENV DOORMAN_DB=/var/lib/doorman/doorman.db \
-	STATE_DIRECTORY=/var/lib/doorman
+	STATE_DIRECTORY=/var/lib/doorman \
+	DOORMAN_METRICS_ADDR=127.0.0.1:9177
 VOLUME ["/var/lib/doorman"]
 USER 65532:65532
 
-# `doorman healthcheck` exits 0 when the running doorman is healthy, 1 when
-# it is not.
+# `doorman healthcheck` exits 0 when the running doorman is healthy (the
+# router read and Telegram answering recently), 1 when it is not, and says
+# why.
 HEALTHCHECK --interval=1m --timeout=10s --start-period=30s --retries=3 \
 	CMD ["/usr/local/bin/doorman", "healthcheck"]
 

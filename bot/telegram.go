@@ -321,6 +321,40 @@ func (t *TelegramAPI) SetCommands(ctx context.Context, cmds []Command) error {
 	})
 }
 
+// Chat is a Telegram chat as getChat describes it.
+type Chat struct {
+	ID       int64
+	Type     string // "private", "group", "supergroup", "channel"
+	Title    string // of a group or channel
+	Username string // without @, may be empty
+	Name     string // first and last name, for a private chat
+}
+
+// GetChat asks Telegram about a chat the bot can write to. It fails with
+// "chat not found" (400) for a chat the bot has not joined or an ID typed
+// wrong, and 403 when the bot was blocked or removed. It is not part of API:
+// only `doorman check` needs it, and fakes of API need not implement it.
+func (t *TelegramAPI) GetChat(ctx context.Context, chatID int64) (Chat, error) {
+	var c tgbotapi.Chat
+	err := t.call(ctx, "getChat", t.timeout, func(b *tgbotapi.BotAPI) error {
+		resp, err := b.Request(tgbotapi.ChatInfoConfig{ChatConfig: tgbotapi.ChatConfig{ChatID: chatID}})
+		if err != nil {
+			return err
+		}
+		return decodeResult(resp.Result, &c)
+	})
+	if err != nil {
+		return Chat{}, err
+	}
+	return Chat{
+		ID:       c.ID,
+		Type:     c.Type,
+		Title:    c.Title,
+		Username: c.UserName,
+		Name:     strings.TrimSpace(c.FirstName + " " + c.LastName),
+	}, nil
+}
+
 func inlineKeyboard(kb Keyboard) *tgbotapi.InlineKeyboardMarkup {
 	var rows [][]tgbotapi.InlineKeyboardButton
 	for _, row := range kb {

@@ -40,6 +40,8 @@ type config struct {
 	Location        *time.Location
 	StaleAfter      time.Duration
 	DigestSkipEmpty bool
+
+	MetricsAddr string
 }
 
 // setting is one configuration value: a variable, the flag that overrides it,
@@ -277,6 +279,19 @@ func settings() []setting {
 					return nil
 				}
 				return fmt.Errorf("%q is not a log format (text, json)", v)
+			},
+		},
+		{
+			env: "DOORMAN_METRICS_ADDR", flag: "metrics-addr", arg: "HOST:PORT", def: "off",
+			help: "Serve Prometheus metrics at /metrics and the health check at /healthz here (e.g. 127.0.0.1:9177; :9177 for the LAN)",
+			apply: func(c *config, v string) error {
+				v = strings.TrimSpace(v)
+				_, port, err := net.SplitHostPort(v)
+				if p, perr := strconv.Atoi(port); err != nil || perr != nil || p < 1 || p > 65535 {
+					return fmt.Errorf("%q is not host:port with a port (for example 127.0.0.1:9177 or :9177)", v)
+				}
+				c.MetricsAddr = v
+				return nil
 			},
 		},
 	}

@@ -34,7 +34,16 @@ type env struct {
 	getenv         func(string) string
 }
 
+// defaultMemoryLimit is a soft limit for the Go heap: doorman runs on
+// routers and small boards, and without it a first listing of a thousand
+// shares lets garbage pile up well past what doorman keeps. GOMEMLIMIT
+// overrides it.
+const defaultMemoryLimit = 16 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
 	stop()
@@ -52,6 +61,8 @@ func commands() []command {
 		{"run", "watch the router and ask in Telegram about new port shares (or print them, without a token)", runRun},
 		{"watch", "print the router's port shares as they change, storing nothing", runWatch},
 		{"list", "print the router's port shares", runList},
+		{"check", "check the setup: router, events, Telegram token and chat; one line each, with the fix", runCheck},
+		{"healthcheck", "ask the running doorman whether it is healthy (needs DOORMAN_METRICS_ADDR; exit 0 or 1)", runHealthcheck},
 		{"version", "print doorman's version", runVersion},
 	}
 }
@@ -83,7 +94,7 @@ Usage:
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	writeSettingsHelp(w)

@@ -59,6 +59,8 @@ func runWatch(ctx context.Context, args []string, e env) int {
 	defer os.RemoveAll(dir)
 	cfg.DBPath = dir + "/watch.db"
 	cfg.TelegramToken = ""
+	// A quick look must not take the metrics port of a running doorman.
+	cfg.MetricsAddr = ""
 	logger := newLogger(cfg, e.stderr)
 	if err := daemon(ctx, cfg, logger, e); err != nil {
 		printError(e.stderr, err)
@@ -127,7 +129,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 		}
 		fmt.Fprintln(e.stderr, "doorman: watching without Telegram; shares are printed here. To get alerts with Allow and Block buttons, create a bot with @BotFather and run doorman with DOORMAN_TELEGRAM_TOKEN set (see the README).")
 		logger.Info("doorman starting in the terminal", "version", version, "db", cfg.DBPath, "events", cfg.Events)
-		return runParts(ctx, logger, parts)
+		return runParts(ctx, logger, withMetrics(parts, cfg, logger, monitored{db: db, client: client, watcher: w}))
 	}
 
 	api, err := bot.NewTelegramAPI(bot.TelegramConfig{Token: cfg.TelegramToken, BaseURL: cfg.TelegramAPIURL, Logger: logger})
@@ -170,7 +172,8 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 			logger.Error("Telegram does not accept the bot yet; alerts wait in the outbox", "err", err)
 		}
 	}()
-	return runParts(ctx, logger, append(parts, b.Run, digests.Run))
+	parts = append(parts, b.Run, digests.Run)
+	return runParts(ctx, logger, withMetrics(parts, cfg, logger, monitored{db: db, client: client, watcher: w, api: api, outbox: outbox}))
 }
 
 // pairingPrinter shows a pairing code on doorman's terminal (standard
