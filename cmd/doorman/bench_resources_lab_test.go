@@ -27,7 +27,7 @@ func BenchmarkLabResources(b *testing.B) {
 
 		tg := telegramtest.NewServerOn(labToken, l.Listen(b, "doorman"))
 		b.Cleanup(tg.Close)
-		p := startDoorman(b, l, runEnv(l, tg, filepath.Join(b.TempDir(), "doorman.db"), "DOORMAN_LOG_LEVEL=info"))
+		p := startDoorman(b, l, runEnv(l, tg, filepath.Join(b.TempDir(), "doorman.db"), append([]string{"DOORMAN_LOG_LEVEL=info"}, strings.Fields(os.Getenv("BENCH_ENV"))...)...))
 		start = time.Now()
 		deadline := start.Add(2 * time.Minute)
 		for countText(tg, "already open") < 67 {

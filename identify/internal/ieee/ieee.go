@@ -234,29 +234,49 @@ func hexDigit(c byte) (byte, bool) {
 
 // eachLine calls fn for every line of r, without its line ending. It accepts
 // LF, CRLF and lone CR endings and a UTF-8 byte order mark: the registry has
-// been published with each. An overlong line is skipped, not fatal. The
-// whole input is read first: the registry is a few megabytes, and callers
-// bound what they pass in.
+// been published with each. An overlong line is skipped, not fatal. It reads
+// as it goes: the registry is a few megabytes, and holding it whole (twice,
+// while a buffer grows) would be doorman's largest use of memory.
 func eachLine(r io.Reader, fn func(line []byte)) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
+	br := bufio.NewReaderSize(r, 64<<10)
+	if bom, err := br.Peek(3); err == nil && bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
+		br.Discard(3)
 	}
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	for len(data) > 0 {
-		i := bytes.IndexAny(data, "\r\n")
-		if i < 0 {
-			i = len(data)
+	line := make([]byte, 0, 256)
+	long := false
+	emit := func() {
+		if !long {
+			fn(line)
 		}
-		if i <= maxLineBytes {
-			fn(data[:i])
-		}
-		if i < len(data) && data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
-			i++
-		}
-		data = data[min(i+1, len(data)):]
+		line, long = line[:0], false
 	}
-	return nil
+	for {
+		c, err := br.ReadByte()
+		if err == io.EOF {
+			if len(line) > 0 || long {
+				emit()
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch c {
+		case '\n':
+			emit()
+		case '\r':
+			emit()
+			if next, err := br.Peek(1); err == nil && next[0] == '\n' {
+				br.Discard(1)
+			}
+		default:
+			if len(line) >= maxLineBytes {
+				long = true
+				continue
+			}
+			line = append(line, c)
+		}
+	}
 }
 
 // ShortName turns a registered organisation name into one for a chat
