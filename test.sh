@@ -5,7 +5,8 @@
 # It installs what the tests need when it is missing (miniupnpd-nftables,
 # miniupnpc, natpmpc, nftables, iproute2, systemd for systemd-analyze, make)
 # and must run as root, or with sudo available, for the network namespaces
-# of the lab. After the tests it builds the release binaries (make release)
+# of the lab. After the tests it runs every fuzz target for a few seconds
+# (FUZZTIME, default 5s), then builds the release binaries (make release)
 # and fails if they are too big. Extra arguments go to `go test`, e.g.
 # ./test.sh -run TestLab -v
 set -euo pipefail
@@ -45,6 +46,18 @@ if [ "$(id -u)" -eq 0 ]; then
 else
 	# The lab needs root; the binary runs as root, the build as you.
 	go test -race -count=1 -exec sudo "$@" ./...
+fi
+
+# Every parser of router, LAN and chat input has a fuzz target; each runs
+# briefly on top of its checked-in seeds. New interesting inputs are not
+# minimized for long: that alone can take minutes on big router files.
+if [ $# -eq 0 ]; then
+	for file in $(grep -l '^func Fuzz' $(git ls-files '*_test.go' 2>/dev/null || find . -name '*_test.go')); do
+		for target in $(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$file"); do
+			echo "test.sh: fuzzing $target in $(dirname "$file") for ${FUZZTIME:-5s}" >&2
+			go test -run '^$' -fuzz "^$target\$" -fuzztime "${FUZZTIME:-5s}" -fuzzminimizetime 100x "./$(dirname "$file")" >/dev/null
+		done
+	done
 fi
 
 # The release binaries: static, for every platform, stamped with the

@@ -2,8 +2,8 @@ package watcher
 
 import (
 	"bytes"
-	"os"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
