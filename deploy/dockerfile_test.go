@@ -1,15 +1,22 @@
 package deploy
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // instruction is one Dockerfile instruction with its continuation lines
@@ -496,9 +503,31 @@ func TestIgnoredMatcher(t *testing.T) {
 	}
 }
 
-// The image's HEALTHCHECK runs `doorman healthcheck`, which must exit 0 when
-// the doorman in the container is healthy and 1 when it is not.
+// The image's HEALTHCHECK runs `doorman healthcheck` with the image's
+// environment: it must exit 0 when the running doorman's /healthz (at
+// DOORMAN_METRICS_ADDR, which the image sets on loopback) says healthy, and
+// 1 when it says unhealthy or does not answer.
 func TestHealthcheckCommand(t *testing.T) {
+	_, stages := parseDockerfile(t, readFile(t, dockerfilePath))
+	env := map[string]string{}
+	for _, in := range stages[len(stages)-1].body {
+		if in.cmd == "ENV" {
+			for k, v := range envPairs(in) {
+				env[k] = v
+			}
+		}
+	}
+	addr := env["DOORMAN_METRICS_ADDR"]
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("the image sets no usable DOORMAN_METRICS_ADDR (%q); its HEALTHCHECK needs it", addr)
+	}
+	// With the host's network, anything but loopback would put the
+	// metrics on the LAN unasked.
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		t.Errorf("the image's DOORMAN_METRICS_ADDR is %s; want a loopback address", addr)
+	}
+
 	bin := buildDoorman(t)
 	out, _ := exec.Command(bin, "--help").CombinedOutput()
 	listed := false
@@ -508,9 +537,60 @@ func TestHealthcheckCommand(t *testing.T) {
 		}
 	}
 	if !listed {
-		t.Skipf("doorman has no %q command yet; the Dockerfile's HEALTHCHECK needs it (exit 0 healthy, 1 not)", healthSubcmd)
+		t.Fatalf("doorman has no %q command, which the Dockerfile's HEALTHCHECK runs:\n%s", healthSubcmd, out)
 	}
-	if out, err := exec.Command(bin, healthSubcmd, "--help").CombinedOutput(); err != nil {
-		t.Errorf("doorman %s --help: %v\n%s", healthSubcmd, err, out)
+
+	var status atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(int(status.Load()))
+		fmt.Fprintln(w, "test says so")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	check := func(addr string) (int, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, healthSubcmd)
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Env = append(cmd.Env, "DOORMAN_METRICS_ADDR="+addr)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode(), string(out)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	for _, c := range []struct {
+		status int
+		want   int
+	}{{http.StatusOK, 0}, {http.StatusServiceUnavailable, 1}} {
+		status.Store(int32(c.status))
+		if code, out := check(ln.Addr().String()); code != c.want {
+			t.Errorf("doorman healthcheck with /healthz answering %d: exit %d, want %d\n%s", c.status, code, c.want, out)
+		}
+	}
+	// Nobody listening: a port that was free a moment ago.
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	freeAddr := free.Addr().String()
+	free.Close()
+	if code, out := check(freeAddr); code != 1 {
+		t.Errorf("doorman healthcheck with nothing listening: exit %d, want 1\n%s", code, out)
 	}
 }
