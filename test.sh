@@ -5,9 +5,9 @@
 # It installs what the tests need when it is missing (miniupnpd-nftables,
 # miniupnpc, natpmpc, nftables, iproute2, systemd for systemd-analyze, make)
 # and must run as root, or with sudo available, for the network namespaces
-# of the lab. After the tests it runs every fuzz target for a few seconds
-# (FUZZTIME, default 20000 inputs each), then builds the release binaries (make release)
-# and fails if they are too big. Extra arguments go to `go test`, e.g.
+# of the lab. After the tests it runs every fuzz target briefly (FUZZTIME,
+# default 20000 inputs each), then builds the release binaries (make
+# release) and fails if they are too big. Extra arguments go to `go test`, e.g.
 # ./test.sh -run TestLab -v
 set -euo pipefail
 cd "$(dirname "$0")"
