@@ -392,10 +392,14 @@ func TestLabRunRouterRestart(t *testing.T) {
 	synced(t, tg)
 	dev1 := l.DeviceIP(1)
 	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "console", "-a", dev1, "3074", "3074", "UDP")
-	waitText(t, tg, 10*time.Second, "New port share", "<b>3074</b>")
+	console := waitText(t, tg, 10*time.Second, "New port share", "<b>3074</b>")
+	press(t, tg, labOwner, console, console.Buttons[0][0].CallbackData)
+	waitEdit(t, tg, console, "Allowed</b> by")
 
 	// The router restarts and forgets its table; the console maps again.
-	// Doorman must find it again (new subscription) and not ask twice.
+	// Doorman must find it again (new subscription), keep the trusted
+	// console silent, and not report the vanished shares as anybody's
+	// decision.
 	l.Router(t, "restart-router")
 	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "console", "-a", dev1, "3074", "3074", "UDP")
 	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "new after restart", "-a", dev1, "5000", "5001", "TCP")
@@ -404,6 +408,14 @@ func TestLabRunRouterRestart(t *testing.T) {
 	t.Logf("new share after the router restart seen in %s", time.Since(start))
 	if n := countText(tg, "New port share", "<b>3074</b>"); n != 1 {
 		t.Errorf("%d alerts for UDP 3074 across the router restart, want 1", n)
+	}
+	for _, m := range tg.Messages() {
+		if strings.Contains(m.Text, "Closed again") || strings.Contains(m.Text, "blocked") {
+			t.Errorf("the restart was reported as a decision: %q", m.Text)
+		}
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the new share was found %s after the restart, want within 10 s", took)
 	}
 }
 
