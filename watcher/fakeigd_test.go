@@ -80,6 +80,9 @@ type fakeGENA struct {
 	// notifyFirst sends the initial event before answering the SUBSCRIBE,
 	// as a fast router on a loaded host can seem to.
 	notifyFirst bool
+	// silent sends no events at all: a firewall on doorman's side drops
+	// them.
+	silent bool
 	// log is "SUBSCRIBE", "renew" or "UNSUBSCRIBE" per request, and
 	// statuses the answers to NOTIFYs sent.
 	log      []string
@@ -433,8 +436,14 @@ func (f *fakeIGD) serveGENA(w http.ResponseWriter, r *http.Request) {
 	g.nextSID++
 	sub := &fakeSub{sid: fmt.Sprintf("uuid:fake-sub-%d", g.nextSID), callback: cb}
 	g.subs[sub.sid] = sub
-	grant, first := g.grant, g.notifyFirst
+	grant, first, silent := g.grant, g.notifyFirst, g.silent
 	f.mu.Unlock()
+	if silent {
+		writeGrant(w, grant, r.Header.Get("TIMEOUT"))
+		w.Header().Set("SID", sub.sid)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	if first {
 		f.sendNotify(sub)
 	}

@@ -136,6 +136,9 @@ type Watcher struct {
 	// listenSSDP joins the SSDP multicast group; tests replace it with a
 	// loopback socket.
 	listenSSDP func(local netip.Addr) (net.PacketConn, error)
+	// firstEventWait is how long the router's initial event may take
+	// before events count as not reaching doorman; a field for tests.
+	firstEventWait time.Duration
 
 	mu        sync.Mutex
 	running   bool
@@ -160,12 +163,13 @@ func (c *Client) NewWatcher(cfg WatchConfig) *Watcher {
 	}
 	cfg.SubscriptionTimeout = max(cfg.SubscriptionTimeout, minSubscriptionTimeout)
 	return &Watcher{
-		c:          c,
-		cfg:        cfg,
-		log:        c.logger,
-		listenSSDP: listenSSDPMulticast,
-		byPath:     map[string]*serviceWatch{},
-		callbacks:  map[string]*callbackServer{},
+		c:              c,
+		cfg:            cfg,
+		log:            c.logger,
+		listenSSDP:     listenSSDPMulticast,
+		firstEventWait: defaultFirstEventWait,
+		byPath:         map[string]*serviceWatch{},
+		callbacks:      map[string]*callbackServer{},
 	}
 }
 
@@ -795,10 +799,15 @@ type serviceWatch struct {
 	subscribing bool
 	seq         uint32
 	seqKnown    bool
-	events      bool
-	eventsErr   string
-	lastList    time.Time
-	lastErr     string
+	// eventSeen is set when a NOTIFY of the current subscription arrived:
+	// a router can accept a subscription whose events never reach
+	// doorman (a firewall on doorman's machine), and then only polling
+	// finds new shares.
+	eventSeen bool
+	events    bool
+	eventsErr string
+	lastList  time.Time
+	lastErr   string
 }
 
 func (sw *serviceWatch) setService(gw *Gateway, svc *Service) {
@@ -872,7 +881,12 @@ func (sw *serviceWatch) event(sid string, seq uint32, seqOK bool, vars map[strin
 		sw.seq, sw.seqKnown = seq, true
 	}
 	early := !known
+	confirm := !sw.eventSeen && !sw.events
+	sw.eventSeen = true
 	sw.mu.Unlock()
+	if confirm {
+		sw.setEvents(true, "")
+	}
 	attrs := []any{"sid", sid, "seq", seq}
 	if n, ok := vars["PortMappingNumberOfEntries"]; ok {
 		attrs = append(attrs, "entries", n)
@@ -1026,6 +1040,9 @@ func (sw *serviceWatch) manage(ctx context.Context, first string) {
 	retry := cfg.PollInterval
 	lost := false
 	for {
+		sw.mu.Lock()
+		sw.eventSeen = false
+		sw.mu.Unlock()
 		err := sw.subscribe(ctx)
 		if ctx.Err() != nil {
 			sw.unsubscribe(ctx)
@@ -1034,7 +1051,11 @@ func (sw *serviceWatch) manage(ctx context.Context, first string) {
 		if err == nil {
 			retry = cfg.PollInterval
 			lost = false
-			sw.setEvents(true, "")
+			// Events count as working once the first one arrives (the
+			// router sends one at once), not when the router says yes.
+			if sw.sawEvent() {
+				sw.setEvents(true, "")
+			}
 			sw.signal(cmp.Or(reason, ReasonPoll))
 			reason, lost = sw.keep(ctx)
 			if ctx.Err() != nil {
@@ -1086,10 +1107,17 @@ func (sw *serviceWatch) manage(ctx context.Context, first string) {
 func (sw *serviceWatch) keep(ctx context.Context) (reason string, lost bool) {
 	timer := time.NewTimer(renewDelay(sw.grantedTimeout()))
 	defer timer.Stop()
+	firstEvent := time.NewTimer(sw.g.w.firstEventWait)
+	defer firstEvent.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return "", false
+		case <-firstEvent.C:
+			if !sw.sawEvent() {
+				sw.setEvents(false, fmt.Sprintf("the router accepted the subscription, but none of its events reached doorman within %s (does a firewall on this machine block the router from reaching DOORMAN_CALLBACK_ADDR?)", sw.g.w.firstEventWait))
+			}
+			continue
 		case <-sw.resub:
 			sw.drop(ctx)
 			return ReasonRouterRestart, false
@@ -1113,8 +1141,20 @@ func (sw *serviceWatch) keep(ctx context.Context) (reason string, lost bool) {
 			}
 		}
 		timer.Reset(renewDelay(sw.grantedTimeout()))
-		sw.setEvents(true, "")
+		if sw.sawEvent() {
+			sw.setEvents(true, "")
+		}
 	}
+}
+
+// defaultFirstEventWait is how long the router's initial event may take
+// before doorman stops counting on events; UPnP routers send it at once.
+const defaultFirstEventWait = 10 * time.Second
+
+func (sw *serviceWatch) sawEvent() bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.eventSeen
 }
 
 func (sw *serviceWatch) grantedTimeout() time.Duration {

@@ -28,6 +28,13 @@ type watchHarness struct {
 
 func startWatch(t *testing.T, igd *fakeIGD, cfg WatchConfig) *watchHarness {
 	t.Helper()
+	return startWatchWith(t, igd, cfg, nil)
+}
+
+// startWatchWith is startWatch with a chance to adjust the watcher before
+// it runs.
+func startWatchWith(t *testing.T, igd *fakeIGD, cfg WatchConfig, adjust func(*Watcher)) *watchHarness {
+	t.Helper()
 	h := &watchHarness{t: t, igd: igd, snaps: make(chan Snapshot, 256), ssdp: make(chan net.Addr, 4), done: make(chan error, 1)}
 	c := testClient(t, Config{IGDURLs: []string{igd.URL()}, RequestTimeout: time.Second})
 	if cfg.OnSnapshot == nil {
@@ -40,6 +47,9 @@ func startWatch(t *testing.T, igd *fakeIGD, cfg WatchConfig) *watchHarness {
 			h.ssdp <- pc.LocalAddr()
 		}
 		return pc, err
+	}
+	if adjust != nil {
+		adjust(h.w)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.stop = cancel
@@ -576,4 +586,31 @@ func TestParseCallbackAddr(t *testing.T) {
 	if err := c.NewWatcher(WatchConfig{CallbackAddr: "doorman.lan:1"}).Run(context.Background()); err == nil {
 		t.Error("Run accepted a callback host name")
 	}
+}
+
+// A router that accepts the subscription but whose events never arrive (a
+// firewall on doorman's machine) must not leave doorman waiting for events:
+// after a while it polls at the poll interval and says why.
+func TestWatchEventsThatNeverArrive(t *testing.T) {
+	igd := newTableIGD(t)
+	igd.gena.silent = true
+	h := startWatchWith(t, igd, WatchConfig{PollInterval: 200 * time.Millisecond, SafetyPollInterval: time.Hour}, func(w *Watcher) {
+		w.firstEventWait = 300 * time.Millisecond
+	})
+	h.next(3*time.Second, "start", reason(ReasonStart))
+	st := h.waitStatus(3*time.Second, "events marked as not arriving", func(s ServiceStatus) bool {
+		return !s.Events && strings.Contains(s.EventsError, "firewall")
+	})
+	if st.Events {
+		t.Fatalf("status %+v", st)
+	}
+	// Polling finds a new share without any event.
+	igd.addRow(row("UDP", 3074, "192.168.77.30", 3074, "Xbox"))
+	h.next(3*time.Second, "a poll that finds the share", func(s Snapshot) bool { return has(s, "UDP", 3074) })
+	// Once an event does arrive, events count as working again.
+	igd.mu.Lock()
+	igd.gena.silent = false
+	igd.mu.Unlock()
+	igd.notify()
+	h.waitStatus(3*time.Second, "events working after one arrived", func(s ServiceStatus) bool { return s.Events })
 }
