@@ -347,11 +347,13 @@ func TestWatchRenewalAndResubscriptionFail(t *testing.T) {
 	igd.gena.grant = "Second-2"
 	h := startWatch(t, igd, WatchConfig{PollInterval: 300 * time.Millisecond})
 	h.next(3*time.Second, "start", reason(ReasonStart))
+	// Events count once the initial one arrived.
+	h.waitStatus(3*time.Second, "with events", func(s ServiceStatus) bool { return s.Events })
 	igd.mu.Lock()
 	igd.gena.renewStatus = 500
 	igd.gena.subscribeStatus = 503
 	igd.mu.Unlock()
-	st := h.waitStatus(3*time.Second, "without events", func(s ServiceStatus) bool { return !s.Events })
+	st := h.waitStatus(3*time.Second, "without events", func(s ServiceStatus) bool { return !s.Events && s.EventsError != "" })
 	if !strings.Contains(st.EventsError, "renewing") {
 		t.Errorf("EventsError %q", st.EventsError)
 	}
