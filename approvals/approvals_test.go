@@ -568,31 +568,73 @@ func TestRulesFollowTheMAC(t *testing.T) {
 
 func TestPresenceTracker(t *testing.T) {
 	f := newFixture(t)
+	var mu sync.Mutex
 	present := map[string]bool{"192.168.77.21": true}
-	p := NewPresenceTracker(f.db, func(ip string) bool { return present[ip] }, func() time.Time { return f.now })
-	p.Sample([]string{"192.168.77.21", "192.168.77.22"})
+	seen := func(_ context.Context, ip string) bool { mu.Lock(); defer mu.Unlock(); return present[ip] }
+	p := NewPresenceTracker(f.db, seen, func() time.Time { return f.now })
+	sample := func(ips ...string) {
+		p.Sample(context.Background(), ips)
+		for p.running.Load() {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	sample("192.168.77.21", "192.168.77.22")
 	if _, ok := p.LastSeen("192.168.77.21"); ok {
 		t.Error("the tracker spoke before it had watched for a day")
 	}
 	start := f.now
 	f.now = f.now.Add(30 * time.Hour)
+	mu.Lock()
 	present["192.168.77.21"] = false
-	p.Sample([]string{"192.168.77.21"})
+	mu.Unlock()
+	sample("192.168.77.21")
 	if seen, ok := p.LastSeen("192.168.77.21"); !ok || !seen.Equal(start) {
 		t.Errorf("LastSeen = %s %v, want %s", seen, ok, start)
 	}
-	if seen, ok := p.LastSeen("192.168.77.22"); !ok || !seen.Equal(start) {
-		t.Errorf("a device never seen: %s %v, want since tracking began", seen, ok)
+	if _, ok := p.LastSeen("192.168.77.22"); ok {
+		t.Error("a device never seen is called away")
 	}
 	// It remembers across a restart.
-	again := NewPresenceTracker(f.db, func(string) bool { return false }, func() time.Time { return f.now })
+	again := NewPresenceTracker(f.db, seen, func() time.Time { return f.now })
 	if seen, ok := again.LastSeen("192.168.77.21"); !ok || !seen.Equal(start) {
 		t.Errorf("after a restart: %s %v", seen, ok)
 	}
-	// Without a neighbour table nothing is claimed.
-	blind := NewPresenceTracker(f.db, func(string) bool { return false }, func() time.Time { return f.now })
-	blind.state = presenceState{Since: start, LastSeen: map[string]time.Time{}}
-	if _, ok := blind.LastSeen("192.168.77.21"); ok {
-		t.Error("a tracker that never saw a device claims to know")
+	// Checks are spaced out.
+	mu.Lock()
+	present["192.168.77.21"] = true
+	mu.Unlock()
+	f.now = f.now.Add(time.Minute)
+	sample("192.168.77.21")
+	if seen, _ := p.LastSeen("192.168.77.21"); !seen.Equal(start) {
+		t.Error("a second check within minutes ran")
+	}
+}
+
+// The digest reads presence while it holds the engine and a database write;
+// a presence check writing at the same time must not wait for it forever.
+func TestPresenceAndDigestDoNotDeadlock(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	f.list(true, share(8080, "192.168.77.21", "web"))
+	p := NewPresenceTracker(f.db, func(context.Context, string) bool { return true }, time.Now)
+	f.engine.presence = p
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			p.check(context.Background(), []string{"192.168.77.21"})
+			if _, err := f.engine.MakeDigest(context.Background(), time.Time{}, true); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for range 200 {
+		p.check(context.Background(), []string{"192.168.77.21"})
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("presence and the digest deadlocked")
 	}
 }

@@ -1,7 +1,10 @@
 package approvals
 
 import (
+	"context"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/doorman-upnp/doorman/storage"
@@ -11,30 +14,34 @@ import (
 // day" survives a restart of doorman.
 const metaPresence = "presence"
 
-// PresenceTracker remembers when devices were last seen on the LAN, from
-// the kernel's neighbour table as sampled at every listing. It only speaks
-// about devices once it has watched for a day, and only where doorman
-// shares the LAN with them (seen is never set otherwise).
+// presenceEvery spaces the checks: the question is whether a device has been
+// gone for a day, and each check may probe every device once.
+const presenceEvery = 5 * time.Minute
+
+// PresenceTracker remembers when devices were last seen on the LAN. It only
+// speaks about devices it has seen before and after watching for a day, so a
+// device on another network, or one doorman cannot see, is never called
+// away.
 type PresenceTracker struct {
-	db    *storage.DB
-	seen  func(ip string) bool
-	now   func() time.Time
-	mu    sync.Mutex
-	state presenceState
-	dirty time.Time
+	db  *storage.DB
+	now func() time.Time
+	// seen tells whether the device answers on the LAN now; it may probe
+	// it, so it runs outside any lock and off the listing's path.
+	seen    func(ctx context.Context, ip string) bool
+	running atomic.Bool
+
+	mu      sync.Mutex
+	state   presenceState
+	checked time.Time
 }
 
 type presenceState struct {
 	Since    time.Time            // when tracking began
 	LastSeen map[string]time.Time // by IP
-	// Sees is set once any device was seen at all: without a neighbour
-	// table (another network), nothing can be told.
-	Sees bool
 }
 
-// NewPresenceTracker loads what was tracked before. seen reports whether
-// the kernel currently knows the device's MAC.
-func NewPresenceTracker(db *storage.DB, seen func(ip string) bool, now func() time.Time) *PresenceTracker {
+// NewPresenceTracker loads what was tracked before.
+func NewPresenceTracker(db *storage.DB, seen func(ctx context.Context, ip string) bool, now func() time.Time) *PresenceTracker {
 	if now == nil {
 		now = time.Now
 	}
@@ -52,24 +59,46 @@ func NewPresenceTracker(db *storage.DB, seen func(ip string) bool, now func() ti
 	return p
 }
 
-// Sample records which of the devices behind ips are on the LAN now.
-func (p *PresenceTracker) Sample(ips []string) {
-	now := p.now()
+// Sample checks, in the background and at most every few minutes, which of
+// the devices behind ips are on the LAN. It never blocks the caller.
+func (p *PresenceTracker) Sample(ctx context.Context, ips []string) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, ip := range ips {
-		if p.seen(ip) {
-			p.state.LastSeen[ip] = now
-			p.state.Sees = true
-		}
+	due := p.now().Sub(p.checked) >= presenceEvery
+	if due {
+		p.checked = p.now()
 	}
-	// A write per listing would be wasteful; the precision needed is a
-	// day.
-	if now.Sub(p.dirty) < 10*time.Minute {
+	p.mu.Unlock()
+	if !due || !p.running.CompareAndSwap(false, true) {
 		return
 	}
-	p.dirty = now
-	st := p.state
+	// The caller's context may end with its listing; each check is
+	// bounded by seen's own timeout.
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		defer p.running.Store(false)
+		p.check(ctx, ips)
+	}()
+}
+
+func (p *PresenceTracker) check(ctx context.Context, ips []string) {
+	seen := map[string]bool{}
+	for _, ip := range ips {
+		if _, done := seen[ip]; done || ctx.Err() != nil {
+			continue
+		}
+		seen[ip] = p.seen(ctx, ip)
+	}
+	now := p.now()
+	p.mu.Lock()
+	for ip, ok := range seen {
+		if ok {
+			p.state.LastSeen[ip] = now
+		}
+	}
+	st := presenceState{Since: p.state.Since, LastSeen: maps.Clone(p.state.LastSeen)}
+	p.mu.Unlock()
+	// Written without the lock: the digest reads presence inside a
+	// database write, and waiting on each other would stop both.
 	p.db.Update(func(tx *storage.Tx) error { return tx.SetMeta(metaPresence, st) })
 }
 
@@ -77,11 +106,9 @@ func (p *PresenceTracker) Sample(ips []string) {
 func (p *PresenceTracker) LastSeen(ip string) (time.Time, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.state.Sees || p.now().Sub(p.state.Since) < 24*time.Hour {
+	if p.now().Sub(p.state.Since) < 24*time.Hour {
 		return time.Time{}, false
 	}
-	if t, ok := p.state.LastSeen[ip]; ok {
-		return t, true
-	}
-	return p.state.Since, true
+	t, ok := p.state.LastSeen[ip]
+	return t, ok
 }

@@ -313,3 +313,18 @@ func (id *Identifier) KnownMAC(ip string) string {
 	}
 	return ""
 }
+
+// Present reports whether the device at ip is on the LAN: the kernel knows
+// its MAC, or learns it after a probe (at most one a minute per device).
+// The kernel keeps entries for a while after a device left, so a "yes" may
+// be late; a "no" means the device did not answer.
+func (id *Identifier) Present(ctx context.Context, ip string) bool {
+	addr, err := netip.ParseAddr(strings.TrimSpace(ip))
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, id.timeout)
+	defer cancel()
+	_, ok := id.lookupMAC(ctx, addr.Unmap())
+	return ok
+}

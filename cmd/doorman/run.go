@@ -87,7 +87,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 		Logger:           logger,
 	})
 	devices := identify.New(identify.Config{Logger: logger})
-	presence := approvals.NewPresenceTracker(db, func(ip string) bool { return devices.KnownMAC(ip) != "" }, nil)
+	presence := approvals.NewPresenceTracker(db, devices.Present, nil)
 	// The engine needs the watcher to delete, and the watcher hands its
 	// listings to the engine: the callback closes over the variable.
 	var engine *approvals.Engine
@@ -104,7 +104,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 			for _, m := range s.Mappings {
 				ips = append(ips, m.InternalClient)
 			}
-			presence.Sample(ips)
+			presence.Sample(ctx, ips)
 			_, err := engine.HandleListing(ctx, approvals.Listing{
 				Router:          s.Gateway.URL,
 				Service:         s.Service.Type,
