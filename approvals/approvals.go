@@ -55,6 +55,8 @@ type Config struct {
 	// MACOf returns the MAC doorman knows for a LAN address without
 	// waiting ("" if none), so rules follow devices across DHCP changes.
 	MACOf func(ip string) string
+	// Location is the time zone of times in notices (default local).
+	Location *time.Location
 	// Observe, when set, is told of every share doorman sees change, for
 	// the terminal mode. It is called with the engine's lock held, in
 	// order, and must not call back into the engine.
@@ -76,6 +78,7 @@ type Engine struct {
 	presence       Presence
 	observe        func(Event)
 	macOf          func(string) string
+	loc            *time.Location
 	now            func() time.Time
 	logger         *slog.Logger
 
@@ -145,6 +148,7 @@ func New(cfg Config) (*Engine, error) {
 		presence:       cfg.Presence,
 		observe:        cfg.Observe,
 		macOf:          cfg.MACOf,
+		loc:            cfg.Location,
 		now:            cfg.Now,
 		logger:         cfg.Logger,
 		listed:         map[string]bool{},
@@ -158,6 +162,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.keepGone <= 0 {
 		e.keepGone = DefaultKeepGone
+	}
+	if e.loc == nil {
+		e.loc = time.Local
 	}
 	if e.staleAfter <= 0 {
 		e.staleAfter = DefaultStaleAfter
@@ -470,8 +477,21 @@ func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 		byRouter := map[string][]storage.Share{}
 		var routers []string
 		for _, s := range shares {
-			if s.Gone() || s.AlertID != 0 {
+			if s.Gone() {
 				continue
+			}
+			if s.AlertID != 0 {
+				// A question still open in a chat that was unpaired is
+				// asked again here; answered ones stay answered.
+				a, err := tx.Alert(s.AlertID)
+				if err != nil || a.State != storage.AlertPending || a.ChatID == e.chatID {
+					continue
+				}
+				a.State, a.Note = storage.AlertSuperseded, "Asked again in the newly paired chat."
+				if err := tx.PutAlert(&a); err != nil {
+					return err
+				}
+				s.AlertID = 0
 			}
 			if _, ok, err := tx.RuleFor(storage.ServiceOf(s.Mapping), e.mac(s.Mapping.InternalClient)); err != nil || ok {
 				if err != nil {

@@ -638,3 +638,21 @@ func TestPresenceAndDigestDoNotDeadlock(t *testing.T) {
 		t.Fatal("presence and the digest deadlocked")
 	}
 }
+
+func TestReportUnaskedAfterUnpair(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	ch := f.list(true, share(8080, "192.168.77.21", "web"))
+	f.clearOutbox()
+	f.engine.SetChat(99)
+	n, err := f.engine.ReportUnasked(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("ReportUnasked = %d, %v; want the question of the old chat asked again", n, err)
+	}
+	if a := f.alert(ch.Alerts[0]); a.State != storage.AlertSuperseded {
+		t.Errorf("old question is %s", a.State)
+	}
+	if items := f.outbox(); len(items) != 1 || items[0].ChatID != 99 {
+		t.Errorf("outbox = %+v", items)
+	}
+}

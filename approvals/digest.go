@@ -251,17 +251,24 @@ func (e *Engine) KeepStale(ctx context.Context, digestID uint64, idx int, by sto
 		if it.State != storage.DigestOpen && it.State != storage.DigestRefused {
 			return ErrDecided
 		}
-		s, ok, err := tx.Share(it.ShareKey)
+		open, err := stillOpen(tx, it.Mapping)
 		if err != nil {
 			return err
 		}
-		if ok {
+		it.State, it.By, it.Note = storage.DigestGone, by, ""
+		if open {
+			// Only the share the digest listed; another device that took
+			// the port since is not snoozed with it.
+			s, _, err := tx.Share(it.ShareKey)
+			if err != nil {
+				return err
+			}
 			s.SnoozedUntil = now.Add(e.staleAfter)
 			if err := tx.PutShare(s); err != nil {
 				return err
 			}
+			it.State = storage.DigestKept
 		}
-		it.State, it.By, it.Note = storage.DigestKept, by, ""
 		d.Items[idx] = it
 		if err := tx.PutDigest(&d); err != nil {
 			return err

@@ -284,3 +284,33 @@ func TestSchedulerCatchesUp(t *testing.T) {
 		t.Errorf("last due = %s", last)
 	}
 }
+
+func TestScheduleThatNeverComes(t *testing.T) {
+	if _, err := ParseSchedule("0 9 30 2 *"); err == nil || !strings.Contains(err.Error(), "never comes due") {
+		t.Errorf("30 February: %v", err)
+	}
+}
+
+func TestKeepSparesAnotherDevice(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	m := share(5000, "192.168.77.21", "game")
+	f.list(true, m)
+	f.now = f.now.Add(DefaultStaleAfter + time.Hour)
+	d, err := f.engine.MakeDigest(context.Background(), time.Time{}, false)
+	if err != nil || len(d.Items) != 1 {
+		t.Fatalf("%+v %v", d, err)
+	}
+	other := share(5000, "192.168.77.99", "other game")
+	f.list(true)
+	f.list(true, other)
+	it, err := f.engine.KeepStale(context.Background(), d.ID, 0, alice)
+	if err != nil || it.State != storage.DigestGone {
+		t.Errorf("Keep on a share another device took: %+v %v", it, err)
+	}
+	var s storage.Share
+	f.db.View(func(tx *storage.Tx) (err error) { s, _, err = tx.Share(storage.ShareKey(other.Key())); return err })
+	if !s.SnoozedUntil.IsZero() {
+		t.Error("the other device's share was snoozed")
+	}
+}

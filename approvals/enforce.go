@@ -85,7 +85,7 @@ func (e *Engine) enforce(ctx context.Context, en enforcement) {
 			r.Unreported++
 			return tx.PutRule(&r)
 		}
-		text := reblockNotice(r, m, err, r.Unreported)
+		text := reblockNotice(r, m, err, r.Unreported, e.loc)
 		r.NoticeAt, r.Unreported = now, 0
 		if err := tx.PutRule(&r); err != nil {
 			return err
@@ -102,7 +102,7 @@ func (e *Engine) enforce(ctx context.Context, en enforcement) {
 	}
 }
 
-func reblockNotice(r storage.Rule, m watcher.Mapping, err error, unreported int) string {
+func reblockNotice(r storage.Rule, m watcher.Mapping, err error, unreported int, loc *time.Location) string {
 	what := fmt.Sprintf("%s reopened %s %d → %d", html.EscapeString(m.InternalClient), m.Protocol, m.ExternalPort, m.InternalPort)
 	if m.Description != "" {
 		what += " (" + html.EscapeString(Truncate(m.Description, 80)) + ")"
@@ -118,7 +118,7 @@ func reblockNotice(r storage.Rule, m watcher.Mapping, err error, unreported int)
 	}
 	if err == nil {
 		if r.CreatedBy.Name != "" {
-			b += " since " + r.CreatedAt.Local().Format("2 Jan 2006") + " by " + html.EscapeString(r.CreatedBy.Name)
+			b += " since " + r.CreatedAt.In(loc).Format("2 Jan 2006") + " by " + html.EscapeString(r.CreatedBy.Name)
 		}
 		b += "."
 	}

@@ -28,6 +28,10 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%q is not a 5-field cron schedule (for example %q): %w", spec, DefaultDigestSchedule, err)
 	}
+	// cron gives the zero time for a date that never comes (30 February).
+	if s.Next(time.Now()).IsZero() {
+		return nil, fmt.Errorf("%q never comes due", spec)
+	}
 	return s, nil
 }
 
@@ -35,7 +39,7 @@ func ParseSchedule(spec string) (cron.Schedule, error) {
 // period before now and after lastDone, if there is one.
 func MissedDue(s cron.Schedule, lastDone, now time.Time) (time.Time, bool) {
 	var due time.Time
-	for t := s.Next(now.Add(-missedGrace)); !t.After(now); t = s.Next(t) {
+	for t := s.Next(now.Add(-missedGrace)); !t.IsZero() && !t.After(now); t = s.Next(t) {
 		due = t
 	}
 	if due.IsZero() || !due.After(lastDone) {

@@ -198,14 +198,32 @@ func (b *Bot) cmdUnpair(ctx context.Context) {
 		return
 	}
 	chat := b.chat.Load()
-	if err := b.db.Update(func(tx *storage.Tx) error { return tx.SetMeta(metaOwnerChat, OwnerChat{}) }); err != nil {
+	var dropped int
+	err := b.db.Update(func(tx *storage.Tx) error {
+		dropped = 0
+		// Nothing more goes to the chat that asked to be left alone.
+		items, err := tx.Outbox()
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if it.ChatID == chat {
+				if err := tx.RemoveOutbox(it.Seq); err != nil {
+					return err
+				}
+				dropped++
+			}
+		}
+		return tx.SetMeta(metaOwnerChat, OwnerChat{})
+	})
+	if err != nil {
 		b.logger.Error("unable to forget the paired chat", "err", err)
 		b.reply(ctx, "Doorman could not forget this chat; see its log.", nil)
 		return
 	}
 	b.chat.Store(0)
 	b.engine.SetChat(0)
-	b.logger.Info("unpaired", "chat", chat)
+	b.logger.Info("unpaired", "chat", chat, "dropped_messages", dropped)
 	if _, err := b.api.SendMessage(ctx, chat, "Unpaired. Doorman sends nothing here any more; it shows a new pairing code where it runs.", nil); err != nil {
 		b.logger.Warn("unable to answer /unpair", "err", err)
 	}

@@ -119,7 +119,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 	})
 	parts := []func(context.Context) error{w.Run}
 
-	engineCfg := approvals.Config{DB: db, Router: w, StaleAfter: cfg.StaleAfter, MACOf: devices.KnownMAC, Presence: presence, Logger: logger}
+	engineCfg := approvals.Config{DB: db, Router: w, StaleAfter: cfg.StaleAfter, MACOf: devices.KnownMAC, Presence: presence, Location: cfg.Location, Logger: logger}
 	if terminal {
 		t := newTerminal(e.stdout, cfg.Location)
 		engineCfg.Observe = t.print
@@ -154,7 +154,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 	b, err := bot.New(bot.Config{
 		API: api, DB: db, Engine: engine, Outbox: outbox, ChatID: cfg.ChatID,
 		AllowedUsers: cfg.AllowedUsers, Status: w.Status, Location: cfg.Location, Logger: logger, Devices: devices,
-		ShowPairingCode: pairingPrinter(e.stderr),
+		ShowPairingCode: pairingPrinter(e.stderr, cfg.Location),
 	})
 	if err != nil {
 		return err
@@ -162,6 +162,16 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 	logger.Info("doorman starting", "version", version, "db", cfg.DBPath, "chat", chat, "events", cfg.Events)
 	if err := b.StartPairing(); err != nil {
 		return err
+	}
+	if chat != 0 {
+		// Shares recorded while no chat was set (doorman ran in the
+		// terminal, or stopped between pairing and the report) are asked
+		// about now, once.
+		if n, err := engine.ReportUnasked(ctx); err != nil {
+			logger.Error("unable to report the shares nobody was asked about", "err", err)
+		} else if n > 0 {
+			logger.Info("asking about shares seen while no chat was set", "shares", n)
+		}
 	}
 	go func() {
 		me, err := api.GetMe(ctx)
@@ -178,10 +188,10 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 
 // pairingPrinter shows a pairing code on doorman's terminal (standard
 // error, where its log goes), and nowhere else.
-func pairingPrinter(w io.Writer) func(code string, expires time.Time) {
+func pairingPrinter(w io.Writer, loc *time.Location) func(code string, expires time.Time) {
 	return func(code string, expires time.Time) {
 		fmt.Fprintf(w, "doorman: pairing code %s: send \"/start %s\" to your bot in Telegram before %s; that chat then gets the alerts.\n",
-			code, code, expires.Format("15:04"))
+			code, code, expires.In(loc).Format("15:04"))
 	}
 }
 

@@ -79,7 +79,7 @@ func hostOf(rawURL string) string {
 // the owner's terminal.
 func printable(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar || unicode.Is(unicode.Bidi_Control, r) {
 			return -1
 		}
 		return r
