@@ -348,7 +348,7 @@ func (b *Bot) reply(ctx context.Context, text string, kb Keyboard) {
 
 func (b *Bot) cmdList(ctx context.Context) {
 	var shares []storage.Share
-	rules := map[storage.ServiceKey]storage.Rule{}
+	rules := map[string]storage.Rule{} // by share key
 	alerts := map[uint64]storage.Alert{}
 	err := b.db.View(func(tx *storage.Tx) error {
 		all, err := tx.Shares("")
@@ -365,14 +365,15 @@ func (b *Bot) cmdList(ctx context.Context) {
 					alerts[a.ID] = a
 				}
 			}
-		}
-		rs, err := tx.Rules()
-		for _, r := range rs {
-			if old, ok := rules[r.Service]; !ok || old.Kind != storage.RuleBlock {
-				rules[r.Service] = r
+			r, ok, err := b.engine.CoveringRule(tx, s.Mapping)
+			if err != nil {
+				return err
+			}
+			if ok {
+				rules[storage.ShareKey(s.Mapping.Key())] = r
 			}
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		b.logger.Error("unable to read the shares", "err", err)
@@ -397,7 +398,7 @@ func (b *Bot) cmdList(ctx context.Context) {
 	var lines []string
 	for _, s := range shares {
 		state := "❔ not decided"
-		if r, ok := rules[storage.ServiceOf(s.Mapping)]; ok {
+		if r, ok := rules[storage.ShareKey(s.Mapping.Key())]; ok {
 			state = "✅ trusted"
 			if r.Kind == storage.RuleBlock {
 				state = "⛔ blocked (being closed)"
@@ -441,26 +442,44 @@ func (b *Bot) renderRules(kind storage.RuleKind) ([]string, []Keyboard, error) {
 	}
 	var pages []string
 	var kbs []Keyboard
-	for start := 0; start < len(rules); start += rulesPerMessage {
-		var sb strings.Builder
-		sb.WriteString(title)
-		var kb Keyboard
-		for i, r := range rules[start:min(start+rulesPerMessage, len(rules))] {
-			n := start + i + 1
-			ex := r.Example
-			fmt.Fprintf(&sb, "\n\n%d. <b>%s</b> %s port %d", n, esc(r.Service.InternalClient, 64), r.Service.Protocol, r.Service.InternalPort)
-			if ex.Description != "" {
-				fmt.Fprintf(&sb, " · “%s”", esc(ex.Description, 80))
-			}
-			fmt.Fprintf(&sb, "\n   by %s, %s", esc(r.CreatedBy.Name, 64), formatWhen(r.CreatedAt, b.loc))
-			if !r.LastMatched.IsZero() {
-				fmt.Fprintf(&sb, " · last seen %s", formatWhen(r.LastMatched, b.loc))
-			}
-			kb = append(kb, []Button{{Text: fmt.Sprintf("🗑 Forget %d", n), Data: callbackData(verbForget, r.ID)}})
-		}
-		pages = append(pages, sb.String())
-		kbs = append(kbs, kb)
+	var sb strings.Builder
+	var kb Keyboard
+	flush := func() {
+		pages, kbs = append(pages, sb.String()), append(kbs, kb)
+		sb.Reset()
+		kb = nil
 	}
+	for i, r := range rules {
+		n := i + 1
+		var e strings.Builder
+		fmt.Fprintf(&e, "\n\n%d. <b>%s</b>", n, esc(r.Service.InternalClient, 40))
+		if r.Scope == storage.ScopeDevice {
+			e.WriteString(" · everything it opens")
+		} else {
+			fmt.Fprintf(&e, " %s port %d", r.Service.Protocol, r.Service.InternalPort)
+			if d := r.Example.Description; d != "" {
+				fmt.Fprintf(&e, " · “%s”", esc(d, 60))
+			}
+		}
+		if r.MAC != "" {
+			fmt.Fprintf(&e, " · %s", esc(r.MAC, 17))
+		}
+		fmt.Fprintf(&e, "\n   by %s, %s", esc(r.CreatedBy.Name, 40), formatWhen(r.CreatedAt, b.loc))
+		if !r.LastMatched.IsZero() {
+			fmt.Fprintf(&e, " · last seen %s", formatWhen(r.LastMatched, b.loc))
+		}
+		// A page ends at 20 rules (a phone's keyboard) or before
+		// Telegram's length limit, whichever comes first.
+		if len(kb) == rulesPerMessage || (sb.Len() > 0 && sb.Len()+e.Len() > batchBudget) {
+			flush()
+		}
+		if sb.Len() == 0 {
+			sb.WriteString(title)
+		}
+		sb.WriteString(e.String())
+		kb = append(kb, []Button{{Text: fmt.Sprintf("🗑 Forget %d", n), Data: callbackData(verbForget, r.ID)}})
+	}
+	flush()
 	return pages, kbs, nil
 }
 

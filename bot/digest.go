@@ -105,17 +105,19 @@ func renderDigestPage(d storage.Digest, page int, staleAfter time.Duration, loc 
 		if it.Risk != "" {
 			mark = "⚠️ "
 		}
-		fmt.Fprintf(&b, "\n\n%d. %s<b>%s</b> %s %d → %d", n, mark, esc(m.InternalClient, 64), m.Protocol, m.ExternalPort, m.InternalPort)
+		fmt.Fprintf(&b, "\n\n%d. %s<b>%s</b> %s %d → %d", n, mark, esc(m.InternalClient, 40), m.Protocol, m.ExternalPort, m.InternalPort)
 		if m.Description != "" {
-			fmt.Fprintf(&b, " · “%s”", esc(m.Description, 80))
+			fmt.Fprintf(&b, " · “%s”", esc(m.Description, 60))
 		}
 		var why []string
 		for _, r := range it.Reasons {
 			why = append(why, r.Text)
 		}
-		fmt.Fprintf(&b, "\n    why: %s", esc(strings.Join(why, "; "), 300))
+		// A page holds eight entries; these caps keep it under Telegram's
+		// 4096 characters whatever the devices call themselves.
+		fmt.Fprintf(&b, "\n    why: %s", esc(strings.Join(why, "; "), 160))
 		if it.Risk != "" {
-			fmt.Fprintf(&b, "\n    risky: %s", esc(it.Risk, 200))
+			fmt.Fprintf(&b, "\n    risky: %s", esc(it.Risk, 120))
 		}
 		switch it.State {
 		case storage.DigestClosed:
@@ -150,9 +152,9 @@ func renderDigestPage(d storage.Digest, page int, staleAfter time.Duration, loc 
 		if r.Kind == storage.RuleBlock {
 			kind = "⛔ blocked"
 		}
-		fmt.Fprintf(&b, "\n%d. %s <b>%s</b> %s port %d", n, kind, esc(r.Service.InternalClient, 64), r.Service.Protocol, r.Service.InternalPort)
+		fmt.Fprintf(&b, "\n%d. %s <b>%s</b> %s port %d", n, kind, esc(r.Service.InternalClient, 40), r.Service.Protocol, r.Service.InternalPort)
 		if r.Service.Description != "" {
-			fmt.Fprintf(&b, " · “%s”", esc(r.Service.Description, 80))
+			fmt.Fprintf(&b, " · “%s”", esc(r.Service.Description, 60))
 		}
 		fmt.Fprintf(&b, " · nothing for %s", formatDuration(r.IdleFor))
 		if r.Forgotten {

@@ -293,20 +293,38 @@ func renderBatch(alerts []storage.Alert, v view) (string, Keyboard) {
 	}
 	fmt.Fprintf(&b, "👋 <b>Doorman is now watching router %s.</b>\nThese port shares were already open:\n", esc(router, 64))
 	var kb Keyboard
-	pending := 0
+	pending, cut := 0, 0
 	for i, a := range alerts {
 		n := i + 1
-		fmt.Fprintf(&b, "\n%d. %s", n, shareLine(a.Share.Mapping, v))
+		// Fifteen lines of device-chosen text can pass Telegram's limit;
+		// long lines get shorter, and past the budget they are left to
+		// /list, while every share keeps its buttons.
+		line := fmt.Sprintf("\n%d. %s", n, shareLine(a.Share.Mapping, v))
+		if b.Len()+len(line) > batchBudget {
+			m := a.Share.Mapping
+			line = fmt.Sprintf("\n%d. %s %s %d → %d", n, esc(m.InternalClient, 40), m.Protocol, m.ExternalPort, m.InternalPort)
+		}
+		if b.Len()+len(line) > batchBudget {
+			cut++
+		} else {
+			b.WriteString(line)
+		}
 		switch a.State {
 		case storage.AlertAllowed:
-			fmt.Fprintf(&b, "\n    ✅ allowed by %s, %s", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, v.loc))
+			if b.Len() < batchBudget {
+				fmt.Fprintf(&b, "\n    ✅ allowed by %s, %s", esc(a.DecidedBy.Name, 40), formatWhen(a.DecidedAt, v.loc))
+			}
 		case storage.AlertBlocked:
-			fmt.Fprintf(&b, "\n    ⛔ blocked by %s, %s", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, v.loc))
+			if b.Len() < batchBudget {
+				fmt.Fprintf(&b, "\n    ⛔ blocked by %s, %s", esc(a.DecidedBy.Name, 40), formatWhen(a.DecidedAt, v.loc))
+			}
 		case storage.AlertSuperseded:
-			b.WriteString("\n    ↪️ " + html.EscapeString(a.Note))
+			if b.Len() < batchBudget {
+				b.WriteString("\n    ↪️ " + html.EscapeString(approvals.Truncate(a.Note, 100)))
+			}
 		case storage.AlertPending:
 			pending++
-			if a.Note != "" {
+			if a.Note != "" && b.Len() < batchBudget {
 				b.WriteString("\n    ⚠️ " + a.Note)
 			}
 			kb = append(kb, []Button{
@@ -315,11 +333,18 @@ func renderBatch(alerts []storage.Alert, v view) (string, Keyboard) {
 			})
 		}
 	}
+	if cut > 0 {
+		fmt.Fprintf(&b, "\n\n…and %d more; /list shows them all.", cut)
+	}
 	if pending > 0 {
 		b.WriteString("\n\nAllow the ones you know; block the ones you don't.")
 	}
 	return b.String(), kb
 }
+
+// batchBudget keeps a batch message's HTML, and so its text, under
+// Telegram's 4096 characters with room for the closing lines.
+const batchBudget = 3700
 
 // renderMessage renders the message owned by the first alert of alerts.
 func renderMessage(alerts []storage.Alert, v view) (string, Keyboard) {

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"fmt"
 	"html"
 	"strings"
 	"testing"
@@ -122,5 +123,32 @@ func TestRenderHostileDescriptions(t *testing.T) {
 				t.Errorf("description shown with %d characters, want it cut to 200", n)
 			}
 		})
+	}
+}
+
+func TestLongBatchStaysUnderTheLimit(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	var alerts []storage.Alert
+	devs := fakeDevices{}
+	for i := range 15 {
+		ip := fmt.Sprintf("192.168.77.%d", 100+i)
+		devs[ip] = identify.Device{IP: ip, Name: strings.Repeat("very-long-hostname-", 4) + "lan", Vendor: "Some Very Long Vendor Name Inc"}
+		m := mapping(uint16(40000+i), ip, strings.Repeat("Ω description chosen by the device ", 10))
+		m.RemoteHost = "203.0.113.200"
+		alerts = append(alerts, storage.Alert{ID: uint64(i + 1), Batch: 1, Kind: storage.AlertExisting, Share: storage.Share{Mapping: m, FirstSeen: now}, State: storage.AlertPending, Note: "Not closed; see the message below."})
+	}
+	var ips []string
+	for ip := range devs {
+		ips = append(ips, ip)
+	}
+	text, kb := renderBatch(alerts, view{loc: time.UTC, now: now, devices: lookupDevices(context.Background(), devs, ips)})
+	if n := len(text); n > MaxMessageLength {
+		t.Errorf("batch message has %d bytes", n)
+	}
+	if len(kb) != 15 {
+		t.Errorf("%d button rows, want one per share", len(kb))
+	}
+	if _, err := renderCheck(text); err != nil {
+		t.Error(err)
 	}
 }
