@@ -281,6 +281,11 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 				// Asked about before and back now (a router restart or a
 				// device renewing late): the question stands, no new one.
 				share.AlertID, share.SnoozedUntil = old.AlertID, old.SnoozedUntil
+				// Back after a short absence (a router restart): the share
+				// has been open all along, as far as the owner is concerned.
+				if now.Sub(old.GoneAt) < 24*time.Hour {
+					share.FirstSeen = old.FirstSeen
+				}
 				ch.Returned++
 				rule, err := e.applyRules(tx, &share, now, &enforce)
 				if err != nil {
