@@ -280,14 +280,7 @@ func (o *Outbox) deliverAlert(ctx context.Context, it storage.OutboxItem) error 
 		// only happens if the item was queued twice.
 		return o.remove(it.Seq)
 	case it.Kind == storage.OutboxAlert:
-		id, sent := o.unrecorded[it.Seq]
-		if !sent {
-			id, err = o.api.SendMessage(ctx, it.ChatID, text, kb)
-			if err != nil {
-				return err
-			}
-		}
-		err = o.db.Update(func(tx *storage.Tx) error {
+		return o.sendAndRecord(ctx, it, text, kb, fmt.Sprintf("alert %d", owner.ID), func(tx *storage.Tx, id int) error {
 			for _, a := range alerts {
 				cur, err := tx.Alert(a.ID)
 				if err != nil {
@@ -298,24 +291,49 @@ func (o *Outbox) deliverAlert(ctx context.Context, it storage.OutboxItem) error 
 					return err
 				}
 			}
-			return tx.RemoveOutbox(it.Seq)
+			return nil
 		})
-		if err != nil {
-			// Telegram has it: the retry must only record it.
-			o.unrecorded[it.Seq] = id
-			return fmt.Errorf("bot: unable to record alert %d as sent: %w", owner.ID, err)
-		}
-		delete(o.unrecorded, it.Seq)
-		return nil
 	case owner.MessageID == 0:
 		o.logger.Warn("not editing an alert whose message was never sent", "alert", owner.ID)
 		return o.remove(it.Seq)
 	}
-	err = o.api.EditMessage(ctx, owner.ChatID, owner.MessageID, text, kb)
+	return o.edit(ctx, it, owner.ChatID, owner.MessageID, text, kb)
+}
+
+// sendAndRecord sends a message and, in one transaction, records its ID
+// with record and removes the item. When the recording fails after
+// Telegram accepted the message, the retry only records it: sending it
+// again would show it twice.
+func (o *Outbox) sendAndRecord(ctx context.Context, it storage.OutboxItem, text string, kb Keyboard, what string, record func(tx *storage.Tx, messageID int) error) error {
+	id, sent := o.unrecorded[it.Seq]
+	if !sent {
+		var err error
+		if id, err = o.api.SendMessage(ctx, it.ChatID, text, kb); err != nil {
+			return err
+		}
+	}
+	err := o.db.Update(func(tx *storage.Tx) error {
+		if err := record(tx, id); err != nil {
+			return err
+		}
+		return tx.RemoveOutbox(it.Seq)
+	})
+	if err != nil {
+		o.unrecorded[it.Seq] = id
+		return fmt.Errorf("bot: unable to record %s as sent: %w", what, err)
+	}
+	delete(o.unrecorded, it.Seq)
+	return nil
+}
+
+// edit updates a sent message; one deleted in the chat, or already showing
+// the text, needs nothing more.
+func (o *Outbox) edit(ctx context.Context, it storage.OutboxItem, chatID int64, messageID int, text string, kb Keyboard) error {
+	err := o.api.EditMessage(ctx, chatID, messageID, text, kb)
 	switch {
 	case err == nil, IsNotModified(err):
 	case IsMessageGone(err):
-		o.logger.Warn("the alert message was deleted in the chat; not editing it", "alert", owner.ID, "message", owner.MessageID)
+		o.logger.Warn("the message was deleted in the chat; not editing it", "seq", it.Seq, "kind", string(it.Kind), "message", messageID)
 	default:
 		return err
 	}
@@ -350,40 +368,16 @@ func (o *Outbox) deliverDigest(ctx context.Context, it storage.OutboxItem) error
 	case it.Kind == storage.OutboxDigest && sent != 0:
 		return o.remove(it.Seq)
 	case it.Kind == storage.OutboxDigest:
-		id, sent := o.unrecorded[it.Seq]
-		if !sent {
-			id, err = o.api.SendMessage(ctx, it.ChatID, text, kb)
-			if err != nil {
-				return err
-			}
-		}
-		err = o.db.Update(func(tx *storage.Tx) error {
+		return o.sendAndRecord(ctx, it, text, kb, fmt.Sprintf("digest %d", d.ID), func(tx *storage.Tx, id int) error {
 			cur, err := tx.Digest(d.ID)
 			if err != nil {
 				return err
 			}
 			cur.MessageIDs[it.Page] = id
-			if err := tx.PutDigest(&cur); err != nil {
-				return err
-			}
-			return tx.RemoveOutbox(it.Seq)
+			return tx.PutDigest(&cur)
 		})
-		if err != nil {
-			o.unrecorded[it.Seq] = id
-			return fmt.Errorf("bot: unable to record digest %d as sent: %w", d.ID, err)
-		}
-		delete(o.unrecorded, it.Seq)
-		return nil
 	case sent == 0:
 		return o.remove(it.Seq)
 	}
-	err = o.api.EditMessage(ctx, d.ChatID, sent, text, kb)
-	switch {
-	case err == nil, IsNotModified(err):
-	case IsMessageGone(err):
-		o.logger.Warn("the digest message was deleted in the chat; not editing it", "digest", d.ID)
-	default:
-		return err
-	}
-	return o.remove(it.Seq)
+	return o.edit(ctx, it, d.ChatID, sent, text, kb)
 }
