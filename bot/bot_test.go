@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -485,4 +486,27 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// 401 (token revoked) and 403 (bot removed from the chat) keep alerts in
+// the outbox until the owner fixes it; nothing is dropped or sent twice.
+func TestRejectedBotKeepsAlerts(t *testing.T) {
+	for _, status := range []int{401, 403} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.list()
+			h.tg.Fail("sendMessage", telegramtest.Failure{Times: 3, Status: status})
+			h.list(mapping(8080, "192.168.77.21", "web"))
+			if _, err := h.tg.WaitMessage(h.ctx(), func(m telegramtest.Message) bool { return strings.Contains(m.Text, "<b>8080</b>") }); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if n := len(h.tg.Messages()); n != 1 {
+				t.Errorf("%d messages, want the alert once", n)
+			}
+			if calls := h.tg.Calls("sendMessage"); calls != 4 {
+				t.Errorf("%d sendMessage calls, want 3 refused and 1 accepted", calls)
+			}
+		})
+	}
 }
