@@ -198,9 +198,9 @@ type Changes struct {
 	Enforced                     int
 }
 
-// sameService reports whether two mappings with the same key are the same
+// SameService reports whether two mappings with the same key are the same
 // share; a different client, inside port or description makes it a change.
-func sameService(a, b watcher.Mapping) bool {
+func SameService(a, b watcher.Mapping) bool {
 	return a.InternalClient == b.InternalClient && a.InternalPort == b.InternalPort && a.Description == b.Description
 }
 
@@ -246,6 +246,10 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 		if err != nil {
 			return err
 		}
+		rules, err := loadRules(tx)
+		if err != nil {
+			return err
+		}
 		before := make(map[string]storage.Share, len(stored))
 		for _, s := range stored {
 			if s.Mapping.Service == l.Service {
@@ -264,12 +268,9 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 			share := storage.Share{Mapping: m, FirstSeen: now, LastSeen: now}
 			var previous *watcher.Mapping
 			switch {
-			case had && !old.Gone() && sameService(old.Mapping, m):
+			case had && !old.Gone() && SameService(old.Mapping, m):
 				share.FirstSeen, share.AlertID, share.SnoozedUntil = old.FirstSeen, old.AlertID, old.SnoozedUntil
-				rule, err := e.applyRules(tx, &share, now, &enforce)
-				if err != nil {
-					return err
-				}
+				rule := e.applyRules(rules, &share, now, &enforce)
 				if first {
 					emit(EventOpen, m, nil, rule)
 				}
@@ -277,7 +278,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 					return err
 				}
 				continue
-			case had && old.Gone() && sameService(old.Mapping, m) && e.pending(tx, old.AlertID):
+			case had && old.Gone() && SameService(old.Mapping, m) && e.pending(tx, old.AlertID):
 				// Asked about before and back now (a router restart or a
 				// device renewing late): the question stands, no new one.
 				share.AlertID, share.SnoozedUntil = old.AlertID, old.SnoozedUntil
@@ -287,10 +288,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 					share.FirstSeen = old.FirstSeen
 				}
 				ch.Returned++
-				rule, err := e.applyRules(tx, &share, now, &enforce)
-				if err != nil {
-					return err
-				}
+				rule := e.applyRules(rules, &share, now, &enforce)
 				emit(EventNew, m, nil, rule)
 				if err := tx.PutShare(share); err != nil {
 					return err
@@ -305,7 +303,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 				}
 			default:
 				ch.New++
-				if had && !sameService(old.Mapping, m) {
+				if had && !SameService(old.Mapping, m) {
 					// Another device or app has the port now; the old
 					// question's Block would close the wrong share.
 					if err := e.supersede(tx, old.AlertID, "The share closed, and the port was opened again by another device or app; see the newer message."); err != nil {
@@ -313,10 +311,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 					}
 				}
 			}
-			rule, err := e.applyRules(tx, &share, now, &enforce)
-			if err != nil {
-				return err
-			}
+			rule := e.applyRules(rules, &share, now, &enforce)
 			if previous != nil {
 				emit(EventChanged, m, previous, rule)
 			} else {
@@ -376,6 +371,9 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 		// Only a complete first listing makes the router known: after a
 		// partial one, the rest must still come as one report, not as a
 		// burst of single alerts.
+		if err := rules.save(tx); err != nil {
+			return err
+		}
 		if !known && l.Complete {
 			router = storage.Router{URL: l.Router, Service: l.Service, FirstSeen: now}
 			known = true
@@ -546,7 +544,7 @@ func stillOpen(tx *storage.Tx, m watcher.Mapping) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	return !s.Gone() && sameService(s.Mapping, m), nil
+	return !s.Gone() && SameService(s.Mapping, m), nil
 }
 
 func (e *Engine) mac(ip string) string {

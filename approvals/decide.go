@@ -133,12 +133,10 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 		if a.State == storage.AlertPending && a.Batch != 0 && a.Note != "" {
 			// A batch message holds up to BatchSize shares; a full
 			// explanation on each line would break Telegram's length
-			// limit, so it goes in a message of its own.
-			if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: a.ChatID, CreatedAt: now,
-				Text: "⚠️ <b>Not closed</b>: " + escape(m.InternalClient) + fmt.Sprintf(" %s %d → %d. ", m.Protocol, m.ExternalPort, m.InternalPort) + a.Note}); err != nil {
+			// limit.
+			if a.Note, err = e.explainApart(tx, a.ChatID, m, a.Note); err != nil {
 				return err
 			}
-			a.Note = "Not closed; see the message below."
 		}
 		if a.State != storage.AlertPending {
 			if err := e.decideSiblings(tx, a, d == AllowDevice); err != nil {
@@ -258,4 +256,15 @@ func (e *Engine) decideSiblings(tx *storage.Tx, decided storage.Alert, wholeDevi
 		}
 	}
 	return nil
+}
+
+// explainApart sends why a share was not closed in a message of its own and
+// returns the short note that stands in the crowded message (a batch, a
+// digest page) instead.
+func (e *Engine) explainApart(tx *storage.Tx, chatID int64, m watcher.Mapping, note string) (string, error) {
+	text := "⚠️ <b>Not closed</b>: " + escape(m.InternalClient) + fmt.Sprintf(" %s %d → %d. ", m.Protocol, m.ExternalPort, m.InternalPort) + note
+	if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: chatID, CreatedAt: e.now(), Text: text}); err != nil {
+		return "", err
+	}
+	return "Not closed; see the message below.", nil
 }

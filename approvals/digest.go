@@ -201,12 +201,9 @@ func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by st
 		}
 		if it.Note != "" {
 			// Eight full explanations would not fit in one page.
-			m := it.Mapping
-			if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: cur.ChatID, CreatedAt: now,
-				Text: "⚠️ <b>Not closed</b>: " + escape(m.InternalClient) + fmt.Sprintf(" %s %d → %d. ", m.Protocol, m.ExternalPort, m.InternalPort) + it.Note}); err != nil {
+			if it.Note, err = e.explainApart(tx, cur.ChatID, it.Mapping, it.Note); err != nil {
 				return err
 			}
-			it.Note = "Not closed; see the message below."
 		}
 		cur.Items[idx] = it
 		if derr == nil && open {

@@ -504,7 +504,7 @@ func (b *Bot) cmdStatus(ctx context.Context) {
 		sb.WriteString("\n\nNo router found yet. Doorman keeps looking; see its log.")
 	}
 	for _, s := range st {
-		fmt.Fprintf(&sb, "\n\n<b>Router %s</b> (%s)", esc(routerName(s.Router), 64), esc(serviceName(s.Service), 64))
+		fmt.Fprintf(&sb, "\n\n<b>Router %s</b> (%s)", esc(watcher.RouterHost(s.Router), 64), esc(watcher.ShortServiceType(s.Service), 64))
 		if s.Events {
 			sb.WriteString("\nEvents: on")
 		} else {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"html"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,23 +66,6 @@ func esc(s string, maxRunes int) string {
 		return r
 	}, s)
 	return html.EscapeString(approvals.Truncate(s, maxRunes))
-}
-
-// routerName names a router for people: its host, which is what they know
-// it by.
-func routerName(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Host == "" {
-		return rawURL
-	}
-	return u.Hostname()
-}
-
-func serviceName(serviceType string) string {
-	if i := strings.LastIndex(serviceType, ":service:"); i >= 0 {
-		return serviceType[i+len(":service:"):]
-	}
-	return serviceType
 }
 
 func originName(o watcher.Origin) string {
@@ -207,7 +189,7 @@ func renderAlert(a storage.Alert, v view) (string, Keyboard) {
 	default:
 		b.WriteString("🚪 <b>New port share</b>")
 	}
-	fmt.Fprintf(&b, " on router %s (%s)\n\n", esc(routerName(m.Router), 64), esc(serviceName(m.Service), 40))
+	fmt.Fprintf(&b, " on router %s (%s)\n\n", esc(watcher.RouterHost(m.Router), 64), esc(watcher.ShortServiceType(m.Service), 40))
 	fmt.Fprintf(&b, "Device: %s\n", deviceName(dev))
 	if dev.MAC != "" {
 		fmt.Fprintf(&b, "MAC: <code>%s</code>\n", esc(dev.MAC, 17))
@@ -228,7 +210,7 @@ func renderAlert(a storage.Alert, v view) (string, Keyboard) {
 		b.WriteString(r + "\n")
 	}
 	lease, firstSeen, lastSeen := m.LeaseDuration, a.Share.FirstSeen, a.Share.LastSeen
-	if cur, ok := v.shares[storage.ShareKey(m.Key())]; ok && sameDevice(cur.Mapping, m) {
+	if cur, ok := v.shares[storage.ShareKey(m.Key())]; ok && approvals.SameService(cur.Mapping, m) {
 		lease, firstSeen, lastSeen = cur.Mapping.LeaseDuration, cur.FirstSeen, cur.LastSeen
 	}
 	fmt.Fprintf(&b, "Opened with: %s · Lease: %s", originName(m.Origin), FormatLease(lease))
@@ -254,10 +236,6 @@ func renderAlert(a storage.Alert, v view) (string, Keyboard) {
 		},
 		{{Text: "✅ Allow everything from this device", Data: callbackData(verbAllowDevice, a.ID)}},
 	}
-}
-
-func sameDevice(a, b watcher.Mapping) bool {
-	return a.InternalClient == b.InternalClient && a.InternalPort == b.InternalPort && a.Description == b.Description
 }
 
 func stateLine(a storage.Alert, loc *time.Location) string {
@@ -289,7 +267,7 @@ func renderBatch(alerts []storage.Alert, v view) (string, Keyboard) {
 	var b strings.Builder
 	router := ""
 	if len(alerts) > 0 {
-		router = routerName(alerts[0].Share.Mapping.Router)
+		router = watcher.RouterHost(alerts[0].Share.Mapping.Router)
 	}
 	fmt.Fprintf(&b, "👋 <b>Doorman is now watching router %s.</b>\nThese port shares were already open:\n", esc(router, 64))
 	var kb Keyboard

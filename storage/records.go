@@ -312,11 +312,22 @@ func (t *Tx) Rules() ([]Rule, error) {
 }
 
 // RuleFor returns the rule that covers a service on a device with the given
-// MAC ("" if unknown). Block rules win over trust rules, and a rule for the
-// service over one for the whole device.
+// MAC ("" if unknown); see BestRule.
 func (t *Tx) RuleFor(svc ServiceKey, mac string) (Rule, bool, error) {
-	var found Rule
-	var ok bool
+	rules, err := t.Rules()
+	if err != nil {
+		return Rule{}, false, err
+	}
+	if i, ok := BestRule(rules, svc, mac); ok {
+		return rules[i], true, nil
+	}
+	return Rule{}, false, nil
+}
+
+// BestRule returns the index of the rule in rules that covers a service on a
+// device with the given MAC. Block rules win over trust rules, and a rule
+// for the service over one for the whole device.
+func BestRule(rules []Rule, svc ServiceKey, mac string) (int, bool) {
 	rank := func(r Rule) int {
 		n := 0
 		if r.Kind == RuleBlock {
@@ -327,13 +338,13 @@ func (t *Tx) RuleFor(svc ServiceKey, mac string) (Rule, bool, error) {
 		}
 		return n
 	}
-	err := each(t, bucketRules, func(_ []byte, r Rule) error {
-		if r.Covers(svc, mac) && (!ok || rank(r) > rank(found)) {
-			found, ok = r, true
+	best := -1
+	for i, r := range rules {
+		if r.Covers(svc, mac) && (best < 0 || rank(r) > rank(rules[best])) {
+			best = i
 		}
-		return nil
-	})
-	return found, ok, err
+	}
+	return best, best >= 0
 }
 
 // PutAlert stores a, giving it an ID when it has none.

@@ -53,10 +53,16 @@ type Service struct {
 // ShortType returns the service type without its URN prefix, for people:
 // "WANIPConnection:2".
 func (s *Service) ShortType() string {
-	if i := strings.LastIndex(s.Type, ":service:"); i >= 0 {
-		return s.Type[i+len(":service:"):]
+	return ShortServiceType(s.Type)
+}
+
+// ShortServiceType is Service.ShortType for a serviceType string, as
+// Mapping.Service holds it.
+func ShortServiceType(serviceType string) string {
+	if i := strings.LastIndex(serviceType, ":service:"); i >= 0 {
+		return serviceType[i+len(":service:"):]
 	}
-	return s.Type
+	return serviceType
 }
 
 // connectionServiceType matches the WAN connection services that hold port

@@ -15,6 +15,7 @@ package watcher
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -109,4 +110,13 @@ func normalizeProtocol(p string) string {
 		return "UDP"
 	}
 	return ""
+}
+
+// RouterHost names a router for people by the host of its description URL
+// (Mapping.Router), which is what they know it by.
+func RouterHost(router string) string {
+	if u, err := url.Parse(router); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	return router
 }

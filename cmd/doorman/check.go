@@ -133,7 +133,7 @@ func (d *doctor) checkRouter(ctx context.Context, cfg config, client *watcher.Cl
 			d.fail("shares", fmt.Sprintf("%s (read %d before the error)", err, len(ms)),
 				"make sure UPnP is on in the router and allowed for this machine (miniupnpd: an allow line for its address in miniupnpd.conf or /etc/config/upnpd)")
 		} else {
-			d.ok("shares", "%d port share(s) listed on %s", len(ms), hostOf(gw.URL))
+			d.ok("shares", "%d port share(s) listed on %s", len(ms), watcher.RouterHost(gw.URL))
 		}
 
 		for _, svc := range gw.Services {

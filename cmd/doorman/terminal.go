@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/doorman-upnp/doorman/approvals"
 	"github.com/doorman-upnp/doorman/storage"
+	"github.com/doorman-upnp/doorman/watcher"
 )
 
 // terminal prints share events one readable line each, for doorman without
@@ -44,7 +44,7 @@ func (t *terminal) print(ev approvals.Event) {
 	defer t.mu.Unlock()
 	m := ev.Mapping
 	line := fmt.Sprintf("%s  %s  %s  %s %d → %s:%d  %s",
-		ev.Time.In(t.loc).Format("15:04:05"), hostOf(m.Router), eventWords[ev.Kind],
+		ev.Time.In(t.loc).Format("15:04:05"), watcher.RouterHost(m.Router), eventWords[ev.Kind],
 		m.Protocol, m.ExternalPort, printable(m.InternalClient, 64), m.InternalPort, quoted(m.Description))
 	if m.RemoteHost != "" {
 		line += "  only from " + printable(m.RemoteHost, 64)
@@ -66,13 +66,6 @@ func (t *terminal) print(ev approvals.Event) {
 		line += fmt.Sprintf("  (was %s:%d %s)", printable(ev.Previous.InternalClient, 64), ev.Previous.InternalPort, quoted(ev.Previous.Description))
 	}
 	fmt.Fprintln(t.w, line)
-}
-
-func hostOf(rawURL string) string {
-	if u, err := url.Parse(rawURL); err == nil && u.Hostname() != "" {
-		return u.Hostname()
-	}
-	return rawURL
 }
 
 // printable keeps a device's text from moving the cursor or faking lines on
