@@ -319,6 +319,14 @@ func (w *Watcher) handleNotify(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "bad propertyset", http.StatusBadRequest)
 		return
 	}
+	// The answer goes out before the listing is asked for. miniupnpd drops
+	// a change that happens while one of its NOTIFYs is still waiting for
+	// an answer (upnp_event_var_change_notify skips a subscriber whose
+	// notify is in flight), so only a listing that starts after the router
+	// has its answer is sure to see such a change.
 	rw.WriteHeader(http.StatusOK)
+	if err := http.NewResponseController(rw).Flush(); err != nil {
+		sw.log.Debug("could not flush the answer to an event message", "err", err)
+	}
 	sw.event(sid, seq, seqOK, vars)
 }

@@ -261,17 +261,23 @@ func TestHandleNotify(t *testing.T) {
 		header      http.Header
 		body        string
 		subscribing bool
-		want        int
-		listed      bool
+		// awaitInitial: the listing after the SUBSCRIBE is not asked for
+		// yet; an event is covered by it and only wakes the manager.
+		awaitInitial bool
+		want         int
+		listed       bool
+		initial      bool
 	}{
 		{name: "event", header: hdr(), want: 200, listed: true},
 		{name: "miniupnpd's own NOTIFY", want: 200, listed: true},
-		{name: "initial event needs no listing", header: hdr("SEQ", "0"), want: 200},
+		{name: "initial event", header: hdr("SEQ", "0"), awaitInitial: true, want: 200, initial: true},
+		{name: "initial event after the wait: listed", header: hdr("SEQ", "0"), want: 200, listed: true},
 		{name: "SEQ gap: listed like any event", header: hdr("SEQ", "9"), want: 200, listed: true},
 		{name: "no SEQ: listed", header: hdr("SEQ", ""), want: 200, listed: true},
 		{name: "unknown SID", header: hdr("SID", "uuid:other"), want: 412},
 		{name: "no SID", header: hdr("SID", ""), want: 412},
-		{name: "event before the SUBSCRIBE answer", header: hdr("SID", "uuid:new", "SEQ", "0"), subscribing: true, want: 200},
+		{name: "event before the SUBSCRIBE answer", header: hdr("SID", "uuid:new", "SEQ", "0"), subscribing: true, awaitInitial: true, want: 200, initial: true},
+		{name: "refused event while awaiting the initial one", header: hdr("NTS", "ssdp:alive"), awaitInitial: true, want: 412},
 		{name: "unknown path", path: "/doorman/events/guess", header: hdr(), want: 412},
 		{name: "not from the router", from: "192.168.77.21:5555", header: hdr(), want: 403},
 		{name: "GET", method: "GET", header: hdr(), want: 405},
@@ -289,7 +295,7 @@ func TestHandleNotify(t *testing.T) {
 			w := c.NewWatcher(WatchConfig{})
 			g := &gatewayWatch{w: w, addr: netip.MustParseAddr("192.168.77.1"), log: w.log, services: map[string]*serviceWatch{}}
 			sw := &serviceWatch{g: g, path: path, log: w.log, dirty: make(chan struct{}, 1), wake: make(chan struct{}, 1),
-				sid: sid, seq: 0, seqKnown: true, subscribing: tt.subscribing, gw: &Gateway{URL: "http://192.168.77.1:5000/rootDesc.xml"}, svc: &Service{Type: ipConn2}}
+				sid: sid, seq: 0, seqKnown: true, subscribing: tt.subscribing, awaitInitial: tt.awaitInitial, initial: make(chan struct{}, 1), gw: &Gateway{URL: "http://192.168.77.1:5000/rootDesc.xml"}, svc: &Service{Type: ipConn2}}
 			w.register(sw)
 
 			var r *http.Request
@@ -323,6 +329,15 @@ func TestHandleNotify(t *testing.T) {
 			}
 			if listed != tt.listed {
 				t.Errorf("listing asked: %v, want %v", listed, tt.listed)
+			}
+			initial := false
+			select {
+			case <-sw.initial:
+				initial = true
+			default:
+			}
+			if initial != tt.initial {
+				t.Errorf("manager told of the initial event: %v, want %v", initial, tt.initial)
 			}
 		})
 	}

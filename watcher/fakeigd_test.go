@@ -83,6 +83,9 @@ type fakeGENA struct {
 	// silent sends no events at all: a firewall on doorman's side drops
 	// them.
 	silent bool
+	// holdInitial, if set, delays the initial event until it is closed:
+	// a busy miniupnpd, whose in-flight NOTIFY swallows the next change.
+	holdInitial chan struct{}
 	// log is "SUBSCRIBE", "renew" or "UNSUBSCRIBE" per request, and
 	// statuses the answers to NOTIFYs sent.
 	log      []string
@@ -436,7 +439,7 @@ func (f *fakeIGD) serveGENA(w http.ResponseWriter, r *http.Request) {
 	g.nextSID++
 	sub := &fakeSub{sid: fmt.Sprintf("uuid:fake-sub-%d", g.nextSID), callback: cb}
 	g.subs[sub.sid] = sub
-	grant, first, silent := g.grant, g.notifyFirst, g.silent
+	grant, first, silent, hold := g.grant, g.notifyFirst, g.silent, g.holdInitial
 	f.mu.Unlock()
 	if silent {
 		writeGrant(w, grant, r.Header.Get("TIMEOUT"))
@@ -451,7 +454,12 @@ func (f *fakeIGD) serveGENA(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("SID", sub.sid)
 	w.WriteHeader(http.StatusOK)
 	if !first {
-		go f.sendNotify(sub)
+		go func() {
+			if hold != nil {
+				<-hold
+			}
+			f.sendNotify(sub)
+		}()
 	}
 }
 

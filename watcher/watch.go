@@ -524,17 +524,18 @@ func (g *gatewayWatch) findAddresses(ctx context.Context) error {
 func (g *gatewayWatch) addService(ctx context.Context, wg *sync.WaitGroup, gw *Gateway, svc *Service, first string) {
 	ctx, cancel := context.WithCancel(ctx)
 	sw := &serviceWatch{
-		g:      g,
-		typ:    svc.Type,
-		path:   "/doorman/events/" + randomToken(),
-		log:    g.w.log.With("router", gw.URL, "service", svc.ShortType()),
-		cancel: cancel,
-		dirty:  make(chan struct{}, 1),
-		wake:   make(chan struct{}, 1),
-		resub:  make(chan struct{}, 1),
-		check:  make(chan struct{}, 1),
-		gw:     gw,
-		svc:    svc,
+		g:       g,
+		typ:     svc.Type,
+		path:    "/doorman/events/" + randomToken(),
+		log:     g.w.log.With("router", gw.URL, "service", svc.ShortType()),
+		cancel:  cancel,
+		dirty:   make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
+		resub:   make(chan struct{}, 1),
+		check:   make(chan struct{}, 1),
+		initial: make(chan struct{}, 1),
+		gw:      gw,
+		svc:     svc,
 	}
 	g.services[svc.Type] = sw
 	g.w.register(sw)
@@ -788,6 +789,10 @@ type serviceWatch struct {
 	// check makes the manager renew now, to see whether the router still
 	// knows the subscription.
 	check chan struct{}
+	// initial tells the manager that the subscription's first event came
+	// and was answered, so the listing that follows a subscription may
+	// start.
+	initial chan struct{}
 
 	mu          sync.Mutex
 	gw          *Gateway
@@ -797,8 +802,11 @@ type serviceWatch struct {
 	eventURL    string
 	granted     time.Duration
 	subscribing bool
-	seq         uint32
-	seqKnown    bool
+	// awaitInitial is set from SUBSCRIBE until the listing that follows
+	// it is asked for; an event meanwhile is covered by that listing.
+	awaitInitial bool
+	seq          uint32
+	seqKnown     bool
 	// eventSeen is set when a NOTIFY of the current subscription arrived:
 	// a router can accept a subscription whose events never reach
 	// doorman (a firewall on doorman's machine), and then only polling
@@ -880,9 +888,10 @@ func (sw *serviceWatch) event(sid string, seq uint32, seqOK bool, vars map[strin
 		gap = sw.seqKnown && seq != 0 && seq != nextSEQ(sw.seq)
 		sw.seq, sw.seqKnown = seq, true
 	}
-	early := !known
 	confirm := !sw.eventSeen && !sw.events
 	sw.eventSeen = true
+	covered := sw.awaitInitial
+	sw.awaitInitial = false
 	sw.mu.Unlock()
 	if confirm {
 		sw.setEvents(true, "")
@@ -895,10 +904,8 @@ func (sw *serviceWatch) event(sid string, seq uint32, seqOK bool, vars map[strin
 	if gap {
 		sw.log.Debug("router events were lost (SEQ gap); listing anyway")
 	}
-	// The initial event (SEQ 0), and one that beats the SUBSCRIBE answer,
-	// tell the state as of the subscription, and a subscription is always
-	// followed by a listing.
-	if (seqOK && seq == 0) || early {
+	if covered {
+		poke(sw.initial)
 		return
 	}
 	sw.signal(ReasonEvent)
@@ -1056,6 +1063,18 @@ func (sw *serviceWatch) manage(ctx context.Context, first string) {
 			if sw.sawEvent() {
 				sw.setEvents(true, "")
 			}
+			// The listing waits for the initial event to be answered:
+			// miniupnpd sends no event for a change made while a NOTIFY
+			// of its waits for its answer (upnp_event_var_change_notify
+			// skips a subscriber whose notify is in flight), so a listing
+			// that ended before the answer could miss a port opened in
+			// between for good. The lab's router restart test caught
+			// this on a loaded machine. A router whose events do not
+			// come costs this wait once per subscription.
+			if !sw.waitInitial(ctx) {
+				sw.unsubscribe(ctx)
+				return
+			}
 			sw.signal(cmp.Or(reason, ReasonPoll))
 			reason, lost = sw.keep(ctx)
 			if ctx.Err() != nil {
@@ -1151,6 +1170,27 @@ func (sw *serviceWatch) keep(ctx context.Context) (reason string, lost bool) {
 // before doorman stops counting on events; UPnP routers send it at once.
 const defaultFirstEventWait = 10 * time.Second
 
+// initialEventWait bounds how long the listing after a subscription waits
+// for the router's initial event.
+const initialEventWait = 250 * time.Millisecond
+
+// waitInitial waits until the subscription's first event was answered, or
+// initialEventWait. It returns false when ctx is done.
+func (sw *serviceWatch) waitInitial(ctx context.Context) bool {
+	t := time.NewTimer(initialEventWait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-sw.initial:
+	case <-t.C:
+	}
+	sw.mu.Lock()
+	sw.awaitInitial = false
+	sw.mu.Unlock()
+	return true
+}
+
 func (sw *serviceWatch) sawEvent() bool {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
@@ -1163,14 +1203,23 @@ func (sw *serviceWatch) grantedTimeout() time.Duration {
 	return sw.granted
 }
 
-func (sw *serviceWatch) subscribe(ctx context.Context) error {
+func (sw *serviceWatch) subscribe(ctx context.Context) (err error) {
 	sw.mu.Lock()
 	svc := sw.svc
 	sw.subscribing = true
+	sw.awaitInitial = true
 	sw.mu.Unlock()
+	// A poke left by an earlier subscription says nothing of this one.
+	select {
+	case <-sw.initial:
+	default:
+	}
 	defer func() {
 		sw.mu.Lock()
 		sw.subscribing = false
+		if err != nil {
+			sw.awaitInitial = false
+		}
 		sw.mu.Unlock()
 	}()
 	if svc.EventSubURL == "" {

@@ -3,6 +3,7 @@ package watcher
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -114,6 +115,31 @@ func (h *watchHarness) waitStatus(timeout time.Duration, what string, ok func(Se
 	}
 }
 
+// waitSEQ waits until the watcher has taken the router's event seq: the
+// router has its answer before doorman acts on an event.
+func (h *watchHarness) waitSEQ(timeout time.Duration, seq uint32) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		h.w.mu.Lock()
+		sws := slices.Collect(maps.Values(h.w.byPath))
+		h.w.mu.Unlock()
+		got := false
+		for _, sw := range sws {
+			sw.mu.Lock()
+			got = got || (sw.seqKnown && sw.seq == seq)
+			sw.mu.Unlock()
+		}
+		if got {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("event SEQ %d not taken within %s", seq, timeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 func (h *watchHarness) sendSSDP(msg string) {
 	h.t.Helper()
 	var to net.Addr
@@ -185,9 +211,9 @@ func TestWatchStartSubscribesThenLists(t *testing.T) {
 			if st.Router != igd.URL() || st.Service != ipConn2 || st.LastList.IsZero() || st.LastError != "" || st.EventsError != "" {
 				t.Errorf("status %+v", st)
 			}
-			// The initial event (SEQ 0) is accepted and causes no listing
-			// of its own.
-			h.quiet(300*time.Millisecond, "the initial event needs no listing")
+			// The initial event (SEQ 0) is accepted, and the start
+			// listing, which waited for it, covers it.
+			h.quiet(300*time.Millisecond, "the initial event needs no listing of its own")
 			if got := igd.notifyStatuses(); len(got) != 1 || got[0] != http.StatusOK {
 				t.Errorf("initial NOTIFY answered %v, want [200]", got)
 			}
@@ -196,6 +222,49 @@ func TestWatchStartSubscribesThenLists(t *testing.T) {
 			}
 		})
 	}
+}
+
+// miniupnpd sends no event for a change made while its initial event
+// (SEQ 0) waits for doorman's answer, so the listing that follows a
+// SUBSCRIBE must not end before that answer. The lab's router restart test
+// caught a port opened in that window on a loaded CI machine.
+func TestWatchListsAfterInitialEvent(t *testing.T) {
+	t.Run("start listing waits for the initial event", func(t *testing.T) {
+		igd := newTableIGD(t)
+		hold := make(chan struct{})
+		igd.gena.holdInitial = hold
+		h := startWatch(t, igd, WatchConfig{})
+		h.quiet(100*time.Millisecond, "no listing before the initial event")
+		// A device opens a port while the initial event is in flight;
+		// the router sends nothing for it.
+		igd.addRow(row("UDP", 27015, "192.168.77.21", 27015, "Steam"))
+		close(hold)
+		s := h.next(time.Second, "start", reason(ReasonStart))
+		if !has(s, "UDP", 27015) {
+			t.Errorf("start listing lacks the port opened while the initial event was in flight: %+v", s.Mappings)
+		}
+		h.quiet(300*time.Millisecond, "one listing")
+	})
+	t.Run("initial event later than the wait", func(t *testing.T) {
+		igd := newTableIGD(t)
+		hold := make(chan struct{})
+		igd.gena.holdInitial = hold
+		h := startWatch(t, igd, WatchConfig{})
+		start := time.Now()
+		s := h.next(3*time.Second, "start", reason(ReasonStart))
+		if took := time.Since(start); took < initialEventWait/2 {
+			t.Errorf("start listing after %s; want it to wait for the initial event", took)
+		}
+		if len(s.Mappings) != 0 {
+			t.Fatalf("start snapshot: %+v", s.Mappings)
+		}
+		igd.addRow(row("UDP", 27015, "192.168.77.21", 27015, "Steam"))
+		close(hold)
+		s = h.next(2*time.Second, "listing after the late initial event", reason(ReasonEvent))
+		if !has(s, "UDP", 27015) {
+			t.Errorf("listing after the initial event lacks the port opened meanwhile: %+v", s.Mappings)
+		}
+	})
 }
 
 func TestWatchEventListsQuickly(t *testing.T) {
@@ -257,16 +326,21 @@ func TestWatchFoldsBurstOfEvents(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("20 NOTIFYs took %s: the handler waits for listings", took)
 	}
+	h.waitSEQ(time.Second, 21)
 	close(gate)
 	s := h.next(2*time.Second, "listing after the burst", func(s Snapshot) bool { return len(s.Mappings) == 21 })
 	if s.Reason != ReasonEvent {
 		t.Errorf("reason %q", s.Reason)
 	}
-	h.quiet(300*time.Millisecond, "a burst is one listing")
+	// The router has its answer before doorman asks for the listing (see
+	// handleNotify), so the last NOTIFYs of the burst may still be on
+	// their way in when the held listing ends: one more listing then.
+	time.Sleep(300 * time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
-	if want := []string{ReasonStart, ReasonEvent, ReasonEvent}; !slices.Equal(reasons, want) {
-		t.Errorf("listings %q, want %q", reasons, want)
+	want := []string{ReasonStart, ReasonEvent, ReasonEvent}
+	if !slices.Equal(reasons, want) && !slices.Equal(reasons, append(want, ReasonEvent)) {
+		t.Errorf("listings %q, want %q and at most one more event listing", reasons, want)
 	}
 }
 
