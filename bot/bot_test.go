@@ -338,6 +338,59 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 	}
 }
 
+// Telegram takes a message, and doorman stops before the answer comes:
+// the send is let finish and recorded, so the restart does not show the
+// alert twice.
+func TestStopDuringSendShowsAlertOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	h.list()
+	h.tg.SetLatency("sendMessage", 300*time.Millisecond)
+	h.list(mapping(8080, "192.168.77.21", "web"))
+	if _, err := h.tg.WaitMessage(h.ctx(), func(m telegramtest.Message) bool { return strings.Contains(m.Text, "8080") }); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	h.stop()
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Errorf("stopped after %s: the send under way was cut short", took)
+	}
+	var left int
+	h.db.View(func(tx *storage.Tx) error { _, _, _, left = tx.Count(); return nil })
+	if left != 0 {
+		t.Errorf("%d items left in the outbox after a send Telegram answered", left)
+	}
+	h.tg.SetLatency("sendMessage", 0)
+	h.start(nil)
+	time.Sleep(200 * time.Millisecond)
+	if n := len(h.tg.Messages()); n != 1 {
+		t.Errorf("%d messages, want 1", n)
+	}
+}
+
+// A Telegram that does not answer does not hold a stop for longer than
+// deliverGrace.
+func TestStopDuringHungSendIsBounded(t *testing.T) {
+	h := newHarness(t, nil)
+	h.list()
+	h.tg.Fail("sendMessage", telegramtest.Failure{Hang: true})
+	h.list(mapping(8080, "192.168.77.21", "web"))
+	if err := h.tg.WaitBlocked(h.ctx(), "sendMessage", 1); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	h.stop()
+	took := time.Since(start)
+	t.Logf("stop took %s", took)
+	if took > deliverGrace+time.Second {
+		t.Errorf("stop took %s, want about %s", took, deliverGrace)
+	}
+	var left int
+	h.db.View(func(tx *storage.Tx) error { _, _, _, left = tx.Count(); return nil })
+	if left != 1 {
+		t.Errorf("%d items in the outbox, want the unsent alert kept", left)
+	}
+}
+
 func TestFirstStartReportsOnceWithButtons(t *testing.T) {
 	h := newHarness(t, nil)
 	h.list(mapping(80, "192.168.77.21", "web"), mapping(22, "192.168.77.22", "ssh"))

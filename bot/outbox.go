@@ -31,9 +31,12 @@ type OutboxConfig struct {
 
 // Outbox delivers what approvals queued in the database: alerts, edits of
 // alerts, notices. An item leaves the database only after Telegram confirmed
-// it, so an outage or a crash loses nothing. The one window left is a crash
-// between Telegram's answer and the removal, which sends that one message
-// twice; it lasts one bbolt commit.
+// it, so an outage or a crash loses nothing. A delivery under way when
+// doorman stops is let finish (deliverGrace), so that a message Telegram
+// took is recorded and not sent again after the restart. The windows left
+// are a crash between Telegram's answer and the removal, which lasts one
+// bbolt commit, and an answer slower than deliverGrace during a stop; both
+// send that one message twice.
 type Outbox struct {
 	api        API
 	db         *storage.DB
@@ -140,7 +143,7 @@ func (o *Outbox) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		err = o.deliver(ctx, it)
+		err = o.deliverFinishing(ctx, it)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -165,6 +168,22 @@ func (o *Outbox) Run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// deliverGrace is how long a delivery under way may go on once doorman
+// stops. Cutting a sendMessage short leaves doorman not knowing whether
+// Telegram took it; Telegram often has, and the item, still queued, would
+// show the message twice after the restart.
+const deliverGrace = 3 * time.Second
+
+// deliverFinishing delivers it, going on for up to deliverGrace after ctx
+// is done.
+func (o *Outbox) deliverFinishing(ctx context.Context, it storage.OutboxItem) error {
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(deliverGrace, cancel) })
+	defer stop()
+	return o.deliver(dctx, it)
 }
 
 func (o *Outbox) succeeded() {

@@ -34,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // maxBody bounds what a single request may upload; the real API rejects
@@ -68,6 +69,7 @@ type Server struct {
 	calls    map[string]int
 	blocked  map[string]int
 	failures map[string][]Failure
+	latency  map[string]time.Duration
 
 	chats       map[int64]*chatState
 	unreachable map[int64]bool
@@ -103,6 +105,7 @@ func NewServerOn(token string, ln net.Listener) *Server {
 		calls:       map[string]int{},
 		blocked:     map[string]int{},
 		failures:    map[string][]Failure{},
+		latency:     map[string]time.Duration{},
 		chats:       map[int64]*chatState{},
 		unreachable: map[int64]bool{},
 		commands:    map[string][]Command{},
@@ -370,6 +373,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			early = parseErr
 		}
 	}
+	latency := s.latency[key]
 	s.broadcast()
 	s.mu.Unlock()
 
@@ -380,11 +384,34 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, key, fail)
 	default:
 		res, err := h(r.Context(), form)
+		s.delay(r, latency)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, envelope{OK: true, Result: res})
+	}
+}
+
+// SetLatency delays the answers to method by d after the call took effect,
+// as a slow link to Telegram does: a client that gives up meanwhile does not
+// learn that its message was sent. 0 removes the delay.
+func (s *Server) SetLatency(method string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency[strings.ToLower(method)] = d
+}
+
+func (s *Server) delay(r *http.Request, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	case <-s.closing:
 	}
 }
 

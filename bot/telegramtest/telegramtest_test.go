@@ -639,6 +639,31 @@ func TestHang(t *testing.T) {
 	})
 }
 
+func TestLatency(t *testing.T) {
+	srv := telegramtest.NewServer(token)
+	defer srv.Close()
+	bot, err := tgbotapi.NewBotAPIWithClient(token, srv.Endpoint(), &http.Client{Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetLatency("sendMessage", time.Second)
+	// The client gives up before the answer, but the message was sent.
+	if _, err := bot.Send(tgbotapi.NewMessage(chatID, "slow")); err == nil {
+		t.Fatal("send answered before the latency")
+	}
+	if got := srv.Messages(); len(got) != 1 || got[0].Text != "slow" {
+		t.Errorf("messages %+v, want the one sent", got)
+	}
+	// Other methods are not delayed, and 0 removes the delay.
+	if _, err := bot.GetMe(); err != nil {
+		t.Errorf("getMe: %v", err)
+	}
+	srv.SetLatency("sendMessage", 0)
+	if _, err := bot.Send(tgbotapi.NewMessage(chatID, "fast")); err != nil {
+		t.Errorf("send without latency: %v", err)
+	}
+}
+
 func TestCloseDoesNotHang(t *testing.T) {
 	srv, bot := newBot(t)
 	srv.Fail("sendMessage", telegramtest.Failure{Hang: true})
