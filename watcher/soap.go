@@ -68,11 +68,19 @@ func (c *soapConnection) GetGenericPortMappingEntryCtx(ctx context.Context, inde
 		NewPortMappingDescription string
 		NewLeaseDuration          string
 	}
+	var scanned PortMappingEntry
+	fast := false
 	err := c.call(ctx, "GetGenericPortMappingEntry", []soapArg{
 		{"NewPortMappingIndex", strconv.Itoa(int(index))},
-	}, &out)
+	}, &out, func(body []byte) bool {
+		scanned, fast = scanEntryResponse(body)
+		return fast
+	})
 	if err != nil {
 		return PortMappingEntry{}, err
+	}
+	if fast {
+		return scanned, nil
 	}
 	return PortMappingEntry{
 		RemoteHost:     out.NewRemoteHost,
@@ -101,7 +109,7 @@ func (c *soapConnection) GetSpecificPortMappingEntryCtx(ctx context.Context, rem
 		{"NewRemoteHost", remoteHost},
 		{"NewExternalPort", strconv.Itoa(int(externalPort))},
 		{"NewProtocol", protocol},
-	}, &out)
+	}, &out, nil)
 	if err != nil {
 		return PortMappingEntry{}, err
 	}
@@ -122,10 +130,13 @@ func (c *soapConnection) DeletePortMappingCtx(ctx context.Context, remoteHost st
 		{"NewRemoteHost", remoteHost},
 		{"NewExternalPort", strconv.Itoa(int(externalPort))},
 		{"NewProtocol", protocol},
-	}, nil)
+	}, nil, nil)
 }
 
-func (c *soapConnection) call(ctx context.Context, action string, args []soapArg, out any) (err error) {
+// call sends action and decodes the answer into out (which may be nil). scan,
+// if not nil, is offered a 200 answer's body first; when it reports true it
+// has read the answer and out is left alone.
+func (c *soapConnection) call(ctx context.Context, action string, args []soapArg, out any, scan func(body []byte) bool) (err error) {
 	ctx, cancel := withTimeout(ctx, c.timeout)
 	defer cancel()
 	defer func() { c.errs.note(ctx, action, err) }()
@@ -145,20 +156,28 @@ func (c *soapConnection) call(ctx context.Context, action string, args []soapArg
 	}
 	defer resp.Body.Close()
 
-	return c.decodeResponse(resp, action, out)
+	return c.decodeResponse(resp, action, out, scan)
 }
 
 // decodeResponse reads a SOAP response into out (which may be nil): the
 // action's response element or a fault, whatever prefix (s:, SOAP:, m:) the
-// router chose, in one pass over the body.
-func (c *soapConnection) decodeResponse(resp *http.Response, action string, out any) error {
+// router chose.
+func (c *soapConnection) decodeResponse(resp *http.Response, action string, out any, scan func([]byte) bool) error {
 	ctx := context.Background()
 	if resp.Request != nil {
 		ctx = resp.Request.Context()
 	}
-	fault, decodeErr := decodeSOAPBody(newXMLDecoder(resp.Body, maxSOAPBytes), out)
-	// Drain what is left (within the limit) so the connection closes cleanly.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxSOAPBytes))
+	body, err := io.ReadAll(&limitedReader{r: resp.Body, max: maxSOAPBytes})
+	if errors.Is(err, ErrResponseTooLarge) {
+		return wrapSOAPError(ctx, action, c.endpoint, err)
+	}
+	if err != nil && resp.StatusCode == http.StatusOK {
+		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("reading the answer: %w", err))
+	}
+	if resp.StatusCode == http.StatusOK && scan != nil && scan(body) {
+		return nil
+	}
+	fault, decodeErr := decodeSOAPBody(newXMLDecoder(bytes.NewReader(body), maxSOAPBytes), out)
 	// Faults come with 500, but some routers send them with 200 and others
 	// send a 500 with no body at all: the body decides first, then the
 	// status.
