@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -42,6 +43,7 @@ type Client struct {
 	discoveryTimeout time.Duration
 	maxMappings      int
 	logger           *slog.Logger
+	dialer           *net.Dialer
 	httpClient       *http.Client
 	// reqErrs counts failed SOAP requests (stats.go).
 	reqErrs *requestErrors
@@ -53,12 +55,14 @@ type Client struct {
 
 // New returns a Client for cfg.
 func New(cfg Config) *Client {
+	dialer := newRouterDialer()
 	c := &Client{
+		dialer:           dialer,
 		requestTimeout:   cfg.RequestTimeout,
 		discoveryTimeout: cfg.DiscoveryTimeout,
 		maxMappings:      cfg.MaxMappings,
 		logger:           cfg.Logger,
-		httpClient:       newHTTPClient(),
+		httpClient:       newHTTPClient(dialer),
 		reqErrs:          &requestErrors{},
 		defaultGateways:  defaultGateways,
 		search:           ssdpSearch,

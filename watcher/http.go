@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,8 +31,7 @@ const (
 // internet, and a proxy would see (and could answer for) the router.
 // Redirects are not followed, so a description cannot send doorman to
 // another host.
-func newHTTPClient() *http.Client {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: -1}
+func newHTTPClient(dialer *net.Dialer) *http.Client {
 	return &http.Client{
 		Transport: &oneShotTransport{
 			dialer: dialer,
@@ -98,6 +100,118 @@ func (t *oneShotTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	resp.Body = &connBody{ReadCloser: resp.Body, conn: conn, stop: stop}
 	return resp, nil
+}
+
+// newRouterDialer returns the dialer for every connection to a router.
+func newRouterDialer() *net.Dialer {
+	return &net.Dialer{Timeout: 5 * time.Second, KeepAlive: -1}
+}
+
+// soapTarget is where a plain-HTTP control URL sends requests, worked out
+// once per service rather than once per request.
+type soapTarget struct {
+	addr string // host:port to dial
+	host string // the Host header
+	path string // the request URI
+}
+
+// plainSOAPTarget returns the target of an http:// control URL; ok is false
+// for anything postSOAP should not send by hand (HTTPS, user info, bytes
+// that do not belong in a request line or header).
+func plainSOAPTarget(endpoint, serviceType string) (t soapTarget, ok bool) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Host == "" {
+		return soapTarget{}, false
+	}
+	t = soapTarget{addr: u.Host, host: hostWithoutZone(u.Host), path: u.RequestURI()}
+	if u.Port() == "" {
+		t.addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	for _, s := range []string{t.host, t.path, serviceType} {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c <= ' ' || c == 0x7f || c == '"' && s == serviceType {
+				return soapTarget{}, false
+			}
+		}
+	}
+	return t, true
+}
+
+// hostWithoutZone drops an IPv6 zone from a Host header, as net/http does:
+// the zone means something only on doorman's side.
+func hostWithoutZone(host string) string {
+	if !strings.HasPrefix(host, "[") {
+		return host
+	}
+	i, j := strings.IndexByte(host, '%'), strings.IndexByte(host, ']')
+	if i < 0 || j < i {
+		return host
+	}
+	return host[:i] + host[j:]
+}
+
+// soapRequest writes the whole request, headers and body, for one write.
+// The header names are the spelling of UPnP Device Architecture and
+// miniupnpc: net/http would send "Soapaction".
+func soapRequest(t soapTarget, serviceType, action string, body []byte) []byte {
+	b := make([]byte, 0, len(body)+len(t.path)+len(t.host)+len(serviceType)+len(action)+160)
+	b = append(b, "POST "...)
+	b = append(b, t.path...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, t.host...)
+	b = append(b, "\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\nContent-Type: text/xml; charset=\"utf-8\"\r\nSOAPAction: \""...)
+	b = append(b, serviceType...)
+	b = append(b, '#')
+	b = append(b, action...)
+	b = append(b, "\"\r\nConnection: close\r\n\r\n"...)
+	return append(b, body...)
+}
+
+// soapAnswer is a router's answer to one SOAP request.
+type soapAnswer struct {
+	statusCode int
+	status     string
+	body       []byte // at most maxSOAPBytes
+	readErr    error  // reading the body failed part way
+}
+
+// postSOAP sends one request over a connection of its own and reads the
+// answer, the way oneShotTransport does, but without net/http's client
+// machinery (URL parsing, header maps, request cloning, 8 KiB of buffers),
+// which cost more than the exchange itself on a listing of hundreds of
+// entries. The answer is still read by http.ReadResponse.
+func postSOAP(ctx context.Context, dialer *net.Dialer, t soapTarget, req []byte) (soapAnswer, error) {
+	conn, err := dialer.DialContext(ctx, "tcp", t.addr)
+	if err != nil {
+		return soapAnswer{}, err
+	}
+	defer conn.Close()
+	// Cancelling the request interrupts whatever the connection is doing.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	fail := func(err error) (soapAnswer, error) {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return soapAnswer{}, fmt.Errorf("%w (%v)", ctxErr, err)
+		}
+		return soapAnswer{}, err
+	}
+	if _, err := conn.Write(req); err != nil {
+		return fail(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 2048), nil)
+	if err != nil {
+		return fail(err)
+	}
+	a := soapAnswer{statusCode: resp.StatusCode, status: resp.Status}
+	a.body, a.readErr = io.ReadAll(&limitedReader{r: resp.Body, max: maxSOAPBytes})
+	if a.readErr != nil && !errors.Is(a.readErr, ErrResponseTooLarge) {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			a.readErr = fmt.Errorf("%w (%v)", ctxErr, a.readErr)
+		}
+	}
+	return a, nil
 }
 
 func closeBody(req *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -49,10 +50,28 @@ type PortMappingEntry struct {
 // soapConnection calls the actions of one WAN connection service.
 type soapConnection struct {
 	httpClient  *http.Client
+	dialer      *net.Dialer
 	endpoint    string
 	serviceType string
 	timeout     time.Duration
 	errs        *requestErrors // may be nil
+	// plain is set for an http:// control URL, which postSOAP serves;
+	// anything else goes through httpClient.
+	plain   soapTarget
+	plainOK bool
+}
+
+func (c *Client) newSOAPConnection(endpoint, serviceType string) *soapConnection {
+	sc := &soapConnection{
+		httpClient:  c.httpClient,
+		dialer:      c.dialer,
+		endpoint:    endpoint,
+		serviceType: serviceType,
+		timeout:     c.requestTimeout,
+		errs:        c.reqErrs,
+	}
+	sc.plain, sc.plainOK = plainSOAPTarget(endpoint, serviceType)
+	return sc
 }
 
 type soapArg struct{ name, value string }
@@ -141,51 +160,62 @@ func (c *soapConnection) call(ctx context.Context, action string, args []soapArg
 	defer cancel()
 	defer func() { c.errs.note(ctx, action, err) }()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(soapRequestBody(c.serviceType, action, args)))
+	body := soapRequestBody(c.serviceType, action, args)
+	var a soapAnswer
+	if c.plainOK {
+		a, err = postSOAP(ctx, c.dialer, c.plain, soapRequest(c.plain, c.serviceType, action, body))
+	} else {
+		a, err = c.postHTTP(ctx, action, body)
+	}
 	if err != nil {
-		return fmt.Errorf("watcher: unable to build %s request for %s: %w", action, c.endpoint, err)
+		return wrapSOAPError(ctx, action, c.endpoint, err)
+	}
+	return c.decodeAnswer(ctx, action, a, out, scan)
+}
+
+// postHTTP sends a request through net/http, for control URLs postSOAP does
+// not take (HTTPS).
+func (c *soapConnection) postHTTP(ctx context.Context, action string, body []byte) (soapAnswer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return soapAnswer{}, fmt.Errorf("building the request: %w", err)
 	}
 	req.Header.Set("Content-Type", `text/xml; charset="utf-8"`)
 	// Quoted, as UPnP Device Architecture 1.0 wants; some routers reject it
 	// bare.
 	req.Header.Set("SOAPAction", `"`+c.serviceType+"#"+action+`"`)
-
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
-		return wrapSOAPError(ctx, action, c.endpoint, err)
+		return soapAnswer{}, err
 	}
 	defer resp.Body.Close()
-
-	return c.decodeResponse(resp, action, out, scan)
+	a := soapAnswer{statusCode: resp.StatusCode, status: resp.Status}
+	a.body, a.readErr = io.ReadAll(&limitedReader{r: resp.Body, max: maxSOAPBytes})
+	return a, nil
 }
 
-// decodeResponse reads a SOAP response into out (which may be nil): the
+// decodeAnswer reads a SOAP answer into out (which may be nil): the
 // action's response element or a fault, whatever prefix (s:, SOAP:, m:) the
 // router chose.
-func (c *soapConnection) decodeResponse(resp *http.Response, action string, out any, scan func([]byte) bool) error {
-	ctx := context.Background()
-	if resp.Request != nil {
-		ctx = resp.Request.Context()
+func (c *soapConnection) decodeAnswer(ctx context.Context, action string, a soapAnswer, out any, scan func([]byte) bool) error {
+	if errors.Is(a.readErr, ErrResponseTooLarge) {
+		return wrapSOAPError(ctx, action, c.endpoint, a.readErr)
 	}
-	body, err := io.ReadAll(&limitedReader{r: resp.Body, max: maxSOAPBytes})
-	if errors.Is(err, ErrResponseTooLarge) {
-		return wrapSOAPError(ctx, action, c.endpoint, err)
+	if a.readErr != nil && a.statusCode == http.StatusOK {
+		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("reading the answer: %w", a.readErr))
 	}
-	if err != nil && resp.StatusCode == http.StatusOK {
-		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("reading the answer: %w", err))
-	}
-	if resp.StatusCode == http.StatusOK && scan != nil && scan(body) {
+	if a.statusCode == http.StatusOK && scan != nil && scan(a.body) {
 		return nil
 	}
-	fault, decodeErr := decodeSOAPBody(newXMLDecoder(bytes.NewReader(body), maxSOAPBytes), out)
+	fault, decodeErr := decodeSOAPBody(newXMLDecoder(bytes.NewReader(a.body), maxSOAPBytes), out)
 	// Faults come with 500, but some routers send them with 200 and others
 	// send a 500 with no body at all: the body decides first, then the
 	// status.
 	if fault != nil {
 		return wrapSOAPError(ctx, action, c.endpoint, fault)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("HTTP %s", resp.Status))
+	if a.statusCode != http.StatusOK {
+		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("HTTP %s", a.status))
 	}
 	if decodeErr != nil {
 		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("malformed SOAP response: %w", decodeErr))

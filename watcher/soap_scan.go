@@ -30,15 +30,15 @@ func scanEntryResponse(body []byte) (e PortMappingEntry, ok bool) {
 	// what namespaces it likes.
 	var ns nsScope
 	env, ok := s.startTag(&ns)
-	if !ok || env.local != "Envelope" || env.selfClosing {
+	if !ok || string(env.local) != "Envelope" || env.selfClosing {
 		return PortMappingEntry{}, false
 	}
 	bodyTag, ok := s.startTag(&ns)
-	if !ok || bodyTag.local != "Body" || bodyTag.selfClosing || ns.lookup(bodyTag.prefix) != soapEnvelopeNS {
+	if !ok || string(bodyTag.local) != "Body" || bodyTag.selfClosing || !ns.is(bodyTag.prefix, soapEnvelopeNS) {
 		return PortMappingEntry{}, false
 	}
 	resp, ok := s.startTag(&ns)
-	if !ok || resp.local == "Fault" || resp.selfClosing {
+	if !ok || string(resp.local) == "Fault" || resp.selfClosing {
 		return PortMappingEntry{}, false
 	}
 	fields := [...]struct {
@@ -69,14 +69,14 @@ func scanEntryResponse(body []byte) (e PortMappingEntry, ok bool) {
 		}
 		for i := range fields {
 			f := &fields[i]
-			if f.name != name {
+			if f.name != string(name) {
 				continue
 			}
 			if f.seen {
 				return PortMappingEntry{}, false
 			}
 			f.seen = true
-			*f.dst = value
+			*f.dst = string(value)
 		}
 	}
 }
@@ -88,8 +88,10 @@ type xmlScanner struct {
 	i int
 }
 
+// xmlTag and nsScope hold slices of the scanned body, so that a tag costs
+// no allocation.
 type xmlTag struct {
-	qname, prefix, local string
+	qname, prefix, local []byte
 	attrs                int
 	selfClosing          bool
 }
@@ -97,17 +99,18 @@ type xmlTag struct {
 // nsScope holds the namespace declarations of the open elements; only
 // three elements are ever open, so a slice beats a map.
 type nsScope struct {
-	prefixes, uris []string
+	prefixes, uris [][]byte
 }
 
-func (n *nsScope) lookup(prefix string) string {
+// is reports whether prefix stands for namespace uri.
+func (n *nsScope) is(prefix []byte, uri string) bool {
 	for i := len(n.prefixes) - 1; i >= 0; i-- {
-		if n.prefixes[i] == prefix {
-			return n.uris[i]
+		if bytes.Equal(n.prefixes[i], prefix) {
+			return string(n.uris[i]) == uri
 		}
 	}
 	// encoding/xml leaves an undeclared prefix as the namespace itself.
-	return prefix
+	return string(prefix) == uri
 }
 
 func isXMLSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -152,7 +155,7 @@ func (s *xmlScanner) declaration() bool {
 
 // name reads an XML name of ASCII letters, digits, '_', '-', '.' with at
 // most one colon, not at either end.
-func (s *xmlScanner) name() (qname, prefix, local string, ok bool) {
+func (s *xmlScanner) name() (qname, prefix, local []byte, ok bool) {
 	start := s.i
 	colon := -1
 	for s.i < len(s.b) {
@@ -161,11 +164,11 @@ func (s *xmlScanner) name() (qname, prefix, local string, ok bool) {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_':
 		case c >= '0' && c <= '9', c == '-', c == '.':
 			if s.i == start || s.i == colon+1 {
-				return "", "", "", false
+				return nil, nil, nil, false
 			}
 		case c == ':':
 			if colon >= 0 || s.i == start {
-				return "", "", "", false
+				return nil, nil, nil, false
 			}
 			colon = s.i
 		default:
@@ -175,13 +178,13 @@ func (s *xmlScanner) name() (qname, prefix, local string, ok bool) {
 	}
 done:
 	if s.i == start || s.i == colon+1 {
-		return "", "", "", false
+		return nil, nil, nil, false
 	}
-	qname = string(s.b[start:s.i])
+	qname = s.b[start:s.i]
 	if colon < 0 {
-		return qname, "", qname, true
+		return qname, nil, qname, true
 	}
-	return qname, qname[:colon-start], qname[colon-start+1:], true
+	return qname, s.b[start:colon], s.b[colon+1 : s.i], true
 }
 
 // startTag reads whitespace, then a start tag whose attributes are plain
@@ -244,12 +247,12 @@ func (s *xmlScanner) startTag(ns *nsScope) (t xmlTag, ok bool) {
 			return t, false
 		}
 		switch {
-		case qname == "xmlns":
-			ns.prefixes = append(ns.prefixes, "")
-			ns.uris = append(ns.uris, string(value))
-		case prefix == "xmlns":
+		case string(qname) == "xmlns":
+			ns.prefixes = append(ns.prefixes, nil)
+			ns.uris = append(ns.uris, value)
+		case string(prefix) == "xmlns":
 			ns.prefixes = append(ns.prefixes, local)
-			ns.uris = append(ns.uris, string(value))
+			ns.uris = append(ns.uris, value)
 		}
 	}
 }
@@ -259,13 +262,13 @@ func (s *xmlScanner) atEndTag() bool {
 }
 
 // endTag reads </qname>.
-func (s *xmlScanner) endTag(qname string) bool {
+func (s *xmlScanner) endTag(qname []byte) bool {
 	if !s.atEndTag() {
 		return false
 	}
 	s.i += 2
 	got, _, _, ok := s.name()
-	if !ok || got != qname {
+	if !ok || !bytes.Equal(got, qname) {
 		return false
 	}
 	s.skipSpace()
@@ -278,24 +281,24 @@ func (s *xmlScanner) endTag(qname string) bool {
 
 // simpleElement reads <name>text</name> or <name/> with no attributes and
 // returns the local name and the text.
-func (s *xmlScanner) simpleElement() (local, text string, ok bool) {
+func (s *xmlScanner) simpleElement() (local, text []byte, ok bool) {
 	var ns nsScope
 	t, ok := s.startTag(&ns)
 	if !ok || t.attrs > 0 {
-		return "", "", false
+		return nil, nil, false
 	}
 	if t.selfClosing {
-		return t.local, "", true
+		return t.local, nil, true
 	}
 	end := bytes.IndexByte(s.b[s.i:], '<')
 	if end < 0 {
-		return "", "", false
+		return nil, nil, false
 	}
 	raw := s.b[s.i : s.i+end]
 	s.i += end
 	text, ok = xmlText(raw)
 	if !ok || !s.endTag(t.qname) {
-		return "", "", false
+		return nil, nil, false
 	}
 	return t.local, text, true
 }
@@ -303,17 +306,17 @@ func (s *xmlScanner) simpleElement() (local, text string, ok bool) {
 // xmlText decodes character data that holds no '\r' (encoding/xml rewrites
 // line ends), no character references, no "]]>" (an error outside CDATA)
 // and only characters XML allows.
-func xmlText(raw []byte) (string, bool) {
+func xmlText(raw []byte) ([]byte, bool) {
 	if bytes.Contains(raw, []byte("]]>")) {
-		return "", false
+		return nil, false
 	}
 	if bytes.IndexByte(raw, '&') < 0 {
 		if !xmlChars(raw) {
-			return "", false
+			return nil, false
 		}
-		return string(raw), true
+		return raw, true
 	}
-	var b strings.Builder
+	var b bytes.Buffer
 	b.Grow(len(raw))
 	for len(raw) > 0 {
 		amp := bytes.IndexByte(raw, '&')
@@ -321,7 +324,7 @@ func xmlText(raw []byte) (string, bool) {
 			amp = len(raw)
 		}
 		if !xmlChars(raw[:amp]) {
-			return "", false
+			return nil, false
 		}
 		b.Write(raw[:amp])
 		raw = raw[amp:]
@@ -330,7 +333,7 @@ func xmlText(raw []byte) (string, bool) {
 		}
 		semi := bytes.IndexByte(raw, ';')
 		if semi < 0 {
-			return "", false
+			return nil, false
 		}
 		switch string(raw[1:semi]) {
 		case "lt":
@@ -344,11 +347,11 @@ func xmlText(raw []byte) (string, bool) {
 		case "quot":
 			b.WriteByte('"')
 		default:
-			return "", false
+			return nil, false
 		}
 		raw = raw[semi+1:]
 	}
-	return b.String(), true
+	return b.Bytes(), true
 }
 
 // xmlChars reports whether valid UTF-8 text holds only characters XML 1.0

@@ -1,0 +1,144 @@
+package watcher
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestPlainSOAPTarget(t *testing.T) {
+	const st = "urn:schemas-upnp-org:service:WANIPConnection:1"
+	tests := []struct {
+		endpoint, serviceType string
+		want                  soapTarget
+		ok                    bool
+	}{
+		{"http://192.168.1.1:5000/ctl/IPConn", st, soapTarget{"192.168.1.1:5000", "192.168.1.1:5000", "/ctl/IPConn"}, true},
+		{"http://192.168.1.1/upnp/control?WANIPConn1", st, soapTarget{"192.168.1.1:80", "192.168.1.1", "/upnp/control?WANIPConn1"}, true},
+		{"http://[fe80::1%25br0]:49000/igdupnp/control/WANIPConn1", st, soapTarget{"[fe80::1%br0]:49000", "[fe80::1]:49000", "/igdupnp/control/WANIPConn1"}, true},
+		{"http://192.168.1.1:5000/ctl/a%20b", st, soapTarget{"192.168.1.1:5000", "192.168.1.1:5000", "/ctl/a%20b"}, true},
+		// Left to net/http, or refused there.
+		{"https://192.168.1.1:5443/ctl/IPConn", st, soapTarget{}, false},
+		{"http://user:pw@192.168.1.1/ctl", st, soapTarget{}, false},
+		{"http:opaque", st, soapTarget{}, false},
+		{"http://192.168.1.1:5000/ctl", st + "\r\nX-Injected: 1", soapTarget{}, false},
+		{"http://192.168.1.1:5000/ctl", `urn:a"b`, soapTarget{}, false},
+		{"http://192.168.1.1:5000/ctl", "urn:a b", soapTarget{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := plainSOAPTarget(tt.endpoint, tt.serviceType)
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("plainSOAPTarget(%q, %q) = %+v, %v; want %+v, %v", tt.endpoint, tt.serviceType, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// The request postSOAP writes by hand is one net/http reads as intended.
+func TestSOAPRequestParses(t *testing.T) {
+	const st = "urn:schemas-upnp-org:service:WANIPConnection:2"
+	target, ok := plainSOAPTarget("http://192.168.77.1:5000/ctl/IPConn", st)
+	if !ok {
+		t.Fatal("no target")
+	}
+	body := soapRequestBody(st, "GetGenericPortMappingEntry", []soapArg{{"NewPortMappingIndex", "7"}})
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(soapRequest(target, st, "GetGenericPortMappingEntry", body))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(req.Body)
+	if req.Method != "POST" || req.RequestURI != "/ctl/IPConn" || req.Host != "192.168.77.1:5000" || !req.Close ||
+		req.Header.Get("SOAPAction") != `"`+st+`#GetGenericPortMappingEntry"` ||
+		req.Header.Get("Content-Type") != `text/xml; charset="utf-8"` || !bytes.Equal(got, body) {
+		t.Errorf("request read back as %s %s host %q close %v headers %v body %q", req.Method, req.RequestURI, req.Host, req.Close, req.Header, got)
+	}
+}
+
+// postSOAP's failure paths, against a server that misbehaves on purpose.
+func TestPostSOAPFailures(t *testing.T) {
+	tests := []struct {
+		name  string
+		serve func(c net.Conn)
+		check func(t *testing.T, a soapAnswer, err error)
+	}{
+		{"closes without answering", func(c net.Conn) { readRequest(c) }, func(t *testing.T, a soapAnswer, err error) {
+			if err == nil {
+				t.Errorf("no error, answer %+v", a)
+			}
+		}},
+		{"not HTTP", func(c net.Conn) { readRequest(c); io.WriteString(c, "SSH-2.0-OpenSSH\r\n") }, func(t *testing.T, a soapAnswer, err error) {
+			if err == nil {
+				t.Errorf("no error, answer %+v", a)
+			}
+		}},
+		{"body cut short", func(c net.Conn) {
+			readRequest(c)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n<s:Envelope")
+		}, func(t *testing.T, a soapAnswer, err error) {
+			if err != nil || a.readErr == nil || a.statusCode != 200 {
+				t.Errorf("err %v, answer %+v; want a read error", err, a)
+			}
+		}},
+		{"endless body", func(c net.Conn) {
+			readRequest(c)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\n")
+			chunk := bytes.Repeat([]byte("x"), 4096)
+			for range 40 {
+				if _, err := c.Write(chunk); err != nil {
+					return
+				}
+			}
+		}, func(t *testing.T, a soapAnswer, err error) {
+			if err != nil || !errors.Is(a.readErr, ErrResponseTooLarge) || len(a.body) > maxSOAPBytes {
+				t.Errorf("err %v, readErr %v, %d bytes; want ErrResponseTooLarge at %d", err, a.readErr, len(a.body), maxSOAPBytes)
+			}
+		}},
+		{"hangs", func(c net.Conn) { readRequest(c); time.Sleep(2 * time.Second) }, func(t *testing.T, a soapAnswer, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("err %v, want the deadline", err)
+			}
+		}},
+		{"chunked answer", func(c net.Conn) {
+			readRequest(c)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+		}, func(t *testing.T, a soapAnswer, err error) {
+			if err != nil || a.readErr != nil || string(a.body) != "hello" {
+				t.Errorf("err %v, answer %+v", err, a)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				tt.serve(c)
+			}()
+			target, _ := plainSOAPTarget("http://"+ln.Addr().String()+"/ctl", ipConn2)
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			a, err := postSOAP(ctx, newRouterDialer(), target, soapRequest(target, ipConn2, "GetGenericPortMappingEntry", nil))
+			tt.check(t, a, err)
+		})
+	}
+}
+
+func readRequest(c net.Conn) {
+	req, err := http.ReadRequest(bufio.NewReader(c))
+	if err == nil {
+		io.Copy(io.Discard, req.Body)
+	}
+}
