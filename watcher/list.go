@@ -126,19 +126,31 @@ func (l *listing) run(ctx context.Context, start, window int) error {
 	ctx, cancel := context.WithCancel(ctx)
 	// Requests past the end of the list are abandoned when run returns, and
 	// waited for, so that no request is left running behind the caller.
+	// window workers send the requests: one goroutine per request grew a
+	// fresh stack every time.
+	type job struct {
+		index uint16
+		out   chan<- entryResult
+	}
+	jobs := make(chan job, window)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer close(jobs)
 	defer cancel()
+	for range window {
+		wg.Go(func() {
+			for j := range jobs {
+				e, err := l.svc.client.GetGenericPortMappingEntryCtx(ctx, j.index)
+				j.out <- entryResult{e, err}
+			}
+		})
+	}
 	var pending []chan entryResult
 	next := start
 	issue := func() {
 		ch := make(chan entryResult, 1)
-		index := uint16(next)
+		jobs <- job{uint16(next), ch}
 		next++
-		wg.Go(func() {
-			e, err := l.svc.client.GetGenericPortMappingEntryCtx(ctx, index)
-			ch <- entryResult{e, err}
-		})
 		pending = append(pending, ch)
 	}
 	for i := start; ; i++ {
