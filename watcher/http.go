@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -112,9 +111,6 @@ func newRouterDialer() *net.Dialer {
 // once per service rather than once per request.
 type soapTarget struct {
 	addr string // host:port to dial
-	// ip is addr when the host is an address, as control URLs nearly
-	// always are: dialing it skips the resolver.
-	ip   netip.AddrPort
 	host string // the Host header
 	path string // the request URI
 }
@@ -131,7 +127,6 @@ func plainSOAPTarget(endpoint, serviceType string) (t soapTarget, ok bool) {
 	if u.Port() == "" {
 		t.addr = net.JoinHostPort(u.Hostname(), "80")
 	}
-	t.ip, _ = netip.ParseAddrPort(t.addr)
 	for _, s := range []string{t.host, t.path, serviceType} {
 		for i := 0; i < len(s); i++ {
 			if c := s[i]; c <= ' ' || c == 0x7f || c == '"' && s == serviceType {
@@ -188,13 +183,11 @@ type soapAnswer struct {
 // which cost more than the exchange itself on a listing of hundreds of
 // entries. The answer is still read by http.ReadResponse.
 func postSOAP(ctx context.Context, dialer *net.Dialer, t soapTarget, req []byte) (soapAnswer, error) {
-	var conn net.Conn
-	var err error
-	if t.ip.IsValid() {
-		conn, err = dialer.DialTCP(ctx, "tcp", netip.AddrPort{}, t.ip)
-	} else {
-		conn, err = dialer.DialContext(ctx, "tcp", t.addr)
-	}
+	// Not Dialer.DialTCP, which would skip the resolver: it binds the
+	// socket before connecting, which takes an ephemeral port without
+	// regard to the destination and could run out of them where many
+	// connections to the router wait in TIME_WAIT.
+	conn, err := dialer.DialContext(ctx, "tcp", t.addr)
 	if err != nil {
 		return soapAnswer{}, err
 	}

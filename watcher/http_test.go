@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"testing"
 	"time"
 )
@@ -20,11 +19,11 @@ func TestPlainSOAPTarget(t *testing.T) {
 		want                  soapTarget
 		ok                    bool
 	}{
-		{"http://192.168.1.1:5000/ctl/IPConn", st, soapTarget{addr: "192.168.1.1:5000", ip: netip.MustParseAddrPort("192.168.1.1:5000"), host: "192.168.1.1:5000", path: "/ctl/IPConn"}, true},
-		{"http://192.168.1.1/upnp/control?WANIPConn1", st, soapTarget{addr: "192.168.1.1:80", ip: netip.MustParseAddrPort("192.168.1.1:80"), host: "192.168.1.1", path: "/upnp/control?WANIPConn1"}, true},
-		{"http://[fe80::1%25br0]:49000/igdupnp/control/WANIPConn1", st, soapTarget{addr: "[fe80::1%br0]:49000", ip: netip.MustParseAddrPort("[fe80::1%br0]:49000"), host: "[fe80::1]:49000", path: "/igdupnp/control/WANIPConn1"}, true},
+		{"http://192.168.1.1:5000/ctl/IPConn", st, soapTarget{addr: "192.168.1.1:5000", host: "192.168.1.1:5000", path: "/ctl/IPConn"}, true},
+		{"http://192.168.1.1/upnp/control?WANIPConn1", st, soapTarget{addr: "192.168.1.1:80", host: "192.168.1.1", path: "/upnp/control?WANIPConn1"}, true},
+		{"http://[fe80::1%25br0]:49000/igdupnp/control/WANIPConn1", st, soapTarget{addr: "[fe80::1%br0]:49000", host: "[fe80::1]:49000", path: "/igdupnp/control/WANIPConn1"}, true},
 		{"http://fritz.box:49000/igdupnp/control/WANIPConn1", st, soapTarget{addr: "fritz.box:49000", host: "fritz.box:49000", path: "/igdupnp/control/WANIPConn1"}, true},
-		{"http://192.168.1.1:5000/ctl/a%20b", st, soapTarget{addr: "192.168.1.1:5000", ip: netip.MustParseAddrPort("192.168.1.1:5000"), host: "192.168.1.1:5000", path: "/ctl/a%20b"}, true},
+		{"http://192.168.1.1:5000/ctl/a%20b", st, soapTarget{addr: "192.168.1.1:5000", host: "192.168.1.1:5000", path: "/ctl/a%20b"}, true},
 		// Left to net/http, or refused there.
 		{"https://192.168.1.1:5443/ctl/IPConn", st, soapTarget{}, false},
 		{"http://user:pw@192.168.1.1/ctl", st, soapTarget{}, false},
