@@ -150,11 +150,10 @@ func hostWithoutZone(host string) string {
 	return host[:i] + host[j:]
 }
 
-// soapRequest writes the whole request, headers and body, for one write.
-// The header names are the spelling of UPnP Device Architecture and
+// soapRequest appends the whole request, headers and body, to b, for one
+// write. The header names are the spelling of UPnP Device Architecture and
 // miniupnpc: net/http would send "Soapaction".
-func soapRequest(t soapTarget, serviceType, action string, body []byte) []byte {
-	b := make([]byte, 0, len(body)+len(t.path)+len(t.host)+len(serviceType)+len(action)+160)
+func soapRequest(b []byte, t soapTarget, serviceType, action string, body []byte) []byte {
 	b = append(b, "POST "...)
 	b = append(b, t.path...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
@@ -177,12 +176,25 @@ type soapAnswer struct {
 	readErr    error  // reading the body failed part way
 }
 
+// soapBuffers are one request's buffers, kept for the next: a listing
+// sends hundreds of requests, and fresh buffers for each made up most of
+// what it allocated (10 KiB a request), so that a short-lived doorman list
+// spent its time faulting in new heap pages.
+type soapBuffers struct {
+	reqBody bytes.Buffer
+	req     []byte
+	br      *bufio.Reader
+	answer  bytes.Buffer
+}
+
 // postSOAP sends one request over a connection of its own and reads the
 // answer, the way oneShotTransport does, but without net/http's client
 // machinery (URL parsing, header maps, request cloning, 8 KiB of buffers),
 // which cost more than the exchange itself on a listing of hundreds of
 // entries. The answer is still read by http.ReadResponse.
-func postSOAP(ctx context.Context, dialer *net.Dialer, t soapTarget, req []byte) (soapAnswer, error) {
+//
+// The answer's body lives in bufs, until they are used again.
+func postSOAP(ctx context.Context, dialer *net.Dialer, t soapTarget, req []byte, bufs *soapBuffers) (soapAnswer, error) {
 	// Not Dialer.DialTCP, which would skip the resolver: it binds the
 	// socket before connecting, which takes an ephemeral port without
 	// regard to the destination and could run out of them where many
@@ -204,12 +216,21 @@ func postSOAP(ctx context.Context, dialer *net.Dialer, t soapTarget, req []byte)
 	if _, err := conn.Write(req); err != nil {
 		return fail(err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 2048), nil)
+	if bufs.br == nil {
+		bufs.br = bufio.NewReaderSize(conn, 2048)
+	} else {
+		bufs.br.Reset(conn)
+	}
+	// The reader must not keep the connection once it is closed.
+	defer bufs.br.Reset(nil)
+	resp, err := http.ReadResponse(bufs.br, nil)
 	if err != nil {
 		return fail(err)
 	}
 	a := soapAnswer{statusCode: resp.StatusCode, status: resp.Status}
-	a.body, a.readErr = io.ReadAll(&limitedReader{r: resp.Body, max: maxSOAPBytes})
+	bufs.answer.Reset()
+	_, a.readErr = bufs.answer.ReadFrom(&limitedReader{r: resp.Body, max: maxSOAPBytes})
+	a.body = bufs.answer.Bytes()
 	if a.readErr != nil && !errors.Is(a.readErr, ErrResponseTooLarge) {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			a.readErr = fmt.Errorf("%w (%v)", ctxErr, a.readErr)

@@ -47,8 +47,10 @@ func TestSOAPRequestParses(t *testing.T) {
 	if !ok {
 		t.Fatal("no target")
 	}
-	body := soapRequestBody(st, "GetGenericPortMappingEntry", []soapArg{{"NewPortMappingIndex", "7"}})
-	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(soapRequest(target, st, "GetGenericPortMappingEntry", body))))
+	var b bytes.Buffer
+	writeSOAPRequestBody(&b, st, "GetGenericPortMappingEntry", []soapArg{{"NewPortMappingIndex", "7"}})
+	body := b.Bytes()
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(soapRequest(nil, target, st, "GetGenericPortMappingEntry", body))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +133,7 @@ func TestPostSOAPFailures(t *testing.T) {
 			target, _ := plainSOAPTarget("http://"+ln.Addr().String()+"/ctl", ipConn2)
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			a, err := postSOAP(ctx, newRouterDialer(), target, soapRequest(target, ipConn2, "GetGenericPortMappingEntry", nil))
+			a, err := postSOAP(ctx, newRouterDialer(), target, soapRequest(nil, target, ipConn2, "GetGenericPortMappingEntry", nil), &soapBuffers{})
 			tt.check(t, a, err)
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/huin/goupnp/soap"
@@ -59,6 +60,7 @@ type soapConnection struct {
 	// anything else goes through httpClient.
 	plain   soapTarget
 	plainOK bool
+	bufs    sync.Pool // of *soapBuffers, for postSOAP
 }
 
 func (c *Client) newSOAPConnection(endpoint, serviceType string) *soapConnection {
@@ -160,10 +162,19 @@ func (c *soapConnection) call(ctx context.Context, action string, args []soapArg
 	defer cancel()
 	defer func() { c.errs.note(ctx, action, err) }()
 
-	body := soapRequestBody(c.serviceType, action, args)
+	bufs, _ := c.bufs.Get().(*soapBuffers)
+	if bufs == nil {
+		bufs = &soapBuffers{}
+	}
+	// The answer's body is in bufs: they go back only once it is decoded.
+	defer c.bufs.Put(bufs)
+	bufs.reqBody.Reset()
+	writeSOAPRequestBody(&bufs.reqBody, c.serviceType, action, args)
+	body := bufs.reqBody.Bytes()
 	var a soapAnswer
 	if c.plainOK {
-		a, err = postSOAP(ctx, c.dialer, c.plain, soapRequest(c.plain, c.serviceType, action, body))
+		bufs.req = soapRequest(bufs.req[:0], c.plain, c.serviceType, action, body)
+		a, err = postSOAP(ctx, c.dialer, c.plain, bufs.req, bufs)
 	} else {
 		a, err = c.postHTTP(ctx, action, body)
 	}
@@ -261,26 +272,28 @@ func decodeSOAPBody(d *xml.Decoder, out any) (*soap.SOAPFaultError, error) {
 	}
 }
 
-// soapRequestBody writes the envelope the way goupnp and miniupnpc do: the
+// writeSOAPRequestBody writes the envelope the way goupnp and miniupnpc do: the
 // action element with a u: prefix. Some routers fail when the default
 // namespace is redefined inside the envelope.
-func soapRequestBody(serviceType, action string, args []soapArg) []byte {
-	var b bytes.Buffer
+func writeSOAPRequestBody(b *bytes.Buffer, serviceType, action string, args []soapArg) {
 	b.WriteString(xml.Header)
 	b.WriteString(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/"><s:Body><u:`)
 	b.WriteString(action)
 	b.WriteString(` xmlns:u="`)
-	_ = xml.EscapeText(&b, []byte(serviceType))
+	_ = xml.EscapeText(b, []byte(serviceType))
 	b.WriteString(`">`)
 	for _, a := range args {
-		fmt.Fprintf(&b, "<%s>", a.name)
-		_ = xml.EscapeText(&b, []byte(a.value))
-		fmt.Fprintf(&b, "</%s>", a.name)
+		b.WriteByte('<')
+		b.WriteString(a.name)
+		b.WriteByte('>')
+		_ = xml.EscapeText(b, []byte(a.value))
+		b.WriteString("</")
+		b.WriteString(a.name)
+		b.WriteByte('>')
 	}
 	b.WriteString(`</u:`)
 	b.WriteString(action)
 	b.WriteString(`></s:Body></s:Envelope>`)
-	return b.Bytes()
 }
 
 // parseEntry checks one row and turns it into a Mapping. ok is false for the
