@@ -143,6 +143,10 @@ func (o *Outbox) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		// Only a delivery under way is let finish after a stop.
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		err = o.deliverFinishing(ctx, it)
 		if ctx.Err() != nil {
 			return ctx.Err()

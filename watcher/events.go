@@ -324,6 +324,9 @@ func (w *Watcher) handleNotify(rw http.ResponseWriter, r *http.Request) {
 	// an answer (upnp_event_var_change_notify skips a subscriber whose
 	// notify is in flight), so only a listing that starts after the router
 	// has its answer is sure to see such a change.
+	// Without a length, a flushed empty answer would go out chunked, which
+	// a small router's HTTP client may not read.
+	rw.Header().Set("Content-Length", "0")
 	rw.WriteHeader(http.StatusOK)
 	if err := http.NewResponseController(rw).Flush(); err != nil {
 		sw.log.Debug("could not flush the answer to an event message", "err", err)

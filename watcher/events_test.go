@@ -318,6 +318,9 @@ func TestHandleNotify(t *testing.T) {
 			if rec.Code != tt.want {
 				t.Errorf("status %d, want %d (%s)", rec.Code, tt.want, rec.Body.String())
 			}
+			if rec.Code == http.StatusOK && rec.Header().Get("Content-Length") != "0" {
+				t.Errorf("accepted with Content-Length %q, want 0 (not chunked)", rec.Header().Get("Content-Length"))
+			}
 			listed := false
 			select {
 			case <-sw.dirty:

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -143,5 +145,47 @@ func readRequest(c net.Conn) {
 	req, err := http.ReadRequest(bufio.NewReader(c))
 	if err == nil {
 		io.Copy(io.Discard, req.Body)
+	}
+}
+
+// An answer whose envelope is whole counts although the router then claims
+// more bytes than it sends, or drops the connection; one cut inside the
+// envelope does not.
+func TestSOAPAnswerEndsEarly(t *testing.T) {
+	whole := lab231Entry
+	tests := []struct {
+		name   string
+		answer string
+		ok     bool
+	}{
+		{"whole envelope, Content-Length too large", fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(whole)+10, whole), true},
+		{"whole envelope, fast path refused, Content-Length too large", fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(whole)+9, strings.Replace(whole, "bench", "<!--c-->bench", 1)), true},
+		{"cut inside the envelope", fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(whole), whole[:len(whole)/2]), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				readRequest(c)
+				io.WriteString(c, tt.answer)
+			}()
+			sc := New(Config{RequestTimeout: 2 * time.Second}).newSOAPConnection("http://"+ln.Addr().String()+"/ctl/IPConn", ipConn2)
+			e, err := sc.GetGenericPortMappingEntryCtx(context.Background(), 0)
+			if tt.ok && (err != nil || e.ExternalPort != "20000") {
+				t.Errorf("entry %+v, err %v; want the entry", e, err)
+			}
+			if !tt.ok && (err == nil || !strings.Contains(err.Error(), "reading the answer")) {
+				t.Errorf("entry %+v, err %v; want a read error", e, err)
+			}
+		})
 	}
 }

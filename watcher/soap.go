@@ -187,7 +187,9 @@ func (c *soapConnection) call(ctx context.Context, action string, args []soapArg
 // postHTTP sends a request through net/http, for control URLs postSOAP does
 // not take (HTTPS).
 func (c *soapConnection) postHTTP(ctx context.Context, action string, body []byte) (soapAnswer, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	// A copy: net/http may still be writing the body after Do returns, and
+	// body is a pooled buffer.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(bytes.Clone(body)))
 	if err != nil {
 		return soapAnswer{}, fmt.Errorf("building the request: %w", err)
 	}
@@ -208,13 +210,12 @@ func (c *soapConnection) postHTTP(ctx context.Context, action string, body []byt
 // decodeAnswer reads a SOAP answer into out (which may be nil): the
 // action's response element or a fault, whatever prefix (s:, SOAP:, m:) the
 // router chose.
+//
+// What was read is decoded even when reading the rest failed: an answer
+// whose response element is whole counts, as it did when the body was
+// decoded as it streamed in, although the router then claimed more bytes
+// than it sent or reset the connection.
 func (c *soapConnection) decodeAnswer(ctx context.Context, action string, a soapAnswer, out any, scan func([]byte) bool) error {
-	if errors.Is(a.readErr, ErrResponseTooLarge) {
-		return wrapSOAPError(ctx, action, c.endpoint, a.readErr)
-	}
-	if a.readErr != nil && a.statusCode == http.StatusOK {
-		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("reading the answer: %w", a.readErr))
-	}
 	if a.statusCode == http.StatusOK && scan != nil && scan(a.body) {
 		return nil
 	}
@@ -228,10 +229,15 @@ func (c *soapConnection) decodeAnswer(ctx context.Context, action string, a soap
 	if a.statusCode != http.StatusOK {
 		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("HTTP %s", a.status))
 	}
-	if decodeErr != nil {
-		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("malformed SOAP response: %w", decodeErr))
+	switch {
+	case decodeErr == nil:
+		return nil
+	case errors.Is(a.readErr, ErrResponseTooLarge):
+		return wrapSOAPError(ctx, action, c.endpoint, a.readErr)
+	case a.readErr != nil:
+		return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("reading the answer: %w", a.readErr))
 	}
-	return nil
+	return wrapSOAPError(ctx, action, c.endpoint, fmt.Errorf("malformed SOAP response: %w", decodeErr))
 }
 
 const soapEnvelopeNS = "http://schemas.xmlsoap.org/soap/envelope/"

@@ -33,8 +33,11 @@ func scanEntryResponse(body []byte) (e PortMappingEntry, ok bool) {
 	if !ok || string(env.local) != "Envelope" || env.selfClosing {
 		return PortMappingEntry{}, false
 	}
+	// encoding/xml gives the xml and xmlns prefixes their fixed meanings,
+	// whatever a document declares for them.
 	bodyTag, ok := s.startTag(&ns)
-	if !ok || string(bodyTag.local) != "Body" || bodyTag.selfClosing || !ns.is(bodyTag.prefix, soapEnvelopeNS) {
+	if !ok || string(bodyTag.local) != "Body" || bodyTag.selfClosing || string(bodyTag.prefix) == "xml" ||
+		string(bodyTag.prefix) == "xmlns" || !ns.is(bodyTag.prefix, soapEnvelopeNS) {
 		return PortMappingEntry{}, false
 	}
 	resp, ok := s.startTag(&ns)

@@ -70,6 +70,8 @@ func TestScanEntryResponse(t *testing.T) {
 		{"Body in another namespace", entry(func(s string) string {
 			return strings.Replace(s, `xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"`, `xmlns:s="urn:other"`, 1)
 		}), false},
+		{"Body with the xmlns prefix", `<Envelope xmlns:xmlns="http://schemas.xmlsoap.org/soap/envelope/"><xmlns:Body><R><NewExternalPort>1</NewExternalPort></R></xmlns:Body></Envelope>`, false},
+		{"Body with the xml prefix", `<Envelope><xml:Body xmlns:xml="http://schemas.xmlsoap.org/soap/envelope/"><R><NewExternalPort>1</NewExternalPort></R></xml:Body></Envelope>`, false},
 		{"mismatched end tag", entry(func(s string) string { return strings.Replace(s, "</NewProtocol>", "</NewProto>", 1) }), false},
 		{"]]> in text", entry(func(s string) string { return strings.Replace(s, "bench udp 20000", "a]]>b", 1) }), false},
 		{"control character", entry(func(s string) string { return strings.Replace(s, "bench udp 20000", "a\x01b", 1) }), false},
