@@ -261,6 +261,14 @@ func nextSEQ(seq uint32) uint32 {
 	return seq + 1
 }
 
+// seqBefore reports whether SEQ a came before b: NOTIFYs are answered
+// before they are handled (see handleNotify), so the router may send the
+// next one while the last is still being handled, and two can be handled
+// out of order.
+func seqBefore(a, b uint32) bool {
+	return a != b && b-a < 1<<31
+}
+
 // handleNotify is the event callback server. It answers at once and only
 // marks the service for listing; a burst of NOTIFYs (one per mapping added)
 // becomes one or two listings, never a queue of them.

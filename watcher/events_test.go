@@ -273,6 +273,7 @@ func TestHandleNotify(t *testing.T) {
 		{name: "initial event", header: hdr("SEQ", "0"), awaitInitial: true, want: 200, initial: true},
 		{name: "initial event after the wait: listed", header: hdr("SEQ", "0"), want: 200, listed: true},
 		{name: "SEQ gap: listed like any event", header: hdr("SEQ", "9"), want: 200, listed: true},
+		{name: "overtaken SEQ: listed", header: hdr("SEQ", "4294967295"), want: 200, listed: true},
 		{name: "no SEQ: listed", header: hdr("SEQ", ""), want: 200, listed: true},
 		{name: "unknown SID", header: hdr("SID", "uuid:other"), want: 412},
 		{name: "no SID", header: hdr("SID", ""), want: 412},
@@ -406,6 +407,25 @@ func TestSameHostURL(t *testing.T) {
 	} {
 		if got := sameHostURL(tt.loc, ref); got != tt.want {
 			t.Errorf("sameHostURL(%q) = %q, want %q", tt.loc, got, tt.want)
+		}
+	}
+}
+
+func TestSeqBefore(t *testing.T) {
+	tests := []struct {
+		a, b uint32
+		want bool
+	}{
+		{1, 2, true},
+		{2, 1, false},
+		{5, 5, false},
+		{^uint32(0), 1, true}, // across the wrap
+		{1, ^uint32(0), false},
+		{14, 21, true},
+	}
+	for _, tt := range tests {
+		if got := seqBefore(tt.a, tt.b); got != tt.want {
+			t.Errorf("seqBefore(%d, %d) = %v, want %v", tt.a, tt.b, got, tt.want)
 		}
 	}
 }

@@ -885,8 +885,15 @@ func (sw *serviceWatch) event(sid string, seq uint32, seqOK bool, vars map[strin
 	known := sid != "" && sid == sw.sid
 	gap := false
 	if known && seqOK {
-		gap = sw.seqKnown && seq != 0 && seq != nextSEQ(sw.seq)
-		sw.seq, sw.seqKnown = seq, true
+		switch {
+		case !sw.seqKnown || seq == 0:
+			sw.seq, sw.seqKnown = seq, true
+		case seqBefore(seq, sw.seq):
+			// Overtaken by a later one; it still asks for a listing.
+		default:
+			gap = seq != nextSEQ(sw.seq)
+			sw.seq = seq
+		}
 	}
 	confirm := !sw.eventSeen && !sw.events
 	sw.eventSeen = true
