@@ -127,14 +127,22 @@ func plainSOAPTarget(endpoint, serviceType string) (t soapTarget, ok bool) {
 	if u.Port() == "" {
 		t.addr = net.JoinHostPort(u.Hostname(), "80")
 	}
-	for _, s := range []string{t.host, t.path, serviceType} {
-		for i := 0; i < len(s); i++ {
-			if c := s[i]; c <= ' ' || c == 0x7f || c == '"' && s == serviceType {
-				return soapTarget{}, false
-			}
-		}
+	// The service type goes inside the quoted SOAPAction value.
+	if !headerSafe(t.host) || !headerSafe(t.path) || !headerSafe(serviceType) || strings.ContainsRune(serviceType, '"') {
+		return soapTarget{}, false
 	}
 	return t, true
+}
+
+// headerSafe reports whether s holds no spaces, control characters or
+// bytes a request line or header value could be split at.
+func headerSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // hostWithoutZone drops an IPv6 zone from a Host header, as net/http does:
