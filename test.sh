@@ -3,7 +3,8 @@
 # miniupnpd included, on a Debian or Ubuntu machine with Go.
 #
 # It installs what the tests need when it is missing (miniupnpd-nftables,
-# miniupnpc, natpmpc, nftables, iproute2, systemd for systemd-analyze, make)
+# miniupnpc, natpmpc, nftables, iproute2, systemd for systemd-analyze, make,
+# and ieee-data, the MAC vendor registry the embedded table is checked against)
 # and must run as root, or with sudo available, for the network namespaces
 # of the lab. After the tests it runs every fuzz target briefly (FUZZTIME,
 # default 20000 inputs each), then builds the release binaries (make
@@ -27,6 +28,7 @@ missing=()
 for tool in miniupnpd:miniupnpd-nftables upnpc:miniupnpc natpmpc:natpmpc nft:nftables ip:iproute2 systemd-analyze:systemd make:make; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] || missing+=("${tool#*:}")
 done
+[ -f /usr/share/ieee-data/oui.txt ] || missing+=(ieee-data)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "test.sh: installing ${missing[*]}" >&2
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
