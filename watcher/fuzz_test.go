@@ -31,18 +31,11 @@ func FuzzDecodeSOAPBody(f *testing.F) {
 	addCaptures(f, "*-soap-*.xml")
 	f.Add([]byte(entryBody(ipConn2, row("TCP", 80, "10.0.0.2", 80, "a &lt;b&gt;"))))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var out struct {
-			NewRemoteHost, NewExternalPort, NewProtocol, NewInternalPort, NewInternalClient, NewEnabled, NewPortMappingDescription, NewLeaseDuration string
-		}
-		fault, err := decodeSOAPBody(newXMLDecoder(bytes.NewReader(body), maxSOAPBytes), &out)
-		if err != nil || fault != nil {
+		e, decoded := slowEntry(body)
+		if !decoded {
 			return
 		}
-		m, ok, err := parseEntry(PortMappingEntry{
-			RemoteHost: out.NewRemoteHost, ExternalPort: out.NewExternalPort, Protocol: out.NewProtocol,
-			InternalPort: out.NewInternalPort, InternalClient: out.NewInternalClient, Enabled: out.NewEnabled,
-			Description: out.NewPortMappingDescription, LeaseDuration: out.NewLeaseDuration,
-		})
+		m, ok, err := parseEntry(e)
 		if err != nil || !ok {
 			return
 		}

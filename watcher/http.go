@@ -66,24 +66,16 @@ func (t *oneShotTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return t.tls.RoundTrip(req)
 	}
 	ctx := req.Context()
-	addr := req.URL.Host
-	if req.URL.Port() == "" {
-		addr = net.JoinHostPort(req.URL.Hostname(), "80")
-	}
-	conn, err := t.dialer.DialContext(ctx, "tcp", addr)
+	conn, err := t.dialer.DialContext(ctx, "tcp", dialAddr(req.URL))
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
-	// Cancelling the request interrupts whatever the connection is doing.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	stop := interruptOnCancel(ctx, conn)
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		conn.Close()
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("%w (%v)", ctxErr, err)
-		}
-		return nil, err
+		return nil, withCtxErr(ctx, err)
 	}
 	out := req.Clone(ctx)
 	out.Close = true
@@ -100,6 +92,29 @@ func (t *oneShotTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	resp.Body = &connBody{ReadCloser: resp.Body, conn: conn, stop: stop}
 	return resp, nil
+}
+
+// dialAddr is the host:port to dial for u, port 80 when u names none.
+func dialAddr(u *url.URL) string {
+	if u.Port() == "" {
+		return net.JoinHostPort(u.Hostname(), "80")
+	}
+	return u.Host
+}
+
+// interruptOnCancel makes cancelling ctx interrupt whatever conn is doing,
+// until stop is called.
+func interruptOnCancel(ctx context.Context, conn net.Conn) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+}
+
+// withCtxErr puts ctx's error in front of an I/O error that cancelling or
+// a deadline caused, so that callers can tell a timeout with errors.Is.
+func withCtxErr(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("%w (%v)", ctxErr, err)
+	}
+	return err
 }
 
 // newRouterDialer returns the dialer for every connection to a router.
@@ -123,10 +138,7 @@ func plainSOAPTarget(endpoint, serviceType string) (t soapTarget, ok bool) {
 	if err != nil || u.Scheme != "http" || u.User != nil || u.Host == "" {
 		return soapTarget{}, false
 	}
-	t = soapTarget{addr: u.Host, host: hostWithoutZone(u.Host), path: u.RequestURI()}
-	if u.Port() == "" {
-		t.addr = net.JoinHostPort(u.Hostname(), "80")
-	}
+	t = soapTarget{addr: dialAddr(u), host: hostWithoutZone(u.Host), path: u.RequestURI()}
 	// The service type goes inside the quoted SOAPAction value.
 	if !headerSafe(t.host) || !headerSafe(t.path) || !headerSafe(serviceType) || strings.ContainsRune(serviceType, '"') {
 		return soapTarget{}, false
@@ -212,17 +224,9 @@ func postSOAP(ctx context.Context, dialer *net.Dialer, t soapTarget, req []byte,
 		return soapAnswer{}, err
 	}
 	defer conn.Close()
-	// Cancelling the request interrupts whatever the connection is doing.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	fail := func(err error) (soapAnswer, error) {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return soapAnswer{}, fmt.Errorf("%w (%v)", ctxErr, err)
-		}
-		return soapAnswer{}, err
-	}
+	defer interruptOnCancel(ctx, conn)()
 	if _, err := conn.Write(req); err != nil {
-		return fail(err)
+		return soapAnswer{}, withCtxErr(ctx, err)
 	}
 	if bufs.br == nil {
 		bufs.br = bufio.NewReaderSize(conn, 2048)
@@ -233,16 +237,14 @@ func postSOAP(ctx context.Context, dialer *net.Dialer, t soapTarget, req []byte,
 	defer bufs.br.Reset(nil)
 	resp, err := http.ReadResponse(bufs.br, nil)
 	if err != nil {
-		return fail(err)
+		return soapAnswer{}, withCtxErr(ctx, err)
 	}
 	a := soapAnswer{statusCode: resp.StatusCode, status: resp.Status}
 	bufs.answer.Reset()
 	_, a.readErr = bufs.answer.ReadFrom(&limitedReader{r: resp.Body, max: maxSOAPBytes})
 	a.body = bufs.answer.Bytes()
 	if a.readErr != nil && !errors.Is(a.readErr, ErrResponseTooLarge) {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			a.readErr = fmt.Errorf("%w (%v)", ctxErr, a.readErr)
-		}
+		a.readErr = withCtxErr(ctx, a.readErr)
 	}
 	return a, nil
 }

@@ -119,26 +119,33 @@ func TestPostSOAPFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				defer c.Close()
-				tt.serve(c)
-			}()
-			target, _ := plainSOAPTarget("http://"+ln.Addr().String()+"/ctl", ipConn2)
+			target, _ := plainSOAPTarget("http://"+serveOneConn(t, tt.serve)+"/ctl", ipConn2)
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
 			a, err := postSOAP(ctx, newRouterDialer(), target, soapRequest(nil, target, ipConn2, "GetGenericPortMappingEntry", nil), &soapBuffers{})
 			tt.check(t, a, err)
 		})
 	}
+}
+
+// serveOneConn serves one connection on loopback with serve, a router that
+// misbehaves on purpose, and returns its address.
+func serveOneConn(t *testing.T, serve func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		serve(c)
+	}()
+	return ln.Addr().String()
 }
 
 func readRequest(c net.Conn) {
@@ -164,21 +171,11 @@ func TestSOAPAnswerEndsEarly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				defer c.Close()
+			addr := serveOneConn(t, func(c net.Conn) {
 				readRequest(c)
 				io.WriteString(c, tt.answer)
-			}()
-			sc := New(Config{RequestTimeout: 2 * time.Second}).newSOAPConnection("http://"+ln.Addr().String()+"/ctl/IPConn", ipConn2)
+			})
+			sc := New(Config{RequestTimeout: 2 * time.Second}).newSOAPConnection("http://"+addr+"/ctl/IPConn", ipConn2)
 			e, err := sc.GetGenericPortMappingEntryCtx(context.Background(), 0)
 			if tt.ok && (err != nil || e.ExternalPort != "20000") {
 				t.Errorf("entry %+v, err %v; want the entry", e, err)

@@ -78,17 +78,34 @@ func (c *Client) newSOAPConnection(endpoint, serviceType string) *soapConnection
 
 type soapArg struct{ name, value string }
 
-func (c *soapConnection) GetGenericPortMappingEntryCtx(ctx context.Context, index uint16) (PortMappingEntry, error) {
-	var out struct {
-		NewRemoteHost             string
-		NewExternalPort           string
-		NewProtocol               string
-		NewInternalPort           string
-		NewInternalClient         string
-		NewEnabled                string
-		NewPortMappingDescription string
-		NewLeaseDuration          string
+// entryAnswer is a GetGenericPortMappingEntry answer as encoding/xml
+// decodes it.
+type entryAnswer struct {
+	NewRemoteHost             string
+	NewExternalPort           string
+	NewProtocol               string
+	NewInternalPort           string
+	NewInternalClient         string
+	NewEnabled                string
+	NewPortMappingDescription string
+	NewLeaseDuration          string
+}
+
+func (a *entryAnswer) entry() PortMappingEntry {
+	return PortMappingEntry{
+		RemoteHost:     a.NewRemoteHost,
+		ExternalPort:   a.NewExternalPort,
+		Protocol:       a.NewProtocol,
+		InternalPort:   a.NewInternalPort,
+		InternalClient: a.NewInternalClient,
+		Enabled:        a.NewEnabled,
+		Description:    a.NewPortMappingDescription,
+		LeaseDuration:  a.NewLeaseDuration,
 	}
+}
+
+func (c *soapConnection) GetGenericPortMappingEntryCtx(ctx context.Context, index uint16) (PortMappingEntry, error) {
+	var out entryAnswer
 	var scanned PortMappingEntry
 	fast := false
 	err := c.call(ctx, "GetGenericPortMappingEntry", []soapArg{
@@ -97,22 +114,13 @@ func (c *soapConnection) GetGenericPortMappingEntryCtx(ctx context.Context, inde
 		scanned, fast = scanEntryResponse(body)
 		return fast
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return PortMappingEntry{}, err
-	}
-	if fast {
+	case fast:
 		return scanned, nil
 	}
-	return PortMappingEntry{
-		RemoteHost:     out.NewRemoteHost,
-		ExternalPort:   out.NewExternalPort,
-		Protocol:       out.NewProtocol,
-		InternalPort:   out.NewInternalPort,
-		InternalClient: out.NewInternalClient,
-		Enabled:        out.NewEnabled,
-		Description:    out.NewPortMappingDescription,
-		LeaseDuration:  out.NewLeaseDuration,
-	}, nil
+	return out.entry(), nil
 }
 
 // GetSpecificPortMappingEntryCtx asks for the mapping with one key. The answer

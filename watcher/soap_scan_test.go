@@ -8,18 +8,15 @@ import (
 	"testing"
 )
 
-// slowEntry decodes body the way the fast path must agree with.
+// slowEntry decodes body with encoding/xml, the way the fast path must
+// agree with.
 func slowEntry(body []byte) (PortMappingEntry, bool) {
-	var out struct {
-		NewRemoteHost, NewExternalPort, NewProtocol, NewInternalPort, NewInternalClient, NewEnabled, NewPortMappingDescription, NewLeaseDuration string
-	}
+	var out entryAnswer
 	fault, err := decodeSOAPBody(newXMLDecoder(bytes.NewReader(body), maxSOAPBytes), &out)
 	if err != nil || fault != nil {
 		return PortMappingEntry{}, false
 	}
-	return PortMappingEntry{RemoteHost: out.NewRemoteHost, ExternalPort: out.NewExternalPort, Protocol: out.NewProtocol,
-		InternalPort: out.NewInternalPort, InternalClient: out.NewInternalClient, Enabled: out.NewEnabled,
-		Description: out.NewPortMappingDescription, LeaseDuration: out.NewLeaseDuration}, true
+	return out.entry(), true
 }
 
 const lab231Entry = `<?xml version="1.0"?>
