@@ -381,6 +381,22 @@ func parseDuration(v string, lo, hi time.Duration) (time.Duration, error) {
 
 // configFlags registers the settings' flags on fs. After fs.Parse, load gives
 // the configuration: the defaults, then the environment, then the flags.
+// loadCommandConfig adds the settings' flags to fs, parses args and loads
+// the configuration, for the commands that report a bad flag or setting on
+// stderr with exit code 2. ok false means the command is over, with code.
+func loadCommandConfig(fs *flag.FlagSet, args []string, e env) (cfg config, code int, ok bool) {
+	load := configFlags(fs)
+	if code, done := parseFlags(fs, args); done {
+		return config{}, code, false
+	}
+	cfg, err := load(e.getenv)
+	if err != nil {
+		printError(e.stderr, err)
+		return config{}, exitUsage, false
+	}
+	return cfg, 0, true
+}
+
 func configFlags(fs *flag.FlagSet) (load func(getenv func(string) string) (config, error)) {
 	given := map[string]string{}
 	for _, s := range settings() {

@@ -17,14 +17,9 @@ import (
 func runList(ctx context.Context, args []string, e env) int {
 	fs := newFlagSet("list", "list [--json] [flags]", e)
 	asJSON := fs.Bool("json", false, "print a JSON array of the port shares instead of a table")
-	load := configFlags(fs)
-	if code, done := parseFlags(fs, args); done {
+	cfg, code, ok := loadCommandConfig(fs, args, e)
+	if !ok {
 		return code
-	}
-	cfg, err := load(e.getenv)
-	if err != nil {
-		printError(e.stderr, err)
-		return exitUsage
 	}
 	client := watcher.New(watcher.Config{
 		IGDURLs:          cfg.IGDURLs,

@@ -21,14 +21,9 @@ import (
 
 func runRun(ctx context.Context, args []string, e env) int {
 	fs := newFlagSet("run", "run [flags]", e)
-	load := configFlags(fs)
-	if code, done := parseFlags(fs, args); done {
+	cfg, code, ok := loadCommandConfig(fs, args, e)
+	if !ok {
 		return code
-	}
-	cfg, err := load(e.getenv)
-	if err != nil {
-		printError(e.stderr, err)
-		return exitUsage
 	}
 	logger := newLogger(cfg, e.stderr)
 	if err := daemon(ctx, cfg, logger, e); err != nil {
@@ -42,14 +37,9 @@ func runRun(ctx context.Context, args []string, e env) int {
 // that leaves nothing behind and enforces no rules.
 func runWatch(ctx context.Context, args []string, e env) int {
 	fs := newFlagSet("watch", "watch [flags]", e)
-	load := configFlags(fs)
-	if code, done := parseFlags(fs, args); done {
+	cfg, code, ok := loadCommandConfig(fs, args, e)
+	if !ok {
 		return code
-	}
-	cfg, err := load(e.getenv)
-	if err != nil {
-		printError(e.stderr, err)
-		return exitUsage
 	}
 	dir, err := os.MkdirTemp("", "doorman-watch-")
 	if err != nil {
