@@ -53,6 +53,7 @@ func TestLabRealApps(t *testing.T) {
 			{"TCP", 0, 22000, `syncthing-EXT`, watcher.OriginUPnP, "Syncthing", `description "syncthing-EXT"`},
 		}},
 	}
+	t.Parallel()
 	for _, a := range apps {
 		lab.RequireApp(t, a.app)
 	}
