@@ -33,22 +33,23 @@ type wantShare struct {
 // port tells.
 func TestLabRealApps(t *testing.T) {
 	apps := []struct {
-		host string
-		app  lab.App
-		want []wantShare
+		host     string
+		app      lab.App
+		peerPort int // the only TCP port it may listen on beyond loopback
+		want     []wantShare
 	}{
 		// qBittorrent's port is its own choice here (its default is random)
 		// and miniupnpd writes the description: nothing names the app, so
 		// identify says only what the protocol suggests.
-		{"dev1", lab.QBittorrent, []wantShare{
+		{"dev1", lab.QBittorrent, 40123, []wantShare{
 			{"TCP", 40123, 40123, `PCP MAP [0-9a-f]{24}`, watcher.OriginPCP, "PCP client (often an Apple device)", "opened with PCP"},
 			{"UDP", 40123, 40123, `PCP MAP [0-9a-f]{24}`, watcher.OriginPCP, "PCP client (often an Apple device)", "opened with PCP"},
 		}},
-		{"dev2", lab.Transmission, []wantShare{
+		{"dev2", lab.Transmission, 51413, []wantShare{
 			{"TCP", 51413, 51413, `Transmission at 51413`, watcher.OriginUPnP, "Transmission (BitTorrent)", `description "Transmission at 51413"`},
 			{"UDP", 51413, 51413, `Transmission at 51413`, watcher.OriginUPnP, "Transmission (BitTorrent)", `description "Transmission at 51413"`},
 		}},
-		{"dev3", lab.Syncthing, []wantShare{
+		{"dev3", lab.Syncthing, 22000, []wantShare{
 			{"TCP", 0, 22000, `NAT-PMP EXT tcp`, watcher.OriginNATPMP, "Syncthing", "port 22000/TCP"},
 			{"TCP", 0, 22000, `syncthing-EXT`, watcher.OriginUPnP, "Syncthing", `description "syncthing-EXT"`},
 		}},
@@ -90,6 +91,7 @@ func TestLabRealApps(t *testing.T) {
 			got := byClient[running[i].IP]
 			delete(byClient, running[i].IP)
 			checkAppShares(t, got, a.want)
+			checkLoopbackOnly(t, l, a.host, a.peerPort)
 		})
 	}
 	for client, ms := range byClient {
@@ -157,6 +159,29 @@ func checkAppShares(t *testing.T, got []mappingJSON, want []wantShare) {
 		wantWhy := strings.ReplaceAll(w.why, "EXT", ext)
 		if !ok || app.Name != w.app || app.Why != wantWhy {
 			t.Errorf("%s %d %q: identify.AppOf says %q (%s), %v; want %q (%s)", m.Protocol, m.ExternalPort, m.Description, app.Name, app.Why, ok, w.app, wantWhy)
+		}
+	}
+}
+
+// checkLoopbackOnly checks that on host nothing but the app's peer port
+// listens for TCP beyond the device's loopback: the web UI stays on it.
+func checkLoopbackOnly(t *testing.T, l *lab.Lab, host string, peerPort int) {
+	t.Helper()
+	out := l.Run(t, host, "ss", "-Hltn")
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		local := f[3] // 127.0.0.1:9091, [::]:22000, 127.0.0.1%lo:40123
+		i := strings.LastIndex(local, ":")
+		addr, port := local[:i], local[i+1:]
+		if port == fmt.Sprint(peerPort) {
+			continue
+		}
+		addr, _, _ = strings.Cut(strings.Trim(addr, "[]"), "%")
+		if addr != "127.0.0.1" && addr != "::1" {
+			t.Errorf("%s listens on %s beyond loopback:\n%s", host, local, out)
 		}
 	}
 }

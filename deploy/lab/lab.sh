@@ -100,7 +100,8 @@ add_resolver() {
 
 # count_wan NS: every IPv4 packet that reaches the WAN side was on its way to
 # the internet (nothing in the lab may send there), so a test can check that
-# the apps it ran sent nothing out.
+# the apps it ran sent nothing out. IPv4 only: no namespace has an IPv6 route
+# beyond its links, so an IPv6 packet to the internet fails where it starts.
 count_wan() {
 	ip netns exec "$1" nft -f - <<'EOF'
 table ip lab_wan {
