@@ -39,7 +39,7 @@ EXT_IP=100.128.77.5
 
 die() { echo "lab: $*" >&2; exit 1; }
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 check_tag() {
 	[[ ${1:-} =~ ^[A-Za-z0-9]{1,6}$ ]] || die "TAG must be 1 to 6 letters or digits, got '${1:-}'"
