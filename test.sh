@@ -4,7 +4,9 @@
 #
 # It installs what the tests need when it is missing (miniupnpd-nftables,
 # miniupnpc, natpmpc, nftables, iproute2, systemd for systemd-analyze, make,
-# and ieee-data, the MAC vendor registry the embedded table is checked against)
+# ieee-data, the MAC vendor registry the embedded table is checked against,
+# and the real apps the lab runs as devices: transmission-daemon, syncthing,
+# qbittorrent-nox)
 # and must run as root, or with sudo available, for the network namespaces
 # of the lab. After the tests it runs every fuzz target briefly (FUZZTIME,
 # default 20000 inputs each), then builds the release binaries (make
@@ -25,14 +27,34 @@ as_root() {
 }
 
 missing=()
-for tool in miniupnpd:miniupnpd-nftables upnpc:miniupnpc natpmpc:natpmpc nft:nftables ip:iproute2 systemd-analyze:systemd make:make; do
+for tool in miniupnpd:miniupnpd-nftables upnpc:miniupnpc natpmpc:natpmpc nft:nftables ip:iproute2 systemd-analyze:systemd make:make \
+	transmission-daemon:transmission-daemon syncthing:syncthing qbittorrent-nox:qbittorrent-nox; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] || missing+=("${tool#*:}")
 done
 [ -f /usr/share/ieee-data/oui.txt ] || missing+=(ieee-data)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "test.sh: installing ${missing[*]}" >&2
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# transmission-daemon's package enables and starts a system service on
+	# install, with DHT and PeX on (Debian's /etc/transmission-daemon): on
+	# a CI machine with systemd it would contact DHT nodes on the internet.
+	# A policy-rc.d that refuses (exit 101) stops invoke-rc.d and
+	# deb-systemd-invoke from starting anything during the install, and the
+	# service is disabled after, so that no boot starts it either. The lab
+	# runs its own copy in a namespace, every internet feature off.
+	policy=
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		as_root sh -c 'printf "#!/bin/sh\nexit 101\n" >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d'
+		policy=added
+	fi
+	status=0
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || status=$?
+	[ $status -ne 0 ] || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+	[ -z "$policy" ] || as_root rm -f /usr/sbin/policy-rc.d
+	[ $status -eq 0 ] || exit $status
+	if [[ " ${missing[*]} " == *" transmission-daemon "* ]] && command -v systemctl >/dev/null 2>&1; then
+		as_root systemctl disable transmission-daemon.service >/dev/null 2>&1 || true
+		[ ! -d /run/systemd/system ] || as_root systemctl stop transmission-daemon.service || true
+	fi
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
 

@@ -72,6 +72,12 @@ func TestAppOf(t *testing.T) {
 		{"NAT-PMP alone", share{"TCP", 8001, "NAT-PMP 8000 tcp", watcher.OriginNATPMP}, "NAT-PMP client (often an Apple device)", "opened with NAT-PMP"},
 		{"PCP alone", share{"UDP", 4500, "PCP 4500 udp", watcher.OriginPCP}, "PCP client (often an Apple device)", "opened with PCP"},
 		{"NAT-PMP with a known port", share{"TCP", 51413, "NAT-PMP 51413 tcp", watcher.OriginNATPMP}, "Transmission (BitTorrent)", "port 51413/TCP"},
+		// As the lab's real apps open them: qBittorrent over PCP on a port
+		// it chose, Syncthing over NAT-PMP to its fixed inside port.
+		{"PCP MAP", share{"TCP", 40123, "PCP MAP bba0b0bacf01c551b3a23cbb", watcher.OriginPCP}, "PCP client (often an Apple device)", "opened with PCP"},
+		{"PCP PEER", share{"UDP", 40123, "PCP PEER bba0b0bacf01c551b3a23cbb", watcher.OriginPCP}, "PCP client (often an Apple device)", "opened with PCP"},
+		{"Syncthing over NAT-PMP", share{"TCP", 22000, "NAT-PMP 41367 tcp", watcher.OriginNATPMP}, "Syncthing", "port 22000/TCP"},
+		{"PCP with a known port", share{"UDP", 51413, "PCP MAP bba0b0bacf01c551b3a23cbb", watcher.OriginPCP}, "Transmission (BitTorrent)", "port 51413/UDP"},
 
 		// Unknown stays unknown.
 		{"web port", share{"TCP", 8080, "", ""}, "", ""},

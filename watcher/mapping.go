@@ -31,12 +31,27 @@ const (
 )
 
 // miniupnpd lists NAT-PMP and PCP mappings in its UPnP table with a
-// description it writes itself ("NAT-PMP %hu %s", "PCP %hu %s" in natpmp.c and
-// pcpserver.c). A UPnP client could choose the same text; the origin is a
-// hint for the owner, never a basis for a decision.
+// description it writes itself:
+//
+//   - NAT-PMP: "NAT-PMP %hu %s", the external port then "tcp" or "udp"
+//     (natpmp.c, all versions);
+//   - PCP: "PCP %s %08x%08x%08x", the opcode ("MAP" or "PEER") then the
+//     client's 96-bit nonce in lowercase hex (pcpserver.c since 1.38, late
+//     2014, miniupnpd 1.9 to 2.3.x). A PCP version 1 request carries no
+//     nonce and miniupnpd zeroes the request first, so its description
+//     ends in 24 zeros;
+//   - PCP in miniupnpd 1.8 snapshots (pcpserver.c 1.12, early 2014), kept
+//     for router firmware built from them: "PCP %hu %s", like NAT-PMP.
+//
+// https://github.com/miniupnp/miniupnp/blob/miniupnpd_2_3_1/miniupnpd/natpmp.c
+// https://github.com/miniupnp/miniupnp/blob/miniupnpd_2_3_1/miniupnpd/pcpserver.c
+//
+// The origin is only a hint for the owner, never a basis for a decision: a
+// UPnP client chooses its description freely, so a device can write "PCP
+// MAP" followed by 24 hex digits in an AddPortMapping and be listed as PCP.
 var (
 	natpmpDescription = regexp.MustCompile(`^NAT-PMP [0-9]{1,5} (tcp|udp)$`)
-	pcpDescription    = regexp.MustCompile(`^PCP [0-9]{1,5} (tcp|udp)$`)
+	pcpDescription    = regexp.MustCompile(`^PCP ((MAP|PEER) [0-9a-f]{24}|[0-9]{1,5} (tcp|udp))$`)
 )
 
 // OriginFromDescription tells the origin of a mapping from its description.

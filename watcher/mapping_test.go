@@ -10,15 +10,44 @@ func TestOriginFromDescription(t *testing.T) {
 		desc string
 		want Origin
 	}{
+		// natpmp.c: "NAT-PMP %hu %s".
 		{"NAT-PMP 8000 tcp", OriginNATPMP},
 		{"NAT-PMP 51413 udp", OriginNATPMP},
-		{"PCP 8000 tcp", OriginPCP},
-		{"libminiupnpc", OriginUPnP},
-		{"", OriginUPnP},
+		{"NAT-PMP 0 tcp", OriginNATPMP},
+		{"NAT-PMP 65535 udp", OriginNATPMP},
 		{"NAT-PMP 8000 tcp extra", OriginUPnP},
 		{"NAT-PMP 123456 tcp", OriginUPnP},
+		{"NAT-PMP 8000 TCP", OriginUPnP},
+		{"NAT-PMP  8000 tcp", OriginUPnP},
+		{"NAT-PMP 8000", OriginUPnP},
 		{"nat-pmp 8000 tcp", OriginUPnP},
+		{" NAT-PMP 8000 tcp", OriginUPnP},
+		// pcpserver.c since 1.38: "PCP %s %08x%08x%08x", MAP or PEER and the nonce.
+		{"PCP MAP bba0b0bacf01c551b3a23cbb", OriginPCP},
+		{"PCP PEER 0123456789abcdef01234567", OriginPCP},
+		{"PCP MAP 000000000000000000000000", OriginPCP},  // PCP version 1: no nonce
+		{"PCP MAP BBA0B0BACF01C551B3A23CBB", OriginUPnP}, // %08x is lowercase
+		{"PCP MAP bba0b0bacf01c551b3a23cb", OriginUPnP},  // 23 digits
+		{"PCP MAP bba0b0bacf01c551b3a23cbbb", OriginUPnP},
+		{"PCP MAP bba0b0bacf01c551b3a23cbg", OriginUPnP},
+		{"PCP ANNOUNCE bba0b0bacf01c551b3a23cbb", OriginUPnP}, // never maps
+		{"PCP map bba0b0bacf01c551b3a23cbb", OriginUPnP},
+		{"PCP MAP", OriginUPnP},
+		{"PCP MAP bba0b0bacf01c551b3a23cbb torrent", OriginUPnP},
+		// pcpserver.c 1.12 (miniupnpd 1.8 snapshots): "PCP %hu %s".
+		{"PCP 8000 tcp", OriginPCP},
+		{"PCP 8000 udp", OriginPCP},
+		{"PCP 8000 sctp", OriginUPnP},
+		// Apps' own descriptions.
+		{"libminiupnpc", OriginUPnP},
+		{"", OriginUPnP},
 		{"Transmission at 51413", OriginUPnP},
+		{"syncthing-59100", OriginUPnP},
+		{"PCP", OriginUPnP},
+		{"NAT-PMP", OriginUPnP},
+		// A UPnP client may write miniupnpd's own text: it is then listed
+		// as PCP or NAT-PMP. That is why the origin is only a hint.
+		{"PCP MAP 0123456789abcdef01234567", OriginPCP},
 	}
 	for _, tt := range tests {
 		if got := OriginFromDescription(tt.desc); got != tt.want {

@@ -7,15 +7,23 @@
 #   lab.sh restart-router TAG
 #   lab.sh stop-router TAG | start-router TAG
 #   lab.sh env TAG                      prints the lab's facts as KEY=VALUE
+#   lab.sh app-start TAG HOST APP DIR   runs a real app on device HOST, its
+#                                       state in DIR; APP: transmission,
+#                                       syncthing, qbittorrent
+#   lab.sh app-stop TAG DIR             stops the app started with DIR
+#   lab.sh wan-packets TAG              IPv4 packets that reached the WAN side
 #
 # TAG is 1 to 6 letters or digits; it makes every name unique so that several
 # labs can run at once (go test runs packages in parallel). Needs root.
 #
 # Layout (see ../../../shared/LAB.md for why each piece is the way it is):
 #   dl-TAG-r    router: bridge br0 192.168.77.1/24, wan0 203.0.113.5/24, miniupnpd
-#   dl-TAG-w    the WAN side of wan0, 203.0.113.1/24; nothing listens there
+#   dl-TAG-w    the WAN side of wan0, 203.0.113.1/24; nothing listens there,
+#               and it counts the IPv4 packets that reach it (wan-packets)
 #   dl-TAG-h    doorman's host, 192.168.77.10, default route via the router
-#   dl-TAG-dN   device N, 192.168.77.(20+N), default route via the router
+#   dl-TAG-dN   device N, 192.168.77.(20+N), default route via the router,
+#               and /etc/netns/dl-TAG-dN/resolv.conf naming its own loopback
+#               as DNS server, so that a real app's lookups stay in the lab
 #
 # miniupnpd announces EXT_IP to its clients; that address is never contacted,
 # and nothing in the lab sends traffic outside the namespaces.
@@ -31,7 +39,7 @@ EXT_IP=100.128.77.5
 
 die() { echo "lab: $*" >&2; exit 1; }
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 check_tag() {
 	[[ ${1:-} =~ ^[A-Za-z0-9]{1,6}$ ]] || die "TAG must be 1 to 6 letters or digits, got '${1:-}'"
@@ -79,6 +87,30 @@ add_host() {
 	ip -n "$hns" link set lo up
 	ip -n "$hns" link set eth0 up
 	ip -n "$hns" route add default via "$ROUTER_IP"
+}
+
+# add_resolver NS: ip netns exec bind-mounts /etc/netns/NS/resolv.conf over
+# /etc/resolv.conf; without one, a program in the namespace would ask the
+# host's resolver, whose address is outside the lab. Loopback answers at once
+# with "connection refused", so a lookup fails fast instead of timing out.
+add_resolver() {
+	mkdir -p "/etc/netns/$1"
+	echo "nameserver 127.0.0.1" >"/etc/netns/$1/resolv.conf"
+}
+
+# count_wan NS: every IPv4 packet that reaches the WAN side was on its way to
+# the internet (nothing in the lab may send there), so a test can check that
+# the apps it ran sent nothing out. IPv4 only: no namespace has an IPv6 route
+# beyond its links, so an IPv6 packet to the internet fails where it starts.
+count_wan() {
+	ip netns exec "$1" nft -f - <<'EOF'
+table ip lab_wan {
+	chain prerouting {
+		type filter hook prerouting priority -300; policy accept;
+		counter
+	}
+}
+EOF
 }
 
 write_nft() {
@@ -233,7 +265,9 @@ cmd_up() {
 	local i
 	for i in $(seq 1 "$devices"); do
 		add_host "$tag" "d$i" "$LAN_PREFIX.$((20 + i))"
+		add_resolver "$(ns "$tag" "d$i")"
 	done
+	count_wan "$wns"
 
 	write_nft "$dir/tables.nft"
 	ip netns exec "$rns" nft -f "$dir/tables.nft"
@@ -252,6 +286,9 @@ cmd_down() {
 		[ -z "$pids" ] || kill -9 $pids 2>/dev/null || true
 		ip netns delete "$n" 2>/dev/null || true
 	done
+	# With the namespaces, their resolvers (also of a device that failed to
+	# be made: the glob needs no namespace).
+	rm -rf /etc/netns/dl-"$tag"-*
 	rm -rf "$(state_dir "$tag")"
 }
 
@@ -273,6 +310,143 @@ cmd_env() {
 		echo "LAB_NS_DEV$i=$(ns "$tag" "d$i")"
 		echo "LAB_DEV${i}_IP=$LAN_PREFIX.$((20 + i))"
 	done
+}
+
+# Real apps on a device (see LAB.md, "Real apps as devices"): Debian's
+# packages, each with every internet feature off (DHT, LPD, PeX, global
+# discovery, relays, STUN, usage and crash reporting, upgrades), its web UI
+# on the device's loopback only, and its whole state in DIR.
+
+write_transmission() {
+	local dir=$1
+	# PeX and the blocklist have no command-line switch; the rest is also
+	# given on the command line, which wins over this file.
+	cat >"$dir/settings.json" <<EOF
+{
+	"dht-enabled": false,
+	"lpd-enabled": false,
+	"pex-enabled": false,
+	"blocklist-enabled": false,
+	"port-forwarding-enabled": true,
+	"peer-port": 51413,
+	"peer-port-random-on-start": false,
+	"rpc-bind-address": "127.0.0.1",
+	"rpc-whitelist": "127.0.0.1",
+	"download-dir": "$dir/downloads",
+	"incomplete-dir-enabled": false,
+	"watch-dir-enabled": false
+}
+EOF
+}
+
+write_syncthing() {
+	local hns=$1 dir=$2
+	ip netns exec "$hns" env -i PATH="$PATH" HOME="$dir" STNOUPGRADE=1 \
+		syncthing generate --home="$dir" --no-default-folder >>"$dir/app.log" 2>&1
+	[ -f "$dir/config.xml" ] || die "syncthing generate wrote no config.xml (log: $dir/app.log)"
+	# Local discovery only reaches the LAN, but nothing here needs it.
+	sed -i \
+		-e 's|<globalAnnounceEnabled>true<|<globalAnnounceEnabled>false<|' \
+		-e 's|<globalAnnounceServer>[^<]*<|<globalAnnounceServer><|' \
+		-e 's|<localAnnounceEnabled>true<|<localAnnounceEnabled>false<|' \
+		-e 's|<relaysEnabled>true<|<relaysEnabled>false<|' \
+		-e 's|<startBrowser>true<|<startBrowser>false<|' \
+		-e 's|<urAccepted>[^<]*<|<urAccepted>-1<|' \
+		-e 's|<urURL>[^<]*<|<urURL><|' \
+		-e 's|<autoUpgradeIntervalH>[^<]*<|<autoUpgradeIntervalH>0<|' \
+		-e 's|<releasesURL>[^<]*<|<releasesURL><|' \
+		-e 's|<crashReportingEnabled>true<|<crashReportingEnabled>false<|' \
+		-e 's|<crashReportingURL>[^<]*<|<crashReportingURL><|' \
+		-e 's|<stunServer>[^<]*<|<stunServer><|' \
+		"$dir/config.xml"
+	local want
+	for want in '<globalAnnounceEnabled>false<' '<relaysEnabled>false<' '<urAccepted>-1<' \
+		'<autoUpgradeIntervalH>0<' '<crashReportingEnabled>false<' '<stunServer><'; do
+		grep -qF "$want" "$dir/config.xml" || die "syncthing's config.xml lacks $want after editing: its format changed"
+	done
+}
+
+write_qbittorrent() {
+	local dir=$1
+	mkdir -p "$dir/qBittorrent/config"
+	# ResolvePeerCountries off: on, qBittorrent downloads a GeoIP database.
+	cat >"$dir/qBittorrent/config/qBittorrent.conf" <<EOF
+[LegalNotice]
+Accepted=true
+
+[BitTorrent]
+Session\\DHTEnabled=false
+Session\\LSDEnabled=false
+Session\\PeXEnabled=false
+Session\\Port=40123
+Session\\DefaultSavePath=$dir/downloads
+
+[Preferences]
+Connection\\UPnP=true
+Connection\\ResolvePeerCountries=false
+WebUI\\Enabled=true
+WebUI\\Address=127.0.0.1
+WebUI\\Port=8080
+EOF
+}
+
+app_start() {
+	local tag=$1 host=$2 app=$3 dir=$4 hns
+	[[ $host =~ ^dev[1-9]$ ]] || die "apps run on a device (dev1..devN), not '$host'"
+	hns=$(host_ns "$tag" "$host")
+	[ -e "/run/netns/$hns" ] || die "no namespace $hns: is the lab up, with enough --devices?"
+	[ -d "$dir" ] || die "no state directory '$dir'"
+	[ ! -f "$dir/app.pid" ] || die "an app already runs with its state in $dir"
+	local cmd
+	case $app in
+	transmission)
+		command -v transmission-daemon >/dev/null || die "missing transmission-daemon (apt-get install transmission-daemon)"
+		write_transmission "$dir"
+		cmd=(transmission-daemon -f -g "$dir" --portmap --no-dht --no-lpd
+			--peerport 51413 --rpc-bind-address 127.0.0.1 --log-info)
+		;;
+	syncthing)
+		command -v syncthing >/dev/null || die "missing syncthing (apt-get install syncthing)"
+		write_syncthing "$hns" "$dir"
+		cmd=(syncthing serve --home="$dir" --no-browser --no-restart
+			--gui-address=127.0.0.1:8384)
+		;;
+	qbittorrent)
+		command -v qbittorrent-nox >/dev/null || die "missing qbittorrent-nox (apt-get install qbittorrent-nox)"
+		write_qbittorrent "$dir"
+		cmd=(qbittorrent-nox --profile="$dir")
+		;;
+	*) die "unknown app '$app' (transmission, syncthing, qbittorrent)" ;;
+	esac
+	# A clean environment: the app reads no settings of whoever runs the
+	# tests. ip netns exec and env exec the app, so $! is its pid. Its
+	# output goes to the log: lab.sh's caller would otherwise wait for the
+	# app to end before it saw lab.sh end.
+	ip netns exec "$hns" env -i PATH="$PATH" HOME="$dir" STNOUPGRADE=1 \
+		"${cmd[@]}" </dev/null >>"$dir/app.log" 2>&1 &
+	echo $! >"$dir/app.pid"
+	sleep 0.1
+	if ! kill -0 "$(cat "$dir/app.pid")" 2>/dev/null; then
+		rm -f "$dir/app.pid"
+		die "$app ended at once; its log:
+$(tail -n 20 "$dir/app.log")"
+	fi
+}
+
+# app_stop DIR: TERM first, so that the app closes its shares as it would on
+# a real device, then KILL after 10 s.
+app_stop() {
+	local dir=$1 pid i
+	[ -f "$dir/app.pid" ] || return 0
+	pid=$(cat "$dir/app.pid")
+	if kill "$pid" 2>/dev/null; then
+		for i in $(seq 1 200); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill -9 "$pid" 2>/dev/null || true
+	fi
+	rm -f "$dir/app.pid"
 }
 
 main() {
@@ -297,6 +471,18 @@ main() {
 		;;
 	stop-router) stop_router "$tag" ;;
 	start-router) start_router "$tag" ;;
+	app-start)
+		[ $# -eq 3 ] || usage
+		app_start "$tag" "$@"
+		;;
+	app-stop)
+		[ $# -eq 1 ] || usage
+		app_stop "$1"
+		;;
+	wan-packets)
+		ip netns exec "$(ns "$tag" w)" nft list table ip lab_wan |
+			sed -n 's/.*counter packets \([0-9]*\) .*/\1/p'
+		;;
 	*) usage ;;
 	esac
 }

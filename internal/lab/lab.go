@@ -2,9 +2,10 @@
 // deploy/lab/lab.sh, which builds a home network in network namespaces.
 //
 // The lab needs root and the packages miniupnpd-nftables, miniupnpc, natpmpc,
-// nftables and iproute2. Without them a lab test is skipped with a message
-// saying what is missing, except in CI (CI=true), where a skipped lab test
-// would hide that nothing was tested, so it fails instead.
+// nftables and iproute2; the real apps (apps.go) need transmission-daemon,
+// syncthing and qbittorrent-nox. Without them a lab test is skipped with a
+// message saying what is missing, except in CI (CI=true), where a skipped lab
+// test would hide that nothing was tested, so it fails instead.
 package lab
 
 import (
