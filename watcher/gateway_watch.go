@@ -1,7 +1,6 @@
 package watcher
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,17 +37,8 @@ type gatewayWatch struct {
 	mu       sync.Mutex
 	gw       *Gateway
 	services map[string]*serviceWatch // by service type
-	// bootID is the last BOOTID.UPNP.ORG the router announced.
-	bootID string
-	// needRestart: the router said byebye, or its subscriptions were lost;
-	// its next ssdp:alive is taken as a restart.
-	needRestart bool
-	byebye      bool
-	byebyeAt    time.Time
-	byebyeBoot  string
-	restartWhy  string
-	nextURL     string
-	lastCheck   time.Time
+	// restarts reads the router's announcements.
+	restarts restartDetector
 }
 
 func (g *gatewayWatch) currentURL() string {
@@ -178,6 +168,35 @@ func (g *gatewayWatch) ssdpLoop(ctx context.Context) {
 	}
 }
 
+// setGatewayLocked takes a newly read description; g.mu is held.
+func (g *gatewayWatch) setGatewayLocked(gw *Gateway) {
+	g.gw = gw
+	g.restarts.setGateway(gw)
+}
+
+// onSSDP takes an announcement from the router's address.
+func (g *gatewayWatch) onSSDP(m ssdpMessage) {
+	g.mu.Lock()
+	act := g.restarts.observe(m, time.Now())
+	services := slices.Collect(maps.Values(g.services))
+	g.mu.Unlock()
+
+	switch act.kind {
+	case routerLeaving:
+		g.log.Info("router announced that it is going away (ssdp:byebye)")
+		for _, sw := range services {
+			sw.eventsLost("the router said goodbye (ssdp:byebye)")
+		}
+	case routerRestarted:
+		g.log.Debug("router restart noticed", "why", act.why, "bootid", m.BootID)
+		poke(g.restart)
+	case checkSubscriptions:
+		for _, sw := range services {
+			poke(sw.check)
+		}
+	}
+}
+
 // restartLoop handles router restarts: it reads the description again
 // (URLs and services may have changed), then has every service subscribe
 // anew and list.
@@ -189,8 +208,7 @@ func (g *gatewayWatch) restartLoop(ctx context.Context, wg *sync.WaitGroup) {
 		case <-g.restart:
 		}
 		g.mu.Lock()
-		why, descURL := g.restartWhy, cmp.Or(g.nextURL, g.gw.URL)
-		g.nextURL = ""
+		why, descURL := g.restarts.restartLocation()
 		g.mu.Unlock()
 		g.log.Info("router restarted; reading its description and subscribing again", "why", why)
 
@@ -210,7 +228,7 @@ func (g *gatewayWatch) restartLoop(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			g.log.Warn("router announced itself but its description cannot be read; trying its old URLs", "err", err)
 			g.mu.Lock()
-			g.needRestart = true
+			g.restarts.subscriptionsLost()
 			services := slices.Collect(maps.Values(g.services))
 			g.mu.Unlock()
 			for _, sw := range services {
@@ -228,7 +246,7 @@ func (g *gatewayWatch) restartLoop(ctx context.Context, wg *sync.WaitGroup) {
 func (g *gatewayWatch) replace(ctx context.Context, wg *sync.WaitGroup, gw *Gateway) {
 	g.mu.Lock()
 	old := g.gw
-	g.gw = gw
+	g.setGatewayLocked(gw)
 	var again []*serviceWatch
 	offered := map[string]bool{}
 	for _, svc := range gw.Services {

@@ -202,11 +202,11 @@ func (w *Watcher) startGateway(ctx context.Context, wg *sync.WaitGroup, gw *Gate
 	g := &gatewayWatch{
 		w:        w,
 		origURL:  gw.URL,
-		gw:       gw,
 		log:      w.log.With("router", gw.URL),
 		restart:  make(chan struct{}, 1),
 		services: map[string]*serviceWatch{},
 	}
+	g.setGatewayLocked(gw) // g is not shared yet
 	w.mu.Lock()
 	w.gateways = append(w.gateways, g)
 	w.mu.Unlock()

@@ -130,7 +130,7 @@ func (sw *serviceWatch) manage(ctx context.Context, first string) {
 			why = "renewing the subscription failed, and so did subscribing anew: " + why
 			// The router's next alive is taken as a restart.
 			sw.g.mu.Lock()
-			sw.g.needRestart = true
+			sw.g.restarts.subscriptionsLost()
 			sw.g.mu.Unlock()
 			lost = false
 		}
