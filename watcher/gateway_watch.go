@@ -3,12 +3,10 @@ package watcher
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"net"
 	"net/netip"
-	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -62,7 +60,8 @@ func (g *gatewayWatch) serviceWatches() []*serviceWatch {
 func (g *gatewayWatch) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	if err := g.findAddresses(ctx); err != nil {
+	var err error
+	if g.addr, g.local, err = addressesTowards(ctx, g.origURL); err != nil {
 		g.noEvents = err.Error()
 		g.log.Warn("doorman cannot receive events from this router; polling only", "err", err)
 	}
@@ -76,32 +75,6 @@ func (g *gatewayWatch) run(ctx context.Context) {
 	}
 	wg.Go(func() { g.restartLoop(ctx, &wg) })
 	<-ctx.Done()
-}
-
-// findAddresses sets the router's IP and doorman's own address towards it:
-// the local address of a UDP socket connected to the router, which the
-// kernel picks from the routing table without sending anything.
-func (g *gatewayWatch) findAddresses(ctx context.Context) error {
-	u, err := url.Parse(g.gw.URL)
-	if err != nil {
-		return fmt.Errorf("router URL: %w", err)
-	}
-	addr, err := netip.ParseAddr(u.Hostname())
-	if err != nil {
-		addrs, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
-		if lerr != nil || len(addrs) == 0 {
-			return fmt.Errorf("unable to resolve the router's name %q: %v", u.Hostname(), lerr)
-		}
-		addr = addrs[0]
-	}
-	g.addr = addr.Unmap()
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(g.addr, ssdpPort)))
-	if err != nil {
-		return fmt.Errorf("no route to the router %s: %w", g.addr, err)
-	}
-	defer conn.Close()
-	g.local = conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
-	return nil
 }
 
 // addService starts watching svc; g.mu is held.
