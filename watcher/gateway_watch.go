@@ -32,17 +32,28 @@ type gatewayWatch struct {
 	noEvents string
 	restart  chan struct{}
 
-	mu       sync.Mutex
+	// mu guards the fields below.
+	mu sync.Mutex
+	// gw is the description last read; set with setGatewayLocked.
 	gw       *Gateway
 	services map[string]*serviceWatch // by service type
 	// restarts reads the router's announcements.
 	restarts restartDetector
 }
 
-func (g *gatewayWatch) currentURL() string {
+// gateway returns the router as last described.
+func (g *gatewayWatch) gateway() *Gateway {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.gw.URL
+	return g.gw
+}
+
+// service returns the router as last described and the watch of its
+// service of type typ, nil if it offers none.
+func (g *gatewayWatch) service(typ string) (*Gateway, *serviceWatch) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.gw, g.services[typ]
 }
 
 func (g *gatewayWatch) serviceWatches() []*serviceWatch {
@@ -67,7 +78,7 @@ func (g *gatewayWatch) run(ctx context.Context) {
 	}
 	g.mu.Lock()
 	for _, svc := range g.gw.Services {
-		g.addService(ctx, &wg, g.gw, svc, ReasonStart)
+		g.addServiceLocked(ctx, &wg, g.gw, svc, ReasonStart)
 	}
 	g.mu.Unlock()
 	if g.local.IsValid() {
@@ -77,8 +88,16 @@ func (g *gatewayWatch) run(ctx context.Context) {
 	<-ctx.Done()
 }
 
-// addService starts watching svc; g.mu is held.
-func (g *gatewayWatch) addService(ctx context.Context, wg *sync.WaitGroup, gw *Gateway, svc *Service, first string) {
+// subscriptionsLost makes the router's next ssdp:alive count as a restart.
+func (g *gatewayWatch) subscriptionsLost() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.restarts.subscriptionsLost()
+}
+
+// addServiceLocked starts watching svc, on goroutines wg tracks. g.mu must
+// be held.
+func (g *gatewayWatch) addServiceLocked(ctx context.Context, wg *sync.WaitGroup, gw *Gateway, svc *Service, first string) {
 	ctx, cancel := context.WithCancel(ctx)
 	sw := &serviceWatch{
 		g:       g,
@@ -141,7 +160,7 @@ func (g *gatewayWatch) ssdpLoop(ctx context.Context) {
 	}
 }
 
-// setGatewayLocked takes a newly read description; g.mu is held.
+// setGatewayLocked takes a newly read description. g.mu must be held.
 func (g *gatewayWatch) setGatewayLocked(gw *Gateway) {
 	g.gw = gw
 	g.restarts.setGateway(gw)
@@ -229,7 +248,7 @@ func (g *gatewayWatch) replace(ctx context.Context, wg *sync.WaitGroup, gw *Gate
 			again = append(again, sw)
 		} else {
 			g.log.Info("router offers a new connection service", "service", svc.ShortType())
-			g.addService(ctx, wg, gw, svc, ReasonRouterRestart)
+			g.addServiceLocked(ctx, wg, gw, svc, ReasonRouterRestart)
 		}
 	}
 	for typ, sw := range g.services {

@@ -37,6 +37,7 @@ type Watcher struct {
 	// before events count as not reaching doorman; a field for tests.
 	firstEventWait time.Duration
 
+	// mu guards the fields below.
 	mu        sync.Mutex
 	running   bool
 	cbHost    string
@@ -146,9 +147,7 @@ func (w *Watcher) Status() []ServiceStatus {
 func (w *Watcher) Gateways() []*Gateway {
 	var out []*Gateway
 	for _, g := range w.gatewayWatches() {
-		g.mu.Lock()
-		out = append(out, g.gw)
-		g.mu.Unlock()
+		out = append(out, g.gateway())
 	}
 	return out
 }
@@ -170,9 +169,7 @@ func (w *Watcher) Refresh() {
 // block rule's retry straight back into another refused delete.
 func (w *Watcher) DeleteMapping(ctx context.Context, k Key) error {
 	for _, g := range w.gatewayWatches() {
-		g.mu.Lock()
-		gw, sw := g.gw, g.services[k.Service]
-		g.mu.Unlock()
+		gw, sw := g.service(k.Service)
 		if gw.URL != k.Router {
 			continue
 		}
@@ -195,7 +192,7 @@ func (w *Watcher) gatewayWatches() []*gatewayWatch {
 // goroutine calls it.
 func (w *Watcher) startGateway(ctx context.Context, wg *sync.WaitGroup, gw *Gateway) {
 	for _, g := range w.gatewayWatches() {
-		if g.origURL == gw.URL || g.currentURL() == gw.URL {
+		if g.origURL == gw.URL || g.gateway().URL == gw.URL {
 			return
 		}
 	}

@@ -34,13 +34,16 @@ type serviceWatch struct {
 	// start.
 	initial chan struct{}
 
-	mu          sync.Mutex
-	gw          *Gateway
-	svc         *Service
-	pending     string
-	sid         string
-	eventURL    string
-	granted     time.Duration
+	// mu guards the fields below.
+	mu       sync.Mutex
+	gw       *Gateway
+	svc      *Service
+	pending  string
+	sid      string
+	eventURL string
+	granted  time.Duration
+	// callback is the IP:PORT of the subscription's callback.
+	callback    string
 	subscribing bool
 	// awaitInitial is set from SUBSCRIBE until the listing that follows
 	// it is asked for; an event meanwhile is covered by that listing.

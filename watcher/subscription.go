@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -73,17 +74,8 @@ func (sw *serviceWatch) event(sid string, seq uint32, seqOK bool, vars map[strin
 func (sw *serviceWatch) manage(ctx context.Context, first string) {
 	cfg := sw.g.w.cfg
 	if cfg.DisableEvents || sw.g.noEvents != "" {
-		sw.setEvents(false, cmp.Or(sw.g.noEvents, "turned off"))
-		sw.signal(first)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-sw.resub:
-				sw.signal(ReasonRouterRestart)
-			case <-sw.check:
-			}
-		}
+		sw.pollOnly(ctx, first)
+		return
 	}
 	reason := first
 	retry := cfg.PollInterval
@@ -99,67 +91,99 @@ func (sw *serviceWatch) manage(ctx context.Context, first string) {
 		}
 		if err == nil {
 			retry = cfg.PollInterval
-			lost = false
-			// Events count as working once the first one arrives (the
-			// router sends one at once), not when the router says yes.
-			if sw.sawEvent() {
-				sw.setEvents(true, "")
-			}
-			// The listing waits for the initial event to be answered:
-			// miniupnpd sends no event for a change made while a NOTIFY
-			// of its waits for its answer (upnp_event_var_change_notify
-			// skips a subscriber whose notify is in flight), so a listing
-			// that ended before the answer could miss a port opened in
-			// between for good. The lab's router restart test caught
-			// this on a loaded machine. A router whose events do not
-			// come costs this wait once per subscription.
-			if !sw.waitInitial(ctx) {
-				sw.unsubscribe(ctx)
-				return
-			}
-			sw.signal(cmp.Or(reason, ReasonPoll))
-			reason, lost = sw.keep(ctx)
-			if ctx.Err() != nil {
+			if reason, lost = sw.subscribed(ctx, reason); ctx.Err() != nil {
 				sw.unsubscribe(ctx)
 				return
 			}
 			continue
 		}
-		why := err.Error()
-		if lost {
-			why = "renewing the subscription failed, and so did subscribing anew: " + why
-			// The router's next alive is taken as a restart.
-			sw.g.mu.Lock()
-			sw.g.restarts.subscriptionsLost()
-			sw.g.mu.Unlock()
-			lost = false
-		}
-		sw.setEvents(false, why)
+		sw.subscribeFailed(err, lost)
+		lost = false
 		if reason != "" {
 			sw.signal(reason)
-			reason = ""
 		}
 		wait := retry
 		retry = min(retry*2, max(subscribeRetryMax, cfg.PollInterval))
 		if errors.Is(err, errNoEventURL) {
 			wait = 0 // never: only a new description can bring one
 		}
-		var timeout <-chan time.Time
-		t := time.NewTimer(wait)
-		if wait > 0 {
-			timeout = t.C
+		var ok bool
+		if reason, ok = sw.waitToSubscribe(ctx, wait); !ok {
+			return
 		}
+	}
+}
+
+// pollOnly stands in for manage when events are off or cannot reach
+// doorman: the router's restarts still call for a listing.
+func (sw *serviceWatch) pollOnly(ctx context.Context, first string) {
+	sw.setEvents(false, cmp.Or(sw.g.noEvents, "turned off"))
+	sw.signal(first)
+	for {
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
-		case <-timeout:
 		case <-sw.resub:
-			reason = ReasonRouterRestart
+			sw.signal(ReasonRouterRestart)
 		case <-sw.check:
 		}
-		t.Stop()
 	}
+}
+
+// subscribed follows a SUBSCRIBE the router accepted: it has the service
+// listed (for reason, else as a poll) and keeps the subscription until it
+// ends. It returns what keep does.
+func (sw *serviceWatch) subscribed(ctx context.Context, reason string) (next string, lost bool) {
+	// Events count as working once the first one arrives (the router
+	// sends one at once), not when the router says yes.
+	if sw.sawEvent() {
+		sw.setEvents(true, "")
+	}
+	// The listing waits for the initial event to be answered: miniupnpd
+	// sends no event for a change made while a NOTIFY of its waits for
+	// its answer (upnp_event_var_change_notify skips a subscriber whose
+	// notify is in flight), so a listing that ended before the answer
+	// could miss a port opened in between for good. The lab's router
+	// restart test caught this on a loaded machine. A router whose events
+	// do not come costs this wait once per subscription.
+	if !sw.waitInitial(ctx) {
+		return "", false
+	}
+	sw.signal(cmp.Or(reason, ReasonPoll))
+	return sw.keep(ctx)
+}
+
+// subscribeFailed marks events down after a refused or failed SUBSCRIBE;
+// lost says that it followed a failed renewal.
+func (sw *serviceWatch) subscribeFailed(err error, lost bool) {
+	why := err.Error()
+	if lost {
+		why = "renewing the subscription failed, and so did subscribing anew: " + why
+		// The router's next alive is taken as a restart.
+		sw.g.subscriptionsLost()
+	}
+	sw.setEvents(false, why)
+}
+
+// waitToSubscribe waits wait (forever for 0) before the next SUBSCRIBE, or
+// less when the router restarted or may have; reason is then that of the
+// listing that follows the subscription. It returns false when ctx is done.
+func (sw *serviceWatch) waitToSubscribe(ctx context.Context, wait time.Duration) (reason string, ok bool) {
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return "", false
+	case <-timeout:
+	case <-sw.resub:
+		return ReasonRouterRestart, true
+	case <-sw.check:
+	}
+	return "", true
 }
 
 // keep renews the subscription until it fails, the router restarts or ctx
@@ -176,7 +200,7 @@ func (sw *serviceWatch) keep(ctx context.Context) (reason string, lost bool) {
 			return "", false
 		case <-firstEvent.C:
 			if !sw.sawEvent() {
-				sw.setEvents(false, fmt.Sprintf("the router accepted the subscription, but none of its events reached doorman within %s (does a firewall on this machine block the router from reaching DOORMAN_CALLBACK_ADDR?)", sw.g.w.firstEventWait))
+				sw.setEvents(false, fmt.Sprintf("the router accepted the subscription, but none of its events reached doorman within %s (does a firewall on this machine block the router from reaching %s?)", sw.g.w.firstEventWait, sw.callbackAddr()))
 			}
 			continue
 		case <-sw.resub:
@@ -239,6 +263,14 @@ func (sw *serviceWatch) sawEvent() bool {
 	return sw.eventSeen
 }
 
+// callbackAddr returns the IP:PORT the router sends the subscription's
+// events to.
+func (sw *serviceWatch) callbackAddr() string {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.callback
+}
+
 func (sw *serviceWatch) grantedTimeout() time.Duration {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
@@ -277,6 +309,7 @@ func (sw *serviceWatch) subscribe(ctx context.Context) (err error) {
 	}
 	sw.mu.Lock()
 	sw.sid, sw.eventURL, sw.granted = sub.sid, svc.EventSubURL, sub.timeout
+	sw.callback = strings.TrimPrefix(base, "http://")
 	sw.seqKnown = false
 	sw.subscribing = false
 	sw.mu.Unlock()
