@@ -1,5 +1,8 @@
 package watcher
 
+// The callback server: the HTTP server the routers send their NOTIFY
+// messages to, for a Watcher and for ProbeEvents.
+
 import (
 	"context"
 	"crypto/rand"

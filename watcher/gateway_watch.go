@@ -1,5 +1,9 @@
 package watcher
 
+// One gateway's watch: doorman's address towards it, its services, its SSDP
+// announcements (judged by restart.go) and, after a restart, its description
+// read again.
+
 import (
 	"context"
 	"errors"
@@ -30,7 +34,8 @@ type gatewayWatch struct {
 	local netip.Addr
 	// noEvents says why events cannot work for this gateway, if so.
 	noEvents string
-	restart  chan struct{}
+	// restart asks restartLoop to read the description again.
+	restart chan struct{}
 
 	// mu guards the fields below.
 	mu sync.Mutex

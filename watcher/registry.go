@@ -1,5 +1,9 @@
 package watcher
 
+// The Watcher: it finds the gateways, keeps one gatewayWatch per gateway and
+// routes Status, Gateways, Refresh and DeleteMapping, and the callback
+// server's NOTIFYs (by path), to the right one.
+
 import (
 	"context"
 	"errors"

@@ -1,5 +1,8 @@
 package watcher
 
+// One connection service's watch: its listing loop, how often it polls, and
+// how requests for a listing are folded and ranked.
+
 import (
 	"cmp"
 	"context"

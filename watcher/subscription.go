@@ -1,5 +1,9 @@
 package watcher
 
+// The GENA subscription of one service (UPnP Device Architecture 1.1, 4.1):
+// SUBSCRIBE, renew, UNSUBSCRIBE, the wait for the router's initial event, and
+// the NOTIFYs the callback server hands over.
+
 import (
 	"cmp"
 	"context"

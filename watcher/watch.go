@@ -1,5 +1,8 @@
 package watcher
 
+// What a Watcher is told (WatchConfig) and what it hands out (Snapshot,
+// ServiceStatus); the Watcher itself is in registry.go.
+
 import (
 	"context"
 	"time"
