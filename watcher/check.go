@@ -54,18 +54,7 @@ func (c *Client) ProbeEvents(ctx context.Context, gw *Gateway, svc *Service, cal
 	}
 	listenHost, advertise := callbackHosts(host, local)
 	path := "/probe/" + randomToken()
-	delivered := make(chan struct{})
-	var once sync.Once
-	notify := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		// Only the router's NOTIFY on this path counts.
-		src, err := netip.ParseAddrPort(r.RemoteAddr)
-		if r.Method != "NOTIFY" || r.URL.Path != path || err != nil || src.Addr().Unmap() != router {
-			http.Error(rw, "not the probe's event", http.StatusPreconditionFailed)
-			return
-		}
-		rw.WriteHeader(http.StatusOK)
-		once.Do(func() { close(delivered) })
-	})
+	notify, delivered := probeHandler(path, router)
 	var wg sync.WaitGroup
 	srv, moved, err := startCallbackServer(listenHost, port, true, notify, c.logger, &wg)
 	probe.PortInUse = moved
@@ -102,4 +91,21 @@ func (c *Client) ProbeEvents(ctx context.Context, gw *Gateway, svc *Service, cal
 		return probe, fmt.Errorf("watcher: events probe of %s: %w", gw.URL, ctx.Err())
 	}
 	return probe, nil
+}
+
+// probeHandler answers the router's NOTIFY on path, and closes delivered at
+// the first one.
+func probeHandler(path string, router netip.Addr) (h http.Handler, delivered <-chan struct{}) {
+	done := make(chan struct{})
+	var once sync.Once
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		// Only the router's NOTIFY on this path counts.
+		src, err := netip.ParseAddrPort(r.RemoteAddr)
+		if r.Method != "NOTIFY" || r.URL.Path != path || err != nil || src.Addr().Unmap() != router {
+			http.Error(rw, "not the probe's event", http.StatusPreconditionFailed)
+			return
+		}
+		rw.WriteHeader(http.StatusOK)
+		once.Do(func() { close(done) })
+	}), done
 }
