@@ -2,15 +2,10 @@ package watcher
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -57,54 +52,20 @@ func (c *Client) ProbeEvents(ctx context.Context, gw *Gateway, svc *Service, cal
 	if err != nil {
 		return probe, fmt.Errorf("watcher: unable to find doorman's address towards %s: %w", gw.URL, err)
 	}
-	listenHost, advertise := host, host
-	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
-		advertise = local.String()
-		if host == "" {
-			listenHost = advertise
-		}
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(listenHost, port))
-	if err != nil && port != "0" && errors.Is(err, syscall.EADDRINUSE) {
-		probe.PortInUse = true
-		ln, err = net.Listen("tcp", net.JoinHostPort(listenHost, "0"))
-	}
-	if err != nil {
-		return probe, fmt.Errorf("watcher: unable to listen for router events on %s: %w", net.JoinHostPort(listenHost, port), err)
-	}
-	_, lnPort, _ := net.SplitHostPort(ln.Addr().String())
+	listenHost, advertise := callbackHosts(host, local)
 	path := "/probe/" + randomToken()
-	probe.Callback = "http://" + net.JoinHostPort(advertise, lnPort) + path
-
-	delivered := make(chan struct{})
-	var once sync.Once
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-			// Only the router's NOTIFY on this path counts.
-			src, err := netip.ParseAddrPort(r.RemoteAddr)
-			if r.Method != "NOTIFY" || r.URL.Path != path || err != nil || src.Addr().Unmap() != router {
-				http.Error(rw, "not the probe's event", http.StatusPreconditionFailed)
-				return
-			}
-			rw.WriteHeader(http.StatusOK)
-			once.Do(func() { close(delivered) })
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(c.logger.Handler(), slog.LevelDebug),
-	}
+	notify, delivered := probeHandler(path, router)
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = srv.Serve(ln) })
+	srv, moved, err := startCallbackServer(listenHost, port, true, notify, c.logger, &wg)
+	probe.PortInUse = moved
+	if err != nil {
+		return probe, err
+	}
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			srv.Close()
-		}
+		srv.shutdown(ctx)
 		wg.Wait()
 	}()
+	probe.Callback = srv.base(advertise) + path
 
 	sub, err := c.subscribe(ctx, svc.EventSubURL, probe.Callback, probeSubscriptionTimeout)
 	if err != nil {
@@ -132,27 +93,19 @@ func (c *Client) ProbeEvents(ctx context.Context, gw *Gateway, svc *Service, cal
 	return probe, nil
 }
 
-// addressesTowards returns the router's IP and doorman's own address towards
-// it, as a Watcher finds them: the local address of a UDP socket connected
-// to the router, which the kernel picks without sending anything.
-func addressesTowards(ctx context.Context, rawURL string) (router, local netip.Addr, err error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return router, local, fmt.Errorf("router URL: %w", err)
-	}
-	router, err = netip.ParseAddr(u.Hostname())
-	if err != nil {
-		addrs, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
-		if lerr != nil || len(addrs) == 0 {
-			return router, local, fmt.Errorf("unable to resolve the router's name %q: %v", u.Hostname(), lerr)
+// probeHandler answers the router's NOTIFY on path, and closes delivered at
+// the first one.
+func probeHandler(path string, router netip.Addr) (h http.Handler, delivered <-chan struct{}) {
+	done := make(chan struct{})
+	var once sync.Once
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		// Only the router's NOTIFY on this path counts.
+		src, err := netip.ParseAddrPort(r.RemoteAddr)
+		if r.Method != "NOTIFY" || r.URL.Path != path || err != nil || src.Addr().Unmap() != router {
+			http.Error(rw, "not the probe's event", http.StatusPreconditionFailed)
+			return
 		}
-		router = addrs[0]
-	}
-	router = router.Unmap()
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(router, ssdpPort)))
-	if err != nil {
-		return router, local, fmt.Errorf("no route to the router %s: %w", router, err)
-	}
-	defer conn.Close()
-	return router, conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
+		rw.WriteHeader(http.StatusOK)
+		once.Do(func() { close(done) })
+	}), done
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -117,5 +119,44 @@ func TestProbeEventsPortInUse(t *testing.T) {
 	}
 	if !p.PortInUse || !p.Delivered || strings.Contains(p.Callback, ":"+port+"/") {
 		t.Errorf("probe = %+v, want another port than the held %s, and the event delivered", p, port)
+	}
+}
+
+func TestProbeHandler(t *testing.T) {
+	router := netip.MustParseAddr("192.168.1.1")
+	tests := []struct {
+		name, method, path, from string
+		want                     int
+	}{
+		{"the router's NOTIFY", "NOTIFY", "/probe/x", "192.168.1.1:5000", http.StatusOK},
+		{"an IPv4-mapped source", "NOTIFY", "/probe/x", "[::ffff:192.168.1.1]:5000", http.StatusOK},
+		{"another host", "NOTIFY", "/probe/x", "192.168.1.66:5000", http.StatusPreconditionFailed},
+		{"another path", "NOTIFY", "/probe/y", "192.168.1.1:5000", http.StatusPreconditionFailed},
+		{"not a NOTIFY", "GET", "/probe/x", "192.168.1.1:5000", http.StatusPreconditionFailed},
+		{"an unreadable source", "NOTIFY", "/probe/x", "router", http.StatusPreconditionFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, delivered := probeHandler("/probe/x", router)
+			r := httptest.NewRequest(tt.method, tt.path, nil)
+			r.RemoteAddr = tt.from
+			rw := httptest.NewRecorder()
+			h.ServeHTTP(rw, r)
+			if rw.Code != tt.want {
+				t.Errorf("status %d, want %d", rw.Code, tt.want)
+			}
+			select {
+			case <-delivered:
+				if tt.want != http.StatusOK {
+					t.Error("counted as delivered")
+				}
+			default:
+				if tt.want == http.StatusOK {
+					t.Error("not counted as delivered")
+				}
+			}
+			// A second NOTIFY does not close the channel again.
+			h.ServeHTTP(httptest.NewRecorder(), r)
+		})
 	}
 }

@@ -111,7 +111,8 @@ func (c *Client) Gateways(ctx context.Context) ([]*Gateway, error) {
 	}
 	err := errors.Join(errs...)
 	if len(found) == 0 {
-		return nil, fmt.Errorf("%w: DOORMAN_IGD_URL %s: %w", ErrNoGateway, strings.Join(c.igdURLs, ","), err)
+		// Each error names its URL.
+		return nil, fmt.Errorf("%w: %w", ErrNoGateway, err)
 	}
 	return found, err
 }

@@ -31,10 +31,10 @@ const (
 func (c *Client) Discover(ctx context.Context) ([]*Gateway, error) {
 	gateways, err := c.defaultGateways()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNoGateway, err)
+		return nil, &DiscoveryError{Hint: HintNoDefaultGateway, Err: fmt.Errorf("%w: %w", ErrNoGateway, err)}
 	}
 	if len(gateways) == 0 {
-		return nil, fmt.Errorf("%w: this machine has no IPv4 default gateway; set DOORMAN_IGD_URL", ErrNoGateway)
+		return nil, &DiscoveryError{Hint: HintNoDefaultGateway, Err: fmt.Errorf("%w: this machine has no IPv4 default gateway", ErrNoGateway)}
 	}
 	gwList := joinAddrs(gateways)
 
@@ -82,11 +82,11 @@ func (c *Client) Discover(ctx context.Context) ([]*Gateway, error) {
 	}
 	if len(believed) == 0 {
 		if len(ignored) > 0 {
-			return nil, fmt.Errorf("%w: no answer to an SSDP search from the default gateway %s in %s (ignored %s, which is not the gateway); set DOORMAN_IGD_URL if the router is elsewhere",
-				ErrNoGateway, gwList, c.discoveryTimeout, strings.Join(ignored, ", "))
+			return nil, &DiscoveryError{Hint: HintNotTheGateway, Err: fmt.Errorf("%w: no answer to an SSDP search from the default gateway %s in %s (ignored %s, which is not the gateway)",
+				ErrNoGateway, gwList, c.discoveryTimeout, strings.Join(ignored, ", "))}
 		}
-		return nil, fmt.Errorf("%w: no answer to an SSDP search for an InternetGatewayDevice from the default gateway %s in %s; is UPnP enabled on the router? set DOORMAN_IGD_URL to skip discovery",
-			ErrNoGateway, gwList, c.discoveryTimeout)
+		return nil, &DiscoveryError{Hint: HintNoAnswer, Err: fmt.Errorf("%w: no answer to an SSDP search for an InternetGatewayDevice from the default gateway %s in %s; is UPnP enabled on the router?",
+			ErrNoGateway, gwList, c.discoveryTimeout)}
 	}
 
 	var found []*Gateway

@@ -98,10 +98,12 @@ func TestDiscoverBelievesOnlyTheDefaultGateway(t *testing.T) {
 	tests := []struct {
 		name       string
 		gateways   []netip.Addr
+		routeErr   error
 		answers    []string
 		wantURLs   []string
 		wantErr    error
 		errMention string
+		wantHint   DiscoveryHint
 	}{
 		{
 			name:     "gateway answers, impostor ignored",
@@ -115,29 +117,40 @@ func TestDiscoverBelievesOnlyTheDefaultGateway(t *testing.T) {
 			answers:    []string{impostorURL},
 			wantErr:    ErrNoGateway,
 			errMention: "127.0.0.2",
+			wantHint:   HintNotTheGateway,
 		},
 		{
 			name:       "nobody answers",
 			gateways:   []netip.Addr{netip.MustParseAddr("127.0.0.1")},
 			wantErr:    ErrNoGateway,
-			errMention: "DOORMAN_IGD_URL",
+			errMention: "is UPnP enabled on the router?",
+			wantHint:   HintNoAnswer,
+		},
+		{
+			name:       "routing table unreadable",
+			routeErr:   errors.New("watcher: unable to read the routing table: EIO"),
+			wantErr:    ErrNoGateway,
+			errMention: "routing table",
+			wantHint:   HintNoDefaultGateway,
 		},
 		{
 			name:       "no default route",
 			wantErr:    ErrNoGateway,
 			errMention: "no IPv4 default gateway",
+			wantHint:   HintNoDefaultGateway,
 		},
 		{
 			name:     "location by host name is not believed",
 			gateways: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
 			answers:  []string{strings.Replace(router.URL(), "127.0.0.1", "localhost", 1)},
 			wantErr:  ErrNoGateway,
+			wantHint: HintNotTheGateway,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := testClient(t, Config{})
-			c.defaultGateways = func() ([]netip.Addr, error) { return tt.gateways, nil }
+			c.defaultGateways = func() ([]netip.Addr, error) { return tt.gateways, tt.routeErr }
 			c.search = func(ctx context.Context, st string) ([]*http.Response, error) {
 				var rs []*http.Response
 				for _, a := range tt.answers {
@@ -149,6 +162,15 @@ func TestDiscoverBelievesOnlyTheDefaultGateway(t *testing.T) {
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.errMention) {
 					t.Fatalf("error = %v, want %v mentioning %q", err, tt.wantErr, tt.errMention)
+				}
+				var de *DiscoveryError
+				if !errors.As(err, &de) || de.Hint != tt.wantHint {
+					t.Errorf("error = %#v, want a DiscoveryError with hint %d", err, tt.wantHint)
+				}
+				// The watcher does not know what its callers call
+				// their settings.
+				if strings.Contains(err.Error(), "DOORMAN_") {
+					t.Errorf("error %q names a setting of doorman's", err)
 				}
 				if impostor.count("GetGenericPortMappingEntry") != 0 {
 					t.Error("the impostor was asked")

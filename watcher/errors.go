@@ -35,6 +35,34 @@ var (
 	ErrDeleteRefused = errors.New("router refused to delete the port mapping")
 )
 
+// DiscoveryHint says what a caller may suggest when Discover found no
+// router: giving the router's description URL (Config.IGDURLs) instead.
+type DiscoveryHint int
+
+const (
+	// HintNoDefaultGateway: the machine has no default gateway to search
+	// at, or it could not be found.
+	HintNoDefaultGateway DiscoveryHint = iota + 1
+	// HintNotTheGateway: only devices other than the default gateway
+	// answered the search; the router may be elsewhere.
+	HintNotTheGateway
+	// HintNoAnswer: nothing answered the search; the router's UPnP may be
+	// off, or it may not answer searches, and the URL skips discovery.
+	HintNoAnswer
+)
+
+// DiscoveryError is a Discover that found no router where giving its
+// description URL would help. Its text names no setting: the caller knows
+// what its users call Config.IGDURLs, and adds that as Hint suggests. It
+// wraps ErrNoGateway.
+type DiscoveryError struct {
+	Hint DiscoveryHint
+	Err  error
+}
+
+func (e *DiscoveryError) Error() string { return e.Err.Error() }
+func (e *DiscoveryError) Unwrap() error { return e.Err }
+
 // DeleteError is the error of a delete that did not remove a mapping: Err
 // says why, and wraps ErrDeleteRefused when the router refused.
 type DeleteError struct {

@@ -7,9 +7,13 @@
 // every IGD supports; see list.go for the end-of-list variants and router
 // quirks it copes with.
 //
-// A Watcher keeps the listings current: it subscribes to the router's UPnP
-// events (events.go), listens to its SSDP announcements to notice restarts
-// (ssdp_notify.go), and polls where events do not work (watch.go).
+// A Watcher keeps the listings current, one file per part: the Watcher and
+// its settings (watch.go, registry.go) hold one gatewayWatch per router
+// (gateway_watch.go), which holds one serviceWatch per connection service
+// (service_watch.go) that lists at start, on events and on polls. Its GENA
+// subscription is kept in subscription.go; the router's NOTIFYs reach the
+// callback server of callback.go and are read in events.go. restart.go tells
+// router restarts from the SSDP announcements of ssdp_notify.go.
 // DeleteMapping (delete.go) closes a share and checks that it is gone.
 package watcher
 

@@ -2,11 +2,15 @@ package watcher
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -59,4 +63,32 @@ func parseProcNetRoute(r io.Reader) ([]netip.Addr, error) {
 		return nil, fmt.Errorf("watcher: unable to read the routing table: %w", err)
 	}
 	return gws, nil
+}
+
+// addressesTowards returns the router's IP and doorman's own address towards
+// it, as a Watcher finds them: the local address of a UDP socket connected
+// to the router, which the kernel picks without sending anything.
+func addressesTowards(ctx context.Context, rawURL string) (router, local netip.Addr, err error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return router, local, fmt.Errorf("router URL: %w", err)
+	}
+	router, err = netip.ParseAddr(u.Hostname())
+	if err != nil {
+		addrs, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
+		if lerr == nil && len(addrs) == 0 {
+			lerr = errors.New("no address")
+		}
+		if lerr != nil {
+			return router, local, fmt.Errorf("unable to resolve the router's name %q: %w", u.Hostname(), lerr)
+		}
+		router = addrs[0]
+	}
+	router = router.Unmap()
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(router, ssdpPort)))
+	if err != nil {
+		return router, local, fmt.Errorf("no route to the router %s: %w", router, err)
+	}
+	defer conn.Close()
+	return router, conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap(), nil
 }

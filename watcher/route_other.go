@@ -8,5 +8,5 @@ import (
 )
 
 func defaultGateways() ([]netip.Addr, error) {
-	return nil, errors.New("watcher: finding the default gateway is only implemented on Linux; set DOORMAN_IGD_URL")
+	return nil, errors.New("watcher: finding the default gateway is only implemented on Linux")
 }

@@ -10,7 +10,7 @@ package watcher
 //   - UDA 1.1 routers send BOOTID.UPNP.ORG, which changes with every boot
 //     (miniupnpd 2.3.1 uses its start time in seconds); UDA 1.0 routers send
 //     none, and for them an alive is only a reason to check the event
-//     subscriptions (see gatewayWatch.onSSDP);
+//     subscriptions (see restartDetector in restart.go);
 //   - miniupnpd announces every device and service type (13 messages for
 //     the lab's IGDv2) and repeats the burst 250 ms later; the periodic
 //     alives (notify_interval, 30 s in the lab, 900 s by default) carry the

@@ -680,6 +680,11 @@ func TestWatchEventsThatNeverArrive(t *testing.T) {
 	if st.Events {
 		t.Fatalf("status %+v", st)
 	}
+	// It names the address the router cannot reach, not a setting of the
+	// command line's.
+	if !strings.Contains(st.EventsError, "reaching 127.0.0.1:") {
+		t.Errorf("EventsError %q does not name the callback address", st.EventsError)
+	}
 	// Polling finds a new share without any event.
 	igd.addRow(row("UDP", 3074, "192.168.77.30", 3074, "Xbox"))
 	h.next(3*time.Second, "a poll that finds the share", func(s Snapshot) bool { return has(s, "UDP", 3074) })

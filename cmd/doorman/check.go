@@ -112,7 +112,7 @@ func (d *doctor) checkRouter(ctx context.Context, cfg config, client *watcher.Cl
 		fix = "turn UPnP on in the router; if it is not this machine's default gateway or does not answer SSDP searches, give its description URL with DOORMAN_IGD_URL (upnpc -l shows it)"
 	}
 	if err != nil {
-		d.fail("router", err.Error(), fix)
+		d.fail("router", withIGDURLHint(err).Error(), fix)
 	}
 	for _, gw := range gws {
 		name := gw.FriendlyName

@@ -30,7 +30,7 @@ func runList(ctx context.Context, args []string, e env) int {
 
 	gateways, err := client.Gateways(ctx)
 	if len(gateways) == 0 {
-		printError(e.stderr, err)
+		printError(e.stderr, withIGDURLHint(err))
 		return 1
 	}
 	errs := []error{err}
