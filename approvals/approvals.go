@@ -55,8 +55,6 @@ type Config struct {
 	// MACOf returns the MAC doorman knows for a LAN address without
 	// waiting ("" if none), so rules follow devices across DHCP changes.
 	MACOf func(ip string) string
-	// Location is the time zone of times in notices (default local).
-	Location *time.Location
 	// Observe, when set, is told of every share doorman sees change, for
 	// the terminal mode. It is called with the engine's lock held, in
 	// order, and must not call back into the engine.
@@ -78,7 +76,6 @@ type Engine struct {
 	presence       Presence
 	observe        func(Event)
 	macOf          func(string) string
-	loc            *time.Location
 	now            func() time.Time
 	logger         *slog.Logger
 
@@ -148,7 +145,6 @@ func New(cfg Config) (*Engine, error) {
 		presence:       cfg.Presence,
 		observe:        cfg.Observe,
 		macOf:          cfg.MACOf,
-		loc:            cfg.Location,
 		now:            cfg.Now,
 		logger:         cfg.Logger,
 		listed:         map[string]bool{},
@@ -162,9 +158,6 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.keepGone <= 0 {
 		e.keepGone = DefaultKeepGone
-	}
-	if e.loc == nil {
-		e.loc = time.Local
 	}
 	if e.staleAfter <= 0 {
 		e.staleAfter = DefaultStaleAfter
@@ -298,7 +291,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 				ch.Changed++
 				prev := old.Mapping
 				previous = &prev
-				if err := e.supersede(tx, old.AlertID, "The share changed; see the newer message."); err != nil {
+				if err := e.supersede(tx, old.AlertID, storage.NoteChanged); err != nil {
 					return err
 				}
 			default:
@@ -306,7 +299,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 				if had && !SameService(old.Mapping, m) {
 					// Another device or app has the port now; the old
 					// question's Block would close the wrong share.
-					if err := e.supersede(tx, old.AlertID, "The share closed, and the port was opened again by another device or app; see the newer message."); err != nil {
+					if err := e.supersede(tx, old.AlertID, storage.NoteReopenedByOther); err != nil {
 						return err
 					}
 				}
@@ -438,7 +431,7 @@ func (e *Engine) askExisting(tx *storage.Tx, shares []storage.Share, now time.Ti
 }
 
 // supersede closes the question of an alert that no longer applies.
-func (e *Engine) supersede(tx *storage.Tx, alertID uint64, note string) error {
+func (e *Engine) supersede(tx *storage.Tx, alertID uint64, why storage.NoteKind) error {
 	if alertID == 0 {
 		return nil
 	}
@@ -449,7 +442,7 @@ func (e *Engine) supersede(tx *storage.Tx, alertID uint64, note string) error {
 	if err != nil || a.State != storage.AlertPending {
 		return err
 	}
-	a.State, a.Note = storage.AlertSuperseded, note
+	a.State, a.Note = storage.AlertSuperseded, storage.Note{Kind: why}
 	if err := tx.PutAlert(&a); err != nil {
 		return err
 	}
@@ -490,7 +483,7 @@ func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 				if err != nil || a.State != storage.AlertPending || a.ChatID == e.chatID {
 					continue
 				}
-				a.State, a.Note = storage.AlertSuperseded, "Asked again in the newly paired chat."
+				a.State, a.Note = storage.AlertSuperseded, storage.Note{Kind: storage.NoteAskedAgain}
 				if err := tx.PutAlert(&a); err != nil {
 					return err
 				}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html"
 	"time"
 
 	"github.com/doorman-upnp/doorman/storage"
@@ -41,19 +40,14 @@ func (e *RefusedError) Error() string {
 
 func (e *RefusedError) Unwrap() error { return e.Err }
 
-// Refusal explains a refused delete to the owner, as HTML: what happened and
-// what they can change on the router. Routers that refuse are set up to let
-// each device manage only its own shares, which is a setting, not a fault.
-func Refusal(err error) string {
-	code := watcher.UPnPErrorCode(err)
-	why := "The router refused to close it"
-	if code != 0 {
-		why += fmt.Sprintf(" (UPnP error %d)", code)
+// closeNote says why a share was not closed, for bot to explain: a router
+// that refuses is set up to let each device manage only its own shares,
+// which is a setting, not a fault.
+func closeNote(err error) storage.Note {
+	if errors.Is(err, watcher.ErrDeleteRefused) {
+		return storage.Note{Kind: storage.NoteRefused, UPnPCode: watcher.UPnPErrorCode(err)}
 	}
-	return why + ", so it is still open. Routers in a secure mode let each device close only its own shares. " +
-		"OpenWrt or miniupnpd: turn secure mode off (<code>option secure_mode '0'</code> in /etc/config/upnpd, or <code>secure_mode=no</code>) so doorman may remove other devices' shares. " +
-		"FRITZ!Box: withdraw the device's permission to open ports (Internet → Permit Access → the device → uncheck \"Permit independent port sharing\"). " +
-		"Then press Block again."
+	return storage.Note{Kind: storage.NoteUnreachable, Error: shortError(err)}
 }
 
 // Decide applies the owner's answer to an alert. A Block deletes the share on
@@ -101,26 +95,19 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 		}
 		a = cur
 		switch {
-		case blockErr != nil && errors.Is(blockErr, watcher.ErrDeleteRefused):
-			a.Note = Refusal(blockErr)
 		case blockErr != nil:
-			a.Note = "Could not reach the router to close it: " + escape(shortError(blockErr)) + ". The share may still be open; press Block again."
+			a.Note = closeNote(blockErr)
 		default:
-			a.State = storage.AlertAllowed
+			a.State, a.Note = storage.AlertAllowed, storage.Note{}
 			kind, scope := storage.RuleTrust, storage.ScopeService
 			switch d {
 			case Block:
 				a.State, kind = storage.AlertBlocked, storage.RuleBlock
 			case AllowDevice:
 				scope = storage.ScopeDevice
-				a.Note = "Everything this device opens is trusted."
-			default:
-				a.Note = ""
+				a.Note = storage.Note{Kind: storage.NoteTrustedDevice}
 			}
 			a.DecidedBy, a.DecidedAt = by, now
-			if d == Block {
-				a.Note = ""
-			}
 			if err := e.putRule(tx, kind, scope, m, by, now); err != nil {
 				return err
 			}
@@ -130,11 +117,10 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 				}
 			}
 		}
-		if a.State == storage.AlertPending && a.Batch != 0 && a.Note != "" {
-			// A batch message holds up to BatchSize shares; a full
-			// explanation on each line would break Telegram's length
-			// limit.
-			if a.Note, err = e.explainApart(tx, a.ChatID, m, a.Note); err != nil {
+		if a.State == storage.AlertPending && a.Batch != 0 && !a.Note.IsZero() {
+			// A batch message holds up to BatchSize shares, with no room
+			// for a full explanation on each line.
+			if a.Note, err = e.explainApart(tx, storage.NoticeNotClosed, a.ChatID, m, a.Note); err != nil {
 				return err
 			}
 		}
@@ -219,8 +205,6 @@ func (e *Engine) ForgetRule(ctx context.Context, id uint64) (storage.Rule, error
 	return r, nil
 }
 
-func escape(s string) string { return html.EscapeString(s) }
-
 func shortError(err error) string {
 	s := err.Error()
 	if len(s) > 300 {
@@ -258,13 +242,13 @@ func (e *Engine) decideSiblings(tx *storage.Tx, decided storage.Alert, wholeDevi
 	return nil
 }
 
-// explainApart sends why a share was not closed in a message of its own and
-// returns the short note that stands in the crowded message (a batch, a
-// digest page) instead.
-func (e *Engine) explainApart(tx *storage.Tx, chatID int64, m watcher.Mapping, note string) (string, error) {
-	text := "⚠️ <b>Not closed</b>: " + escape(m.InternalClient) + fmt.Sprintf(" %s %d → %d. ", m.Protocol, m.ExternalPort, m.InternalPort) + note
-	if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: chatID, CreatedAt: e.now(), Text: text}); err != nil {
-		return "", err
+// explainApart queues why a share was not closed as a notice of its own and
+// returns the note that stands in the crowded message (a batch, a digest
+// page) instead.
+func (e *Engine) explainApart(tx *storage.Tx, kind storage.NoticeKind, chatID int64, m watcher.Mapping, note storage.Note) (storage.Note, error) {
+	n := &storage.Notice{Kind: kind, Mapping: m, Note: note}
+	if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: chatID, CreatedAt: e.now(), Notice: n}); err != nil {
+		return storage.Note{}, err
 	}
-	return "Not closed; see the message below.", nil
+	return storage.Note{Kind: storage.NoteSeeBelow}, nil
 }

@@ -186,22 +186,23 @@ func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by st
 	now := e.now()
 	switch {
 	case !open:
-		it.State, it.By, it.Note = storage.DigestGone, by, ""
+		it.State, it.By, it.Note = storage.DigestGone, by, storage.Note{}
 	case derr == nil:
-		it.State, it.By, it.Note = storage.DigestClosed, by, ""
+		it.State, it.By, it.Note = storage.DigestClosed, by, storage.Note{}
 	case errors.Is(derr, watcher.ErrDeleteRefused):
-		it.State, it.Note = storage.DigestRefused, Refusal(derr)
+		it.State, it.Note = storage.DigestRefused, closeNote(derr)
 	default:
-		it.Note = "Could not reach the router to close it: " + escape(shortError(derr)) + ". Try again."
+		it.Note = closeNote(derr)
 	}
 	err = e.db.Update(func(tx *storage.Tx) error {
 		cur, err := tx.Digest(digestID)
 		if err != nil {
 			return err
 		}
-		if it.Note != "" {
-			// Eight full explanations would not fit in one page.
-			if it.Note, err = e.explainApart(tx, cur.ChatID, it.Mapping, it.Note); err != nil {
+		if !it.Note.IsZero() {
+			// A page of several entries has no room for a full
+			// explanation.
+			if it.Note, err = e.explainApart(tx, storage.NoticeStaleNotClosed, cur.ChatID, it.Mapping, it.Note); err != nil {
 				return err
 			}
 		}
@@ -252,7 +253,7 @@ func (e *Engine) KeepStale(ctx context.Context, digestID uint64, idx int, by sto
 		if err != nil {
 			return err
 		}
-		it.State, it.By, it.Note = storage.DigestGone, by, ""
+		it.State, it.By, it.Note = storage.DigestGone, by, storage.Note{}
 		if open {
 			// Only the share the digest listed; another device that took
 			// the port since is not snoozed with it.

@@ -171,12 +171,12 @@ func TestCloseStaleRefused(t *testing.T) {
 	f.router.err = &watcher.DeleteError{Err: fmt.Errorf("%w: %w", watcher.ErrDeleteRefused, &watcher.UPnPError{Code: 606})}
 	it, err := f.engine.CloseStale(context.Background(), d.ID, 0, alice)
 	var refused *RefusedError
-	if !errors.As(err, &refused) || it.State != storage.DigestRefused || it.Note == "" {
+	if !errors.As(err, &refused) || it.State != storage.DigestRefused || it.Note.Kind != storage.NoteSeeBelow {
 		t.Errorf("item %+v, error %v", it, err)
 	}
 	var notice bool
 	for _, o := range f.outbox() {
-		notice = notice || (o.Kind == storage.OutboxNotice && strings.Contains(o.Text, "606") && strings.Contains(o.Text, "secure mode"))
+		notice = notice || (o.Kind == storage.OutboxNotice && o.Notice != nil && o.Notice.Kind == storage.NoticeStaleNotClosed && o.Notice.Note == storage.Note{Kind: storage.NoteRefused, UPnPCode: 606})
 	}
 	if !notice {
 		t.Errorf("no notice explains the refusal: %+v", f.outbox())

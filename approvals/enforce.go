@@ -3,8 +3,6 @@ package approvals
 import (
 	"context"
 	"errors"
-	"fmt"
-	"html"
 	"time"
 
 	"github.com/doorman-upnp/doorman/storage"
@@ -108,13 +106,13 @@ func (e *Engine) enforce(ctx context.Context, en enforcement) {
 			r.Unreported++
 			return tx.PutRule(&r)
 		}
-		text := reblockNotice(r, m, err, r.Unreported, e.loc)
+		notice := reblockNotice(r, m, err, r.Unreported)
 		r.NoticeAt, r.Unreported = now, 0
 		if err := tx.PutRule(&r); err != nil {
 			return err
 		}
 		sent = true
-		return tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: e.chatID, Text: text, CreatedAt: now})
+		return tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: e.chatID, Notice: notice, CreatedAt: now})
 	})
 	if uerr != nil {
 		log.Error("unable to record closing a blocked share", "err", uerr)
@@ -125,37 +123,16 @@ func (e *Engine) enforce(ctx context.Context, en enforcement) {
 	}
 }
 
-func reblockNotice(r storage.Rule, m watcher.Mapping, err error, unreported int, loc *time.Location) string {
-	what := fmt.Sprintf("%s reopened %s %d → %d", html.EscapeString(m.InternalClient), m.Protocol, m.ExternalPort, m.InternalPort)
-	if m.Description != "" {
-		what += " (" + html.EscapeString(Truncate(m.Description, 80)) + ")"
+// reblockNotice tells what a block rule did with a share, with the times it
+// acted since the last notice.
+func reblockNotice(r storage.Rule, m watcher.Mapping, err error, unreported int) *storage.Notice {
+	n := &storage.Notice{Kind: storage.NoticeClosedAgain, Mapping: m, Unreported: unreported}
+	if err != nil {
+		n.Kind, n.Note = storage.NoticeBlockedOpen, closeNote(err)
+		return n
 	}
-	var b string
-	switch {
-	case err == nil:
-		b = "⛔ <b>Closed again</b>: " + what + ". It is blocked"
-	case errors.Is(err, watcher.ErrDeleteRefused):
-		b = "⚠️ <b>Blocked share is open</b>: " + what + ". " + Refusal(err)
-	default:
-		b = "⚠️ <b>Blocked share is open</b>: " + what + ". Could not reach the router to close it: " + html.EscapeString(shortError(err))
+	if r.CreatedBy.Name != "" {
+		n.RuleSince, n.RuleBy = r.CreatedAt, r.CreatedBy
 	}
-	if err == nil {
-		if r.CreatedBy.Name != "" {
-			b += " since " + r.CreatedAt.In(loc).Format("2 Jan 2006") + " by " + html.EscapeString(r.CreatedBy.Name)
-		}
-		b += "."
-	}
-	if unreported > 0 {
-		b += fmt.Sprintf(" (%d more times since the last notice.)", unreported)
-	}
-	return b
-}
-
-// Truncate shortens s to at most n runes, marking the cut.
-func Truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
+	return n
 }

@@ -127,9 +127,8 @@ func renderDigestPage(d storage.Digest, page int, staleAfter time.Duration, loc 
 		case storage.DigestGone:
 			b.WriteString("\n    gone meanwhile")
 		}
-		if it.Note != "" {
-			// Notes are written by approvals as HTML.
-			b.WriteString("\n    ⚠️ " + it.Note)
+		if note := digestNote(it.Note); note != "" {
+			b.WriteString("\n    ⚠️ " + note)
 		}
 		if it.State == storage.DigestOpen || it.State == storage.DigestRefused {
 			kb = append(kb, []Button{
