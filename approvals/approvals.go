@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/doorman-upnp/doorman/storage"
@@ -66,9 +67,12 @@ type Config struct {
 // Engine applies decisions. Its methods are safe for concurrent use; they
 // are serialised because each one reads and writes the same shares.
 type Engine struct {
-	db             *storage.DB
-	router         Router
-	chatID         int64
+	db     *storage.DB
+	router Router
+	// chat is the owner chat, the one value of it that approvals and bot
+	// both read: it changes when the owner pairs or unpairs, and is read
+	// without the lock, so that a command need not wait for a listing.
+	chat           atomic.Int64
 	wake           func()
 	noticeInterval time.Duration
 	keepGone       time.Duration
@@ -113,18 +117,10 @@ type Event struct {
 // SetChat changes the chat alerts go to; 0 means none (not paired yet):
 // shares are then recorded without asking, and ReportUnasked asks about
 // them once a chat is set.
-func (e *Engine) SetChat(chatID int64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.chatID = chatID
-}
+func (e *Engine) SetChat(chatID int64) { e.chat.Store(chatID) }
 
 // Chat returns the chat alerts go to, 0 if none.
-func (e *Engine) Chat() int64 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.chatID
-}
+func (e *Engine) Chat() int64 { return e.chat.Load() }
 
 // New returns an Engine for cfg.
 func New(cfg Config) (*Engine, error) {
@@ -137,7 +133,6 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		db:             cfg.DB,
 		router:         cfg.Router,
-		chatID:         cfg.ChatID,
 		wake:           cfg.Wake,
 		noticeInterval: cfg.NoticeInterval,
 		keepGone:       cfg.KeepGone,
@@ -150,6 +145,7 @@ func New(cfg Config) (*Engine, error) {
 		listed:         map[string]bool{},
 		refused:        map[string]time.Time{},
 	}
+	e.chat.Store(cfg.ChatID)
 	if e.wake == nil {
 		e.wake = func() {}
 	}
@@ -219,6 +215,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.now()
+	chat := e.Chat()
 	var ch Changes
 	var enforce []enforcement
 	var events []Event
@@ -310,7 +307,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 			} else {
 				emit(EventNew, m, nil, rule)
 			}
-			if rule != "" || e.chatID == 0 {
+			if rule != "" || chat == 0 {
 				if err := tx.PutShare(share); err != nil {
 					return err
 				}
@@ -324,7 +321,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 			if previous != nil {
 				kind = storage.AlertChanged
 			}
-			a := &storage.Alert{Kind: kind, Share: share, Previous: previous, State: storage.AlertPending, CreatedAt: now, ChatID: e.chatID}
+			a := &storage.Alert{Kind: kind, Share: share, Previous: previous, State: storage.AlertPending, CreatedAt: now, ChatID: chat}
 			if err := tx.PutAlert(a); err != nil {
 				return err
 			}
@@ -333,11 +330,11 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 			if err := tx.PutShare(share); err != nil {
 				return err
 			}
-			if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: a.ID, ChatID: e.chatID, CreatedAt: now}); err != nil {
+			if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: a.ID, ChatID: chat, CreatedAt: now}); err != nil {
 				return err
 			}
 		}
-		ids, err := e.askExisting(tx, existing, now)
+		ids, err := e.askExisting(tx, chat, existing, now)
 		if err != nil {
 			return err
 		}
@@ -401,12 +398,12 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 
 // askExisting asks about the shares that were open before doorman first
 // listed the router, a few per message rather than one message each.
-func (e *Engine) askExisting(tx *storage.Tx, shares []storage.Share, now time.Time) ([]uint64, error) {
+func (e *Engine) askExisting(tx *storage.Tx, chat int64, shares []storage.Share, now time.Time) ([]uint64, error) {
 	var ids []uint64
 	for start := 0; start < len(shares); start += BatchSize {
 		var leader uint64
 		for _, share := range shares[start:min(start+BatchSize, len(shares))] {
-			a := &storage.Alert{Kind: storage.AlertExisting, Share: share, State: storage.AlertPending, CreatedAt: now, ChatID: e.chatID, Batch: leader}
+			a := &storage.Alert{Kind: storage.AlertExisting, Share: share, State: storage.AlertPending, CreatedAt: now, ChatID: chat, Batch: leader}
 			if err := tx.PutAlert(a); err != nil {
 				return nil, err
 			}
@@ -423,7 +420,7 @@ func (e *Engine) askExisting(tx *storage.Tx, shares []storage.Share, now time.Ti
 			}
 			ids = append(ids, a.ID)
 		}
-		if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: leader, ChatID: e.chatID, CreatedAt: now}); err != nil {
+		if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: leader, ChatID: chat, CreatedAt: now}); err != nil {
 			return nil, err
 		}
 	}
@@ -459,7 +456,8 @@ func (e *Engine) enqueueEdit(tx *storage.Tx, a storage.Alert) error {
 func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.chatID == 0 {
+	chat := e.Chat()
+	if chat == 0 {
 		return 0, errors.New("approvals: no chat to report to")
 	}
 	now := e.now()
@@ -480,7 +478,7 @@ func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 				// A question still open in a chat that was unpaired is
 				// asked again here; answered ones stay answered.
 				a, err := tx.Alert(s.AlertID)
-				if err != nil || a.State != storage.AlertPending || a.ChatID == e.chatID {
+				if err != nil || a.State != storage.AlertPending || a.ChatID == chat {
 					continue
 				}
 				a.State, a.Note = storage.AlertSuperseded, storage.Note{Kind: storage.NoteAskedAgain}
@@ -501,7 +499,7 @@ func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 			byRouter[s.Mapping.Router] = append(byRouter[s.Mapping.Router], s)
 		}
 		for _, r := range routers {
-			ids, err := e.askExisting(tx, byRouter[r], now)
+			ids, err := e.askExisting(tx, chat, byRouter[r], now)
 			if err != nil {
 				return err
 			}

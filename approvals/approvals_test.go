@@ -658,3 +658,24 @@ func TestReportUnaskedAfterUnpair(t *testing.T) {
 		t.Errorf("outbox = %+v", items)
 	}
 }
+
+// The bot reads the chat on every update; it must not wait for a listing
+// or a Block that holds the engine.
+func TestChatIsReadWithoutTheLock(t *testing.T) {
+	f := newFixture(t)
+	f.engine.mu.Lock()
+	defer f.engine.mu.Unlock()
+	done := make(chan int64)
+	go func() {
+		f.engine.SetChat(99)
+		done <- f.engine.Chat()
+	}()
+	select {
+	case got := <-done:
+		if got != 99 {
+			t.Errorf("Chat() = %d, want 99", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Chat waited for the engine's lock")
+	}
+}

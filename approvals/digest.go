@@ -57,8 +57,9 @@ func (e *Engine) MakeDigest(ctx context.Context, due time.Time, skipEmpty bool) 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.now()
-	d := storage.Digest{CreatedAt: now, Due: due, ChatID: e.chatID}
-	if e.chatID == 0 {
+	chat := e.Chat()
+	d := storage.Digest{CreatedAt: now, Due: due, ChatID: chat}
+	if chat == 0 {
 		e.logger.Info("no chat paired yet; no digest sent")
 		return d, nil
 	}
@@ -114,7 +115,7 @@ func (e *Engine) MakeDigest(ctx context.Context, due time.Time, skipEmpty bool) 
 			return err
 		}
 		for p := range d.Pages {
-			if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxDigest, DigestID: d.ID, Page: p, ChatID: e.chatID, CreatedAt: now}); err != nil {
+			if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxDigest, DigestID: d.ID, Page: p, ChatID: chat, CreatedAt: now}); err != nil {
 				return err
 			}
 		}

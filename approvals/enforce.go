@@ -87,6 +87,7 @@ func (e *Engine) enforce(ctx context.Context, en enforcement) {
 		}
 		e.observe(Event{Kind: kind, Mapping: m, Time: now, Rule: storage.RuleBlock, Err: err})
 	}
+	chat := e.Chat()
 	var sent bool
 	uerr := e.db.Update(func(tx *storage.Tx) error {
 		sent = false
@@ -102,7 +103,7 @@ func (e *Engine) enforce(ctx context.Context, en enforcement) {
 				return merr
 			}
 		}
-		if e.chatID == 0 || (!r.NoticeAt.IsZero() && now.Sub(r.NoticeAt) < e.noticeInterval) {
+		if chat == 0 || (!r.NoticeAt.IsZero() && now.Sub(r.NoticeAt) < e.noticeInterval) {
 			r.Unreported++
 			return tx.PutRule(&r)
 		}
@@ -112,7 +113,7 @@ func (e *Engine) enforce(ctx context.Context, en enforcement) {
 			return err
 		}
 		sent = true
-		return tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: e.chatID, Notice: notice, CreatedAt: now})
+		return tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: chat, Notice: notice, CreatedAt: now})
 	})
 	if uerr != nil {
 		log.Error("unable to record closing a blocked share", "err", uerr)

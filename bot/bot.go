@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/doorman-upnp/doorman/approvals"
@@ -29,7 +28,8 @@ type Config struct {
 	Outbox *Outbox
 	// ChatID is the owner chat: alerts go there, and only presses and
 	// commands from there count. 0 means the chat is paired with a code
-	// (see StartPairing), or was paired before.
+	// (see StartPairing), or was paired before. The engine keeps the chat
+	// (Engine.Chat); the bot sets it there.
 	ChatID int64
 	// ShowPairingCode tells the owner a pairing code, in the terminal or
 	// log only.
@@ -54,7 +54,6 @@ type Bot struct {
 	db     *storage.DB
 	engine *approvals.Engine
 	outbox *Outbox
-	chat   atomic.Int64
 	// fixedChat is set when the chat came from the configuration, which
 	// always wins over pairing.
 	fixedChat bool
@@ -79,15 +78,16 @@ func New(cfg Config) (*Bot, error) {
 		loc: cfg.Location, logger: cfg.Logger, now: cfg.Now,
 	}
 	b.pair.show = cfg.ShowPairingCode
-	chat := cfg.ChatID
-	if chat == 0 {
+	switch {
+	case cfg.ChatID != 0:
+		cfg.Engine.SetChat(cfg.ChatID)
+	case cfg.Engine.Chat() == 0:
 		owner, err := LoadOwnerChat(cfg.DB)
 		if err != nil {
 			return nil, fmt.Errorf("bot: unable to read the paired chat: %w", err)
 		}
-		chat = owner
+		cfg.Engine.SetChat(owner)
 	}
-	b.chat.Store(chat)
 	if b.loc == nil {
 		b.loc = time.Local
 	}
@@ -186,7 +186,7 @@ func (b *Bot) answer(ctx context.Context, cb *Callback, text string) {
 func (b *Bot) handleCallback(ctx context.Context, cb *Callback) {
 	log := b.logger.With("user", cb.From.ID, "chat", cb.ChatID, "data", cb.Data)
 	switch {
-	case cb.ChatID != b.chat.Load():
+	case cb.ChatID != b.engine.Chat():
 		log.Warn("refused a button press from another chat")
 		b.answer(ctx, cb, "This button does not work in this chat.")
 		return
@@ -289,7 +289,7 @@ func (b *Bot) forget(ctx context.Context, cb *Callback, id uint64) {
 }
 
 func (b *Bot) handleMessage(ctx context.Context, msg *Message) {
-	chat := b.chat.Load()
+	chat := b.engine.Chat()
 	if chat == 0 {
 		b.handleUnpaired(ctx, msg)
 		return
@@ -341,7 +341,7 @@ For every new share you get a message with two buttons:
 /help – this text`
 
 func (b *Bot) reply(ctx context.Context, text string, kb Keyboard) {
-	if _, err := b.api.SendMessage(ctx, b.chat.Load(), text, kb); err != nil {
+	if _, err := b.api.SendMessage(ctx, b.engine.Chat(), text, kb); err != nil {
 		b.logger.Warn("unable to answer a command", "err", err)
 	}
 }
