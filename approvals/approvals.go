@@ -544,9 +544,3 @@ func (e *Engine) mac(ip string) string {
 	}
 	return e.macOf(ip)
 }
-
-// CoveringRule returns the rule that covers a mapping now, following the
-// device by its MAC like the listing does.
-func (e *Engine) CoveringRule(tx *storage.Tx, m watcher.Mapping) (storage.Rule, bool, error) {
-	return tx.RuleFor(storage.ServiceOf(m), e.mac(m.InternalClient))
-}

@@ -182,10 +182,9 @@ func (b *Bot) handleDigestPress(ctx context.Context, cb *Callback, who storage.U
 		b.answer(ctx, cb, "Unknown button.")
 		return
 	}
-	var d storage.Digest
-	err := b.db.View(func(tx *storage.Tx) (err error) { d, err = tx.Digest(id); return err })
+	d, err := b.engine.Digest(ctx, id)
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, approvals.ErrDigestItem):
 		b.answer(ctx, cb, "Doorman does not know this digest (any more).")
 		return
 	case err != nil:
