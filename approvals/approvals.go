@@ -210,180 +210,35 @@ func (e *Engine) HandleListing(ctx context.Context, l Listing) (Changes, error) 
 	return ch, nil
 }
 
-// record writes what a listing shows and returns the shares to close.
+// record writes what a listing shows and returns the shares to close. The
+// decision is transition's; the transaction only loads and stores.
 func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	now := e.now()
-	chat := e.Chat()
-	var ch Changes
-	var enforce []enforcement
-	var events []Event
-	first := !e.listed[l.Router+"\x00"+l.Service]
-	emit := func(kind EventKind, m watcher.Mapping, prev *watcher.Mapping, rule storage.RuleKind) {
-		if first && (kind == EventNew || kind == EventChanged) {
-			kind = EventOpen
-		}
-		events = append(events, Event{Kind: kind, Mapping: m, Previous: prev, Time: now, Rule: rule})
+	listed := l.Router + "\x00" + l.Service
+	in := transitionInput{
+		Listing: l, First: !e.listed[listed], Chat: e.Chat(), MAC: e.mac, Refused: e.refused,
+		Now: e.now(), KeepGone: e.keepGone, NoticeInterval: e.noticeInterval,
 	}
+	var out transitionOutput
 	err := e.db.Update(func(tx *storage.Tx) error {
-		ch, enforce, events = Changes{}, nil, nil
-		router, known, err := tx.Router(l.Router, l.Service)
-		if err != nil {
+		if err := loadTransition(tx, &in); err != nil {
 			return err
 		}
-		stored, err := tx.Shares(l.Router)
-		if err != nil {
-			return err
-		}
-		rules, err := loadRules(tx)
-		if err != nil {
-			return err
-		}
-		before := make(map[string]storage.Share, len(stored))
-		for _, s := range stored {
-			if s.Mapping.Service == l.Service {
-				before[storage.ShareKey(s.Mapping.Key())] = s
-			}
-		}
-		seen := make(map[string]bool, len(l.Mappings))
-		var existing []storage.Share
-		for _, m := range l.Mappings {
-			key := storage.ShareKey(m.Key())
-			if seen[key] {
-				continue
-			}
-			seen[key] = true
-			old, had := before[key]
-			share := storage.Share{Mapping: m, FirstSeen: now, LastSeen: now}
-			var previous *watcher.Mapping
-			switch {
-			case had && !old.Gone() && SameService(old.Mapping, m):
-				share.FirstSeen, share.AlertID, share.SnoozedUntil = old.FirstSeen, old.AlertID, old.SnoozedUntil
-				rule := e.applyRules(rules, &share, now, &enforce)
-				if first {
-					emit(EventOpen, m, nil, rule)
-				}
-				if err := tx.PutShare(share); err != nil {
-					return err
-				}
-				continue
-			case had && old.Gone() && SameService(old.Mapping, m) && e.pending(tx, old.AlertID):
-				// Asked about before and back now (a router restart or a
-				// device renewing late): the question stands, no new one.
-				share.AlertID, share.SnoozedUntil = old.AlertID, old.SnoozedUntil
-				// Back after a short absence (a router restart): the share
-				// has been open all along, as far as the owner is concerned.
-				if now.Sub(old.GoneAt) < 24*time.Hour {
-					share.FirstSeen = old.FirstSeen
-				}
-				ch.Returned++
-				rule := e.applyRules(rules, &share, now, &enforce)
-				emit(EventNew, m, nil, rule)
-				if err := tx.PutShare(share); err != nil {
-					return err
-				}
-				continue
-			case had && !old.Gone():
-				ch.Changed++
-				prev := old.Mapping
-				previous = &prev
-				if err := e.supersede(tx, old.AlertID, storage.NoteChanged); err != nil {
-					return err
-				}
-			default:
-				ch.New++
-				if had && !SameService(old.Mapping, m) {
-					// Another device or app has the port now; the old
-					// question's Block would close the wrong share.
-					if err := e.supersede(tx, old.AlertID, storage.NoteReopenedByOther); err != nil {
-						return err
-					}
-				}
-			}
-			rule := e.applyRules(rules, &share, now, &enforce)
-			if previous != nil {
-				emit(EventChanged, m, previous, rule)
-			} else {
-				emit(EventNew, m, nil, rule)
-			}
-			if rule != "" || chat == 0 {
-				if err := tx.PutShare(share); err != nil {
-					return err
-				}
-				continue
-			}
-			if !known && previous == nil {
-				existing = append(existing, share)
-				continue
-			}
-			kind := storage.AlertNew
-			if previous != nil {
-				kind = storage.AlertChanged
-			}
-			a := &storage.Alert{Kind: kind, Share: share, Previous: previous, State: storage.AlertPending, CreatedAt: now, ChatID: chat}
-			if err := tx.PutAlert(a); err != nil {
-				return err
-			}
-			share.AlertID = a.ID
-			ch.Alerts = append(ch.Alerts, a.ID)
-			if err := tx.PutShare(share); err != nil {
-				return err
-			}
-			if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: a.ID, ChatID: chat, CreatedAt: now}); err != nil {
-				return err
-			}
-		}
-		ids, err := e.askExisting(tx, chat, existing, now)
-		if err != nil {
-			return err
-		}
-		ch.Alerts = append(ch.Alerts, ids...)
-		for key, old := range before {
-			if seen[key] {
-				continue
-			}
-			if !old.Gone() && l.Complete {
-				old.GoneAt = now
-				ch.Gone++
-				emit(EventGone, old.Mapping, nil, "")
-				if err := tx.PutShare(old); err != nil {
-					return err
-				}
-				continue
-			}
-			if old.Gone() && now.Sub(old.GoneAt) > e.keepGone {
-				if err := tx.DeleteShare(key); err != nil {
-					return err
-				}
-			}
-		}
-		// Only a complete first listing makes the router known: after a
-		// partial one, the rest must still come as one report, not as a
-		// burst of single alerts.
-		if err := rules.save(tx); err != nil {
-			return err
-		}
-		if !known && l.Complete {
-			router = storage.Router{URL: l.Router, Service: l.Service, FirstSeen: now}
-			known = true
-		}
-		if known {
-			router.LastList = now
-			return tx.PutRouter(router)
-		}
-		return nil
+		out = transition(in)
+		return e.storeTransition(tx, in, &out)
 	})
+	ch := out.Changes
 	if err != nil {
 		return ch, nil, fmt.Errorf("approvals: unable to record the listing of %s: %w", l.Router, err)
 	}
 	if l.Complete || len(l.Mappings) > 0 {
-		e.listed[l.Router+"\x00"+l.Service] = true
+		e.listed[listed] = true
 	}
 	if e.observe != nil {
 		// The lock is held; observers must not call back into the
 		// engine. The terminal printer only prints.
-		for _, ev := range events {
+		for _, ev := range out.Events {
 			e.observe(ev)
 		}
 	}
@@ -393,7 +248,92 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	if ch.New+ch.Changed+ch.Gone+ch.Returned > 0 {
 		e.logger.Info("port shares changed", "router", l.Router, "new", ch.New, "changed", ch.Changed, "gone", ch.Gone, "returned", ch.Returned, "alerts", len(ch.Alerts), "restart", l.RouterRestarted)
 	}
-	return ch, enforce, nil
+	return ch, out.Enforce, nil
+}
+
+// loadTransition reads what the transition of in.Listing depends on.
+func loadTransition(tx *storage.Tx, in *transitionInput) error {
+	l := in.Listing
+	var err error
+	if in.Router, in.Known, err = tx.Router(l.Router, l.Service); err != nil {
+		return err
+	}
+	stored, err := tx.Shares(l.Router)
+	if err != nil {
+		return err
+	}
+	in.Stored, in.Alerts = nil, map[uint64]storage.Alert{}
+	for _, s := range stored {
+		if s.Mapping.Service != l.Service {
+			continue
+		}
+		in.Stored = append(in.Stored, s)
+		if s.AlertID == 0 {
+			continue
+		}
+		a, err := tx.Alert(s.AlertID)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			in.Alerts[a.ID] = a
+		}
+	}
+	in.Rules, err = tx.Rules()
+	return err
+}
+
+// storeTransition writes what a transition decided and fills in the IDs of
+// the alerts it asked.
+func (e *Engine) storeTransition(tx *storage.Tx, in transitionInput, out *transitionOutput) error {
+	for _, a := range out.Superseded {
+		if err := tx.PutAlert(&a); err != nil {
+			return err
+		}
+		if err := e.enqueueEdit(tx, a); err != nil {
+			return err
+		}
+	}
+	for _, s := range out.Put {
+		if err := tx.PutShare(s); err != nil {
+			return err
+		}
+	}
+	out.Changes.Alerts = nil
+	for _, q := range out.Ask {
+		a := &storage.Alert{Kind: q.Kind, Share: q.Share, Previous: q.Previous, State: storage.AlertPending, CreatedAt: in.Now, ChatID: in.Chat}
+		if err := tx.PutAlert(a); err != nil {
+			return err
+		}
+		q.Share.AlertID = a.ID
+		if err := tx.PutShare(q.Share); err != nil {
+			return err
+		}
+		if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: a.ID, ChatID: in.Chat, CreatedAt: in.Now}); err != nil {
+			return err
+		}
+		out.Changes.Alerts = append(out.Changes.Alerts, a.ID)
+	}
+	ids, err := e.askExisting(tx, in.Chat, out.AskBatch, in.Now)
+	if err != nil {
+		return err
+	}
+	out.Changes.Alerts = append(out.Changes.Alerts, ids...)
+	for _, key := range out.Delete {
+		if err := tx.DeleteShare(key); err != nil {
+			return err
+		}
+	}
+	for _, r := range out.Rules {
+		if err := tx.PutRule(&r); err != nil {
+			return err
+		}
+	}
+	if out.Router != nil {
+		return tx.PutRouter(*out.Router)
+	}
+	return nil
 }
 
 // askExisting asks about the shares that were open before doorman first
@@ -425,25 +365,6 @@ func (e *Engine) askExisting(tx *storage.Tx, chat int64, shares []storage.Share,
 		}
 	}
 	return ids, nil
-}
-
-// supersede closes the question of an alert that no longer applies.
-func (e *Engine) supersede(tx *storage.Tx, alertID uint64, why storage.NoteKind) error {
-	if alertID == 0 {
-		return nil
-	}
-	a, err := tx.Alert(alertID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil
-	}
-	if err != nil || a.State != storage.AlertPending {
-		return err
-	}
-	a.State, a.Note = storage.AlertSuperseded, storage.Note{Kind: why}
-	if err := tx.PutAlert(&a); err != nil {
-		return err
-	}
-	return e.enqueueEdit(tx, a)
 }
 
 func (e *Engine) enqueueEdit(tx *storage.Tx, a storage.Alert) error {
@@ -514,17 +435,6 @@ func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 		e.wake()
 	}
 	return n, nil
-}
-
-// pending reports whether an alert still waits for an answer; a share that
-// comes back after its question was answered and its rule forgotten is
-// asked about again.
-func (e *Engine) pending(tx *storage.Tx, alertID uint64) bool {
-	if alertID == 0 {
-		return false
-	}
-	a, err := tx.Alert(alertID)
-	return err == nil && a.State == storage.AlertPending
 }
 
 // stillOpen reports whether the router still lists the share as m: a Block

@@ -3,7 +3,6 @@ package approvals
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/doorman-upnp/doorman/storage"
 	"github.com/doorman-upnp/doorman/watcher"
@@ -13,51 +12,6 @@ import (
 type enforcement struct {
 	rule  storage.Rule
 	share storage.Share
-}
-
-// ruleSet is the rules as one listing sees them: read once, and the ones
-// that matched written back once, instead of a read and a write per share.
-type ruleSet struct {
-	rules []storage.Rule
-	dirty map[int]bool
-}
-
-func loadRules(tx *storage.Tx) (*ruleSet, error) {
-	rules, err := tx.Rules()
-	return &ruleSet{rules: rules, dirty: map[int]bool{}}, err
-}
-
-func (rs *ruleSet) save(tx *storage.Tx) error {
-	for i := range rs.dirty {
-		if err := tx.PutRule(&rs.rules[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// applyRules applies the rule that covers the share's service, if any: a
-// block rule schedules a delete, a trust rule only notes the match. It
-// returns the kind of rule that covered the share ("" for none); nobody is
-// asked about a covered share.
-func (e *Engine) applyRules(rs *ruleSet, share *storage.Share, now time.Time, enforce *[]enforcement) storage.RuleKind {
-	i, ok := storage.BestRule(rs.rules, storage.ServiceOf(share.Mapping), e.mac(share.Mapping.InternalClient))
-	if !ok {
-		return ""
-	}
-	r := &rs.rules[i]
-	r.LastMatched = now
-	rs.dirty[i] = true
-	if r.Kind == storage.RuleBlock {
-		key := storage.ShareKey(share.Mapping.Key())
-		// A router that refused to close this share will refuse again;
-		// retrying on every listing would hammer it and the log.
-		if at, ok := e.refused[key]; !ok || now.Sub(at) >= e.noticeInterval {
-			r.Matches++
-			*enforce = append(*enforce, enforcement{rule: *r, share: *share})
-		}
-	}
-	return r.Kind
 }
 
 // enforce closes a share a block rule covers and tells the chat, at most
