@@ -1,10 +1,11 @@
 package bot
 
 import (
-	"github.com/doorman-upnp/doorman/bot/telegramtest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/doorman-upnp/doorman/bot/telegramtest"
 )
 
 func TestPairingCodes(t *testing.T) {
