@@ -89,6 +89,8 @@ type Engine struct {
 	listed map[string]bool
 	// refused holds when a block rule last failed to close a share.
 	refused map[string]time.Time
+	// busy holds the shares a press is being carried out on, by key.
+	busy map[string]bool
 }
 
 // EventKind says what happened to a share.
@@ -144,6 +146,7 @@ func New(cfg Config) (*Engine, error) {
 		logger:         cfg.Logger,
 		listed:         map[string]bool{},
 		refused:        map[string]time.Time{},
+		busy:           map[string]bool{},
 	}
 	e.chat.Store(cfg.ChatID)
 	if e.wake == nil {

@@ -26,6 +26,9 @@ var (
 	ErrDecided = errors.New("this share was already decided")
 	// ErrUnknownAlert means the alert does not exist (any more).
 	ErrUnknownAlert = errors.New("unknown alert")
+	// ErrInProgress means another press about the same share is still
+	// being carried out; this one was dropped.
+	ErrInProgress = errors.New("a decision about this share is under way")
 )
 
 // RefusedError is a Block the router would not carry out.
@@ -55,23 +58,23 @@ func closeNote(err error) storage.Note {
 // the router refuses, the alert stays open with the reason as its note and
 // the error is a *RefusedError.
 func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by storage.User) (storage.Alert, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var a storage.Alert
-	err := e.db.View(func(tx *storage.Tx) (err error) {
-		a, err = tx.Alert(alertID)
-		return err
-	})
-	if errors.Is(err, storage.ErrNotFound) {
-		return a, ErrUnknownAlert
-	}
+	a, err := e.Alert(ctx, alertID)
 	if err != nil {
-		return a, fmt.Errorf("approvals: unable to read alert %d: %w", alertID, err)
+		return a, err
 	}
 	if a.State != storage.AlertPending {
 		return a, ErrDecided
 	}
 	m := a.Share.Mapping
+	// The router is asked without the engine's lock, so that a slow
+	// router holds up neither listings nor other presses; a second press
+	// about the share meanwhile is dropped, and the write below checks
+	// again what a listing may have changed.
+	release, ok := e.claim(storage.ShareKey(m.Key()))
+	if !ok {
+		return a, ErrInProgress
+	}
+	defer release()
 	var open bool
 	if err := e.db.View(func(tx *storage.Tx) (err error) { open, err = stillOpen(tx, m); return err }); err != nil {
 		return a, fmt.Errorf("approvals: unable to read the share of alert %d: %w", alertID, err)
@@ -83,6 +86,8 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 			e.logger.Warn("block failed", "router", m.Router, "share", m.Key().String(), "client", m.InternalClient, "err", blockErr)
 		}
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	now := e.now()
 	err = e.db.Update(func(tx *storage.Tx) error {
 		cur, err := tx.Alert(alertID)
@@ -90,6 +95,8 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 			return err
 		}
 		if cur.State != storage.AlertPending {
+			// A listing superseded the question while the router was
+			// at work, or another press answered it.
 			a = cur
 			return ErrDecided
 		}
@@ -135,6 +142,9 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 		return e.enqueueEdit(tx, a)
 	})
 	if errors.Is(err, ErrDecided) {
+		if d == Block && open && blockErr == nil {
+			e.logger.Info("closed a share whose question was answered meanwhile", "router", m.Router, "share", m.Key().String(), "alert", alertID, "state", string(a.State))
+		}
 		return a, ErrDecided
 	}
 	if err != nil {
@@ -149,6 +159,23 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 	}
 	e.logger.Info("decision", "decision", string(d), "router", m.Router, "share", m.Key().String(), "client", m.InternalClient, "by", by.ID)
 	return a, nil
+}
+
+// claim marks a share as being decided or closed, so that two presses
+// about it never reach the router at once; ok is false when it is claimed
+// already. release ends the claim.
+func (e *Engine) claim(key string) (release func(), ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.busy[key] {
+		return nil, false
+	}
+	e.busy[key] = true
+	return func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		delete(e.busy, key)
+	}, true
 }
 
 // putRule makes the rule for the mapping's service (or device) kind,
@@ -177,9 +204,11 @@ func (e *Engine) putRule(tx *storage.Tx, kind storage.RuleKind, scope storage.Ru
 	return tx.PutRule(&storage.Rule{Kind: kind, Scope: scope, Service: svc, MAC: mac, Example: m, CreatedAt: now, CreatedBy: by, LastMatched: now})
 }
 
+// markGone records that the share m is gone; another device's share that
+// took the port since is left as it is.
 func (e *Engine) markGone(tx *storage.Tx, m watcher.Mapping, now time.Time) error {
 	s, ok, err := tx.Share(storage.ShareKey(m.Key()))
-	if err != nil || !ok || s.Gone() {
+	if err != nil || !ok || s.Gone() || !SameService(s.Mapping, m) {
 		return err
 	}
 	s.GoneAt = now
@@ -229,7 +258,9 @@ func (e *Engine) decideSiblings(tx *storage.Tx, decided storage.Alert, wholeDevi
 		if other != svc && !(wholeDevice && other.InternalClient == svc.InternalClient) {
 			continue
 		}
-		o.State, o.DecidedBy, o.DecidedAt = decided.State, decided.DecidedBy, decided.DecidedAt
+		// A note the sibling had (a Block the router refused) is about
+		// the question, which is answered now.
+		o.State, o.DecidedBy, o.DecidedAt, o.Note = decided.State, decided.DecidedBy, decided.DecidedAt, storage.Note{}
 		if err := tx.PutAlert(&o); err != nil {
 			return err
 		}

@@ -163,8 +163,6 @@ func (e *Engine) loadDigest(id uint64) (storage.Digest, error) {
 // CloseStale closes the share of digest item idx on the router. It does not
 // make a block rule: the owner only cleans up, and the device may ask again.
 func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by storage.User) (storage.DigestItem, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	d, err := e.loadDigest(digestID)
 	if err != nil {
 		return storage.DigestItem{}, err
@@ -176,6 +174,12 @@ func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by st
 	if it.State != storage.DigestOpen && it.State != storage.DigestRefused {
 		return it, ErrDecided
 	}
+	// As in Decide, the router is asked without the engine's lock.
+	release, ok := e.claim(storage.ShareKey(it.Mapping.Key()))
+	if !ok {
+		return it, ErrInProgress
+	}
+	defer release()
 	var open bool
 	if err := e.db.View(func(tx *storage.Tx) (err error) { open, err = stillOpen(tx, it.Mapping); return err }); err != nil {
 		return it, fmt.Errorf("approvals: unable to read a stale share: %w", err)
@@ -184,6 +188,8 @@ func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by st
 	if open {
 		derr = e.router.DeleteMapping(ctx, it.Mapping.Key())
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	now := e.now()
 	switch {
 	case !open:
@@ -199,6 +205,11 @@ func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by st
 		cur, err := tx.Digest(digestID)
 		if err != nil {
 			return err
+		}
+		if st := cur.Items[idx].State; st != storage.DigestOpen && st != storage.DigestRefused {
+			// Kept or closed by another press meanwhile.
+			it = cur.Items[idx]
+			return ErrDecided
 		}
 		if !it.Note.IsZero() {
 			// A page of several entries has no room for a full
@@ -218,6 +229,9 @@ func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by st
 		}
 		return e.enqueueDigestEdit(tx, cur, it.Page)
 	})
+	if errors.Is(err, ErrDecided) {
+		return it, ErrDecided
+	}
 	if err != nil {
 		return it, fmt.Errorf("approvals: unable to record closing a stale share: %w", err)
 	}

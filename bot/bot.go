@@ -246,7 +246,7 @@ func (b *Bot) handleCallback(ctx context.Context, cb *Callback) {
 	_, err = b.engine.Decide(ctx, id, d, who)
 	var refused *approvals.RefusedError
 	switch {
-	case err == nil, errors.Is(err, approvals.ErrDecided):
+	case err == nil, errors.Is(err, approvals.ErrDecided), errors.Is(err, approvals.ErrInProgress):
 	case errors.As(err, &refused):
 		log.Warn("the router refused to close a share", "alert", id, "err", err)
 	default:

@@ -227,7 +227,7 @@ func (b *Bot) closeStale(ctx context.Context, id uint64, idx int, who storage.Us
 	_, err := b.engine.CloseStale(ctx, id, idx, who)
 	var refused *approvals.RefusedError
 	switch {
-	case err == nil, errors.Is(err, approvals.ErrDecided):
+	case err == nil, errors.Is(err, approvals.ErrDecided), errors.Is(err, approvals.ErrInProgress):
 	case errors.As(err, &refused):
 		b.logger.Warn("the router refused to close a stale share", "digest", id, "entry", idx, "err", err)
 	default:
