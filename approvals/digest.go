@@ -30,21 +30,21 @@ func (e *Engine) staleReasons(s storage.Share, now time.Time) []storage.StaleRea
 	var rs []storage.StaleReason
 	age := now.Sub(s.FirstSeen)
 	if age > e.staleAfter {
-		rs = append(rs, storage.StaleReason{Kind: "old", Text: "open for " + humanDuration(age)})
+		rs = append(rs, storage.StaleReason{Kind: "old", OpenFor: age})
 	}
 	// A share opened today is not forgotten yet, whatever its lease.
 	if age >= 24*time.Hour {
 		lease := s.Mapping.LeaseDuration
 		switch {
 		case lease <= 0:
-			rs = append(rs, storage.StaleReason{Kind: "permanent", Text: "permanent: it never closes by itself"})
+			rs = append(rs, storage.StaleReason{Kind: "permanent"})
 		case lease > 7*24*time.Hour && lease > 10*age:
-			rs = append(rs, storage.StaleReason{Kind: "long-lease", Text: fmt.Sprintf("lease of %s left, far longer than the %s it has been open", humanDuration(lease), humanDuration(age))})
+			rs = append(rs, storage.StaleReason{Kind: "long-lease", OpenFor: age, Lease: lease})
 		}
 	}
 	if e.presence != nil {
 		if seen, ok := e.presence.LastSeen(s.Mapping.InternalClient); ok && now.Sub(seen) > 24*time.Hour {
-			rs = append(rs, storage.StaleReason{Kind: "device-away", Text: "the device has not been seen on the network for " + humanDuration(now.Sub(seen))})
+			rs = append(rs, storage.StaleReason{Kind: "device-away", AwayFor: now.Sub(seen)})
 		}
 	}
 	return rs
@@ -343,19 +343,6 @@ func (e *Engine) RiskyOpen(digestID uint64) ([]int, error) {
 
 func (e *Engine) enqueueDigestEdit(tx *storage.Tx, d storage.Digest, page int) error {
 	return tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxDigestEdit, DigestID: d.ID, Page: page, ChatID: d.ChatID, CreatedAt: e.now()})
-}
-
-// humanDuration rounds a duration the way people say it.
-func humanDuration(d time.Duration) string {
-	switch {
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("%d days", int(d.Hours()/24))
-	case d >= 2*time.Hour:
-		return fmt.Sprintf("%d hours", int(d.Hours()))
-	case d >= 2*time.Minute:
-		return fmt.Sprintf("%d minutes", int(d.Minutes()))
-	}
-	return fmt.Sprintf("%d seconds", int(d.Seconds()))
 }
 
 // StaleAfterPeriod returns how long a share may stay open before the digest

@@ -111,7 +111,7 @@ func renderDigestPage(d storage.Digest, page int, staleAfter time.Duration, loc 
 		}
 		var why []string
 		for _, r := range it.Reasons {
-			why = append(why, r.Text)
+			why = append(why, staleReasonText(r))
 		}
 		// A page holds eight entries; these caps keep it under Telegram's
 		// 4096 characters whatever the devices call themselves.
@@ -252,4 +252,35 @@ func (b *Bot) cmdDigest(ctx context.Context) {
 		b.logger.Error("unable to make the digest", "err", err)
 		b.reply(ctx, "Doorman could not make the digest; see its log.", nil)
 	}
+}
+
+// staleReasonText words why a share is worth closing, as plain text.
+func staleReasonText(r storage.StaleReason) string {
+	if r.Text != "" {
+		return r.Text
+	}
+	switch r.Kind {
+	case "old":
+		return "open for " + humanDuration(r.OpenFor)
+	case "permanent":
+		return "permanent: it never closes by itself"
+	case "long-lease":
+		return fmt.Sprintf("lease of %s left, far longer than the %s it has been open", humanDuration(r.Lease), humanDuration(r.OpenFor))
+	case "device-away":
+		return "the device has not been seen on the network for " + humanDuration(r.AwayFor)
+	}
+	return r.Kind
+}
+
+// humanDuration rounds a duration the way people say it.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", int(d.Hours()))
+	case d >= 2*time.Minute:
+		return fmt.Sprintf("%d minutes", int(d.Minutes()))
+	}
+	return fmt.Sprintf("%d seconds", int(d.Seconds()))
 }

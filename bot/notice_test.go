@@ -99,3 +99,23 @@ func TestAlertNotesAreWorded(t *testing.T) {
 		})
 	}
 }
+
+func TestStaleReasonsAreWorded(t *testing.T) {
+	day := 24 * time.Hour
+	tests := []struct {
+		r    storage.StaleReason
+		want string
+	}{
+		{storage.StaleReason{Kind: "old", OpenFor: 30 * day}, "open for 30 days"},
+		{storage.StaleReason{Kind: "permanent"}, "permanent: it never closes by itself"},
+		{storage.StaleReason{Kind: "long-lease", OpenFor: 2 * day, Lease: 30 * day}, "lease of 30 days left, far longer than the 2 days it has been open"},
+		{storage.StaleReason{Kind: "device-away", AwayFor: 3 * time.Hour}, "the device has not been seen on the network for 3 hours"},
+		// A digest stored by an older version keeps its words.
+		{storage.StaleReason{Kind: "old", Text: "open for 15 days"}, "open for 15 days"},
+	}
+	for _, tt := range tests {
+		if got := staleReasonText(tt.r); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.r, got, tt.want)
+		}
+	}
+}

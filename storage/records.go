@@ -568,10 +568,18 @@ func (t *Tx) PutRouter(r Router) error {
 	return t.put(bucketRouters, []byte(r.URL+"\x00"+r.Service), r)
 }
 
-// StaleReason is one reason a share is worth closing.
+// StaleReason is one reason a share is worth closing, with the figures
+// behind it; bot words it.
 type StaleReason struct {
 	Kind string // "old", "permanent", "long-lease", "device-away"
-	Text string // for people, plain text
+	// OpenFor is how long the share has been open ("old", "long-lease"),
+	// Lease the lease it has left ("long-lease"), AwayFor how long its
+	// device has not been seen ("device-away").
+	OpenFor time.Duration `json:",omitempty"`
+	Lease   time.Duration `json:",omitempty"`
+	AwayFor time.Duration `json:",omitempty"`
+	// Text is the reason in words, as older versions of doorman stored it.
+	Text string `json:",omitempty"`
 }
 
 // DigestItemState is what became of a share listed in a digest.
