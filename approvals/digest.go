@@ -230,6 +230,9 @@ func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by st
 		return e.enqueueDigestEdit(tx, cur, it.Page)
 	})
 	if errors.Is(err, ErrDecided) {
+		if open && derr == nil {
+			e.logger.Info("closed a stale share that was kept meanwhile", "share", it.Mapping.Key().String(), "digest", digestID, "state", string(it.State))
+		}
 		return it, ErrDecided
 	}
 	if err != nil {

@@ -31,7 +31,7 @@ type transitionInput struct {
 	// MAC returns the MAC known for an address, "" if none.
 	MAC func(ip string) string
 	// Refused holds when a block rule last failed to close a share, by
-	// share key.
+	// share key; the transition only reads it.
 	Refused        map[string]time.Time
 	Now            time.Time
 	KeepGone       time.Duration
