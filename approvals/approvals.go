@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/doorman-upnp/doorman/storage"
@@ -55,8 +56,6 @@ type Config struct {
 	// MACOf returns the MAC doorman knows for a LAN address without
 	// waiting ("" if none), so rules follow devices across DHCP changes.
 	MACOf func(ip string) string
-	// Location is the time zone of times in notices (default local).
-	Location *time.Location
 	// Observe, when set, is told of every share doorman sees change, for
 	// the terminal mode. It is called with the engine's lock held, in
 	// order, and must not call back into the engine.
@@ -68,9 +67,12 @@ type Config struct {
 // Engine applies decisions. Its methods are safe for concurrent use; they
 // are serialised because each one reads and writes the same shares.
 type Engine struct {
-	db             *storage.DB
-	router         Router
-	chatID         int64
+	db     *storage.DB
+	router Router
+	// chat is the owner chat, the one value of it that approvals and bot
+	// both read: it changes when the owner pairs or unpairs, and is read
+	// without the lock, so that a command need not wait for a listing.
+	chat           atomic.Int64
 	wake           func()
 	noticeInterval time.Duration
 	keepGone       time.Duration
@@ -78,7 +80,6 @@ type Engine struct {
 	presence       Presence
 	observe        func(Event)
 	macOf          func(string) string
-	loc            *time.Location
 	now            func() time.Time
 	logger         *slog.Logger
 
@@ -88,6 +89,8 @@ type Engine struct {
 	listed map[string]bool
 	// refused holds when a block rule last failed to close a share.
 	refused map[string]time.Time
+	// busy holds the shares a press is being carried out on, by key.
+	busy map[string]bool
 }
 
 // EventKind says what happened to a share.
@@ -116,18 +119,10 @@ type Event struct {
 // SetChat changes the chat alerts go to; 0 means none (not paired yet):
 // shares are then recorded without asking, and ReportUnasked asks about
 // them once a chat is set.
-func (e *Engine) SetChat(chatID int64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.chatID = chatID
-}
+func (e *Engine) SetChat(chatID int64) { e.chat.Store(chatID) }
 
 // Chat returns the chat alerts go to, 0 if none.
-func (e *Engine) Chat() int64 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.chatID
-}
+func (e *Engine) Chat() int64 { return e.chat.Load() }
 
 // New returns an Engine for cfg.
 func New(cfg Config) (*Engine, error) {
@@ -140,7 +135,6 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		db:             cfg.DB,
 		router:         cfg.Router,
-		chatID:         cfg.ChatID,
 		wake:           cfg.Wake,
 		noticeInterval: cfg.NoticeInterval,
 		keepGone:       cfg.KeepGone,
@@ -148,12 +142,13 @@ func New(cfg Config) (*Engine, error) {
 		presence:       cfg.Presence,
 		observe:        cfg.Observe,
 		macOf:          cfg.MACOf,
-		loc:            cfg.Location,
 		now:            cfg.Now,
 		logger:         cfg.Logger,
 		listed:         map[string]bool{},
 		refused:        map[string]time.Time{},
+		busy:           map[string]bool{},
 	}
+	e.chat.Store(cfg.ChatID)
 	if e.wake == nil {
 		e.wake = func() {}
 	}
@@ -162,9 +157,6 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.keepGone <= 0 {
 		e.keepGone = DefaultKeepGone
-	}
-	if e.loc == nil {
-		e.loc = time.Local
 	}
 	if e.staleAfter <= 0 {
 		e.staleAfter = DefaultStaleAfter
@@ -221,179 +213,35 @@ func (e *Engine) HandleListing(ctx context.Context, l Listing) (Changes, error) 
 	return ch, nil
 }
 
-// record writes what a listing shows and returns the shares to close.
+// record writes what a listing shows and returns the shares to close. The
+// decision is transition's; the transaction only loads and stores.
 func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	now := e.now()
-	var ch Changes
-	var enforce []enforcement
-	var events []Event
-	first := !e.listed[l.Router+"\x00"+l.Service]
-	emit := func(kind EventKind, m watcher.Mapping, prev *watcher.Mapping, rule storage.RuleKind) {
-		if first && (kind == EventNew || kind == EventChanged) {
-			kind = EventOpen
-		}
-		events = append(events, Event{Kind: kind, Mapping: m, Previous: prev, Time: now, Rule: rule})
+	listed := l.Router + "\x00" + l.Service
+	in := transitionInput{
+		Listing: l, First: !e.listed[listed], Chat: e.Chat(), MAC: e.mac, Refused: e.refused,
+		Now: e.now(), KeepGone: e.keepGone, NoticeInterval: e.noticeInterval,
 	}
+	var out transitionOutput
 	err := e.db.Update(func(tx *storage.Tx) error {
-		ch, enforce, events = Changes{}, nil, nil
-		router, known, err := tx.Router(l.Router, l.Service)
-		if err != nil {
+		if err := loadTransition(tx, &in); err != nil {
 			return err
 		}
-		stored, err := tx.Shares(l.Router)
-		if err != nil {
-			return err
-		}
-		rules, err := loadRules(tx)
-		if err != nil {
-			return err
-		}
-		before := make(map[string]storage.Share, len(stored))
-		for _, s := range stored {
-			if s.Mapping.Service == l.Service {
-				before[storage.ShareKey(s.Mapping.Key())] = s
-			}
-		}
-		seen := make(map[string]bool, len(l.Mappings))
-		var existing []storage.Share
-		for _, m := range l.Mappings {
-			key := storage.ShareKey(m.Key())
-			if seen[key] {
-				continue
-			}
-			seen[key] = true
-			old, had := before[key]
-			share := storage.Share{Mapping: m, FirstSeen: now, LastSeen: now}
-			var previous *watcher.Mapping
-			switch {
-			case had && !old.Gone() && SameService(old.Mapping, m):
-				share.FirstSeen, share.AlertID, share.SnoozedUntil = old.FirstSeen, old.AlertID, old.SnoozedUntil
-				rule := e.applyRules(rules, &share, now, &enforce)
-				if first {
-					emit(EventOpen, m, nil, rule)
-				}
-				if err := tx.PutShare(share); err != nil {
-					return err
-				}
-				continue
-			case had && old.Gone() && SameService(old.Mapping, m) && e.pending(tx, old.AlertID):
-				// Asked about before and back now (a router restart or a
-				// device renewing late): the question stands, no new one.
-				share.AlertID, share.SnoozedUntil = old.AlertID, old.SnoozedUntil
-				// Back after a short absence (a router restart): the share
-				// has been open all along, as far as the owner is concerned.
-				if now.Sub(old.GoneAt) < 24*time.Hour {
-					share.FirstSeen = old.FirstSeen
-				}
-				ch.Returned++
-				rule := e.applyRules(rules, &share, now, &enforce)
-				emit(EventNew, m, nil, rule)
-				if err := tx.PutShare(share); err != nil {
-					return err
-				}
-				continue
-			case had && !old.Gone():
-				ch.Changed++
-				prev := old.Mapping
-				previous = &prev
-				if err := e.supersede(tx, old.AlertID, "The share changed; see the newer message."); err != nil {
-					return err
-				}
-			default:
-				ch.New++
-				if had && !SameService(old.Mapping, m) {
-					// Another device or app has the port now; the old
-					// question's Block would close the wrong share.
-					if err := e.supersede(tx, old.AlertID, "The share closed, and the port was opened again by another device or app; see the newer message."); err != nil {
-						return err
-					}
-				}
-			}
-			rule := e.applyRules(rules, &share, now, &enforce)
-			if previous != nil {
-				emit(EventChanged, m, previous, rule)
-			} else {
-				emit(EventNew, m, nil, rule)
-			}
-			if rule != "" || e.chatID == 0 {
-				if err := tx.PutShare(share); err != nil {
-					return err
-				}
-				continue
-			}
-			if !known && previous == nil {
-				existing = append(existing, share)
-				continue
-			}
-			kind := storage.AlertNew
-			if previous != nil {
-				kind = storage.AlertChanged
-			}
-			a := &storage.Alert{Kind: kind, Share: share, Previous: previous, State: storage.AlertPending, CreatedAt: now, ChatID: e.chatID}
-			if err := tx.PutAlert(a); err != nil {
-				return err
-			}
-			share.AlertID = a.ID
-			ch.Alerts = append(ch.Alerts, a.ID)
-			if err := tx.PutShare(share); err != nil {
-				return err
-			}
-			if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: a.ID, ChatID: e.chatID, CreatedAt: now}); err != nil {
-				return err
-			}
-		}
-		ids, err := e.askExisting(tx, existing, now)
-		if err != nil {
-			return err
-		}
-		ch.Alerts = append(ch.Alerts, ids...)
-		for key, old := range before {
-			if seen[key] {
-				continue
-			}
-			if !old.Gone() && l.Complete {
-				old.GoneAt = now
-				ch.Gone++
-				emit(EventGone, old.Mapping, nil, "")
-				if err := tx.PutShare(old); err != nil {
-					return err
-				}
-				continue
-			}
-			if old.Gone() && now.Sub(old.GoneAt) > e.keepGone {
-				if err := tx.DeleteShare(key); err != nil {
-					return err
-				}
-			}
-		}
-		// Only a complete first listing makes the router known: after a
-		// partial one, the rest must still come as one report, not as a
-		// burst of single alerts.
-		if err := rules.save(tx); err != nil {
-			return err
-		}
-		if !known && l.Complete {
-			router = storage.Router{URL: l.Router, Service: l.Service, FirstSeen: now}
-			known = true
-		}
-		if known {
-			router.LastList = now
-			return tx.PutRouter(router)
-		}
-		return nil
+		out = transition(in)
+		return e.storeTransition(tx, in, &out)
 	})
+	ch := out.Changes
 	if err != nil {
 		return ch, nil, fmt.Errorf("approvals: unable to record the listing of %s: %w", l.Router, err)
 	}
 	if l.Complete || len(l.Mappings) > 0 {
-		e.listed[l.Router+"\x00"+l.Service] = true
+		e.listed[listed] = true
 	}
 	if e.observe != nil {
 		// The lock is held; observers must not call back into the
 		// engine. The terminal printer only prints.
-		for _, ev := range events {
+		for _, ev := range out.Events {
 			e.observe(ev)
 		}
 	}
@@ -403,17 +251,102 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	if ch.New+ch.Changed+ch.Gone+ch.Returned > 0 {
 		e.logger.Info("port shares changed", "router", l.Router, "new", ch.New, "changed", ch.Changed, "gone", ch.Gone, "returned", ch.Returned, "alerts", len(ch.Alerts), "restart", l.RouterRestarted)
 	}
-	return ch, enforce, nil
+	return ch, out.Enforce, nil
+}
+
+// loadTransition reads what the transition of in.Listing depends on.
+func loadTransition(tx *storage.Tx, in *transitionInput) error {
+	l := in.Listing
+	var err error
+	if in.Router, in.Known, err = tx.Router(l.Router, l.Service); err != nil {
+		return err
+	}
+	stored, err := tx.Shares(l.Router)
+	if err != nil {
+		return err
+	}
+	in.Stored, in.Alerts = nil, map[uint64]storage.Alert{}
+	for _, s := range stored {
+		if s.Mapping.Service != l.Service {
+			continue
+		}
+		in.Stored = append(in.Stored, s)
+		if s.AlertID == 0 {
+			continue
+		}
+		a, err := tx.Alert(s.AlertID)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			in.Alerts[a.ID] = a
+		}
+	}
+	in.Rules, err = tx.Rules()
+	return err
+}
+
+// storeTransition writes what a transition decided and fills in the IDs of
+// the alerts it asked.
+func (e *Engine) storeTransition(tx *storage.Tx, in transitionInput, out *transitionOutput) error {
+	for _, a := range out.Superseded {
+		if err := tx.PutAlert(&a); err != nil {
+			return err
+		}
+		if err := e.enqueueEdit(tx, a); err != nil {
+			return err
+		}
+	}
+	for _, s := range out.Put {
+		if err := tx.PutShare(s); err != nil {
+			return err
+		}
+	}
+	out.Changes.Alerts = nil
+	for _, q := range out.Ask {
+		a := &storage.Alert{Kind: q.Kind, Share: q.Share, Previous: q.Previous, State: storage.AlertPending, CreatedAt: in.Now, ChatID: in.Chat}
+		if err := tx.PutAlert(a); err != nil {
+			return err
+		}
+		q.Share.AlertID = a.ID
+		if err := tx.PutShare(q.Share); err != nil {
+			return err
+		}
+		if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: a.ID, ChatID: in.Chat, CreatedAt: in.Now}); err != nil {
+			return err
+		}
+		out.Changes.Alerts = append(out.Changes.Alerts, a.ID)
+	}
+	ids, err := e.askExisting(tx, in.Chat, out.AskBatch, in.Now)
+	if err != nil {
+		return err
+	}
+	out.Changes.Alerts = append(out.Changes.Alerts, ids...)
+	for _, key := range out.Delete {
+		if err := tx.DeleteShare(key); err != nil {
+			return err
+		}
+	}
+	for _, r := range out.Rules {
+		if err := tx.PutRule(&r); err != nil {
+			return err
+		}
+	}
+	if out.Router != nil {
+		return tx.PutRouter(*out.Router)
+	}
+	return nil
 }
 
 // askExisting asks about the shares that were open before doorman first
 // listed the router, a few per message rather than one message each.
-func (e *Engine) askExisting(tx *storage.Tx, shares []storage.Share, now time.Time) ([]uint64, error) {
+func (e *Engine) askExisting(tx *storage.Tx, chat int64, shares []storage.Share, now time.Time) ([]uint64, error) {
 	var ids []uint64
 	for start := 0; start < len(shares); start += BatchSize {
 		var leader uint64
 		for _, share := range shares[start:min(start+BatchSize, len(shares))] {
-			a := &storage.Alert{Kind: storage.AlertExisting, Share: share, State: storage.AlertPending, CreatedAt: now, ChatID: e.chatID, Batch: leader}
+			a := &storage.Alert{Kind: storage.AlertExisting, Share: share, State: storage.AlertPending, CreatedAt: now, ChatID: chat, Batch: leader}
 			if err := tx.PutAlert(a); err != nil {
 				return nil, err
 			}
@@ -430,30 +363,11 @@ func (e *Engine) askExisting(tx *storage.Tx, shares []storage.Share, now time.Ti
 			}
 			ids = append(ids, a.ID)
 		}
-		if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: leader, ChatID: e.chatID, CreatedAt: now}); err != nil {
+		if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: leader, ChatID: chat, CreatedAt: now}); err != nil {
 			return nil, err
 		}
 	}
 	return ids, nil
-}
-
-// supersede closes the question of an alert that no longer applies.
-func (e *Engine) supersede(tx *storage.Tx, alertID uint64, note string) error {
-	if alertID == 0 {
-		return nil
-	}
-	a, err := tx.Alert(alertID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil
-	}
-	if err != nil || a.State != storage.AlertPending {
-		return err
-	}
-	a.State, a.Note = storage.AlertSuperseded, note
-	if err := tx.PutAlert(&a); err != nil {
-		return err
-	}
-	return e.enqueueEdit(tx, a)
 }
 
 func (e *Engine) enqueueEdit(tx *storage.Tx, a storage.Alert) error {
@@ -466,7 +380,8 @@ func (e *Engine) enqueueEdit(tx *storage.Tx, a storage.Alert) error {
 func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.chatID == 0 {
+	chat := e.Chat()
+	if chat == 0 {
 		return 0, errors.New("approvals: no chat to report to")
 	}
 	now := e.now()
@@ -487,10 +402,10 @@ func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 				// A question still open in a chat that was unpaired is
 				// asked again here; answered ones stay answered.
 				a, err := tx.Alert(s.AlertID)
-				if err != nil || a.State != storage.AlertPending || a.ChatID == e.chatID {
+				if err != nil || a.State != storage.AlertPending || a.ChatID == chat {
 					continue
 				}
-				a.State, a.Note = storage.AlertSuperseded, "Asked again in the newly paired chat."
+				a.State, a.Note = storage.AlertSuperseded, storage.Note{Kind: storage.NoteAskedAgain}
 				if err := tx.PutAlert(&a); err != nil {
 					return err
 				}
@@ -508,7 +423,7 @@ func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 			byRouter[s.Mapping.Router] = append(byRouter[s.Mapping.Router], s)
 		}
 		for _, r := range routers {
-			ids, err := e.askExisting(tx, byRouter[r], now)
+			ids, err := e.askExisting(tx, chat, byRouter[r], now)
 			if err != nil {
 				return err
 			}
@@ -523,17 +438,6 @@ func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 		e.wake()
 	}
 	return n, nil
-}
-
-// pending reports whether an alert still waits for an answer; a share that
-// comes back after its question was answered and its rule forgotten is
-// asked about again.
-func (e *Engine) pending(tx *storage.Tx, alertID uint64) bool {
-	if alertID == 0 {
-		return false
-	}
-	a, err := tx.Alert(alertID)
-	return err == nil && a.State == storage.AlertPending
 }
 
 // stillOpen reports whether the router still lists the share as m: a Block
@@ -552,10 +456,4 @@ func (e *Engine) mac(ip string) string {
 		return ""
 	}
 	return e.macOf(ip)
-}
-
-// CoveringRule returns the rule that covers a mapping now, following the
-// device by its MAC like the listing does.
-func (e *Engine) CoveringRule(tx *storage.Tx, m watcher.Mapping) (storage.Rule, bool, error) {
-	return tx.RuleFor(storage.ServiceOf(m), e.mac(m.InternalClient))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html"
 	"time"
 
 	"github.com/doorman-upnp/doorman/storage"
@@ -27,6 +26,9 @@ var (
 	ErrDecided = errors.New("this share was already decided")
 	// ErrUnknownAlert means the alert does not exist (any more).
 	ErrUnknownAlert = errors.New("unknown alert")
+	// ErrInProgress means another press about the same share is still
+	// being carried out; this one was dropped.
+	ErrInProgress = errors.New("a decision about this share is under way")
 )
 
 // RefusedError is a Block the router would not carry out.
@@ -41,19 +43,14 @@ func (e *RefusedError) Error() string {
 
 func (e *RefusedError) Unwrap() error { return e.Err }
 
-// Refusal explains a refused delete to the owner, as HTML: what happened and
-// what they can change on the router. Routers that refuse are set up to let
-// each device manage only its own shares, which is a setting, not a fault.
-func Refusal(err error) string {
-	code := watcher.UPnPErrorCode(err)
-	why := "The router refused to close it"
-	if code != 0 {
-		why += fmt.Sprintf(" (UPnP error %d)", code)
+// closeNote says why a share was not closed, for bot to explain: a router
+// that refuses is set up to let each device manage only its own shares,
+// which is a setting, not a fault.
+func closeNote(err error) storage.Note {
+	if errors.Is(err, watcher.ErrDeleteRefused) {
+		return storage.Note{Kind: storage.NoteRefused, UPnPCode: watcher.UPnPErrorCode(err)}
 	}
-	return why + ", so it is still open. Routers in a secure mode let each device close only its own shares. " +
-		"OpenWrt or miniupnpd: turn secure mode off (<code>option secure_mode '0'</code> in /etc/config/upnpd, or <code>secure_mode=no</code>) so doorman may remove other devices' shares. " +
-		"FRITZ!Box: withdraw the device's permission to open ports (Internet → Permit Access → the device → uncheck \"Permit independent port sharing\"). " +
-		"Then press Block again."
+	return storage.Note{Kind: storage.NoteUnreachable, Error: shortError(err)}
 }
 
 // Decide applies the owner's answer to an alert. A Block deletes the share on
@@ -61,23 +58,23 @@ func Refusal(err error) string {
 // the router refuses, the alert stays open with the reason as its note and
 // the error is a *RefusedError.
 func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by storage.User) (storage.Alert, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var a storage.Alert
-	err := e.db.View(func(tx *storage.Tx) (err error) {
-		a, err = tx.Alert(alertID)
-		return err
-	})
-	if errors.Is(err, storage.ErrNotFound) {
-		return a, ErrUnknownAlert
-	}
+	a, err := e.Alert(ctx, alertID)
 	if err != nil {
-		return a, fmt.Errorf("approvals: unable to read alert %d: %w", alertID, err)
+		return a, err
 	}
 	if a.State != storage.AlertPending {
 		return a, ErrDecided
 	}
 	m := a.Share.Mapping
+	// The router is asked without the engine's lock, so that a slow
+	// router holds up neither listings nor other presses; a second press
+	// about the share meanwhile is dropped, and the write below checks
+	// again what a listing may have changed.
+	release, ok := e.claim(storage.ShareKey(m.Key()))
+	if !ok {
+		return a, ErrInProgress
+	}
+	defer release()
 	var open bool
 	if err := e.db.View(func(tx *storage.Tx) (err error) { open, err = stillOpen(tx, m); return err }); err != nil {
 		return a, fmt.Errorf("approvals: unable to read the share of alert %d: %w", alertID, err)
@@ -89,6 +86,8 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 			e.logger.Warn("block failed", "router", m.Router, "share", m.Key().String(), "client", m.InternalClient, "err", blockErr)
 		}
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	now := e.now()
 	err = e.db.Update(func(tx *storage.Tx) error {
 		cur, err := tx.Alert(alertID)
@@ -96,31 +95,26 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 			return err
 		}
 		if cur.State != storage.AlertPending {
+			// A listing superseded the question while the router was
+			// at work, or another press answered it.
 			a = cur
 			return ErrDecided
 		}
 		a = cur
 		switch {
-		case blockErr != nil && errors.Is(blockErr, watcher.ErrDeleteRefused):
-			a.Note = Refusal(blockErr)
 		case blockErr != nil:
-			a.Note = "Could not reach the router to close it: " + escape(shortError(blockErr)) + ". The share may still be open; press Block again."
+			a.Note = closeNote(blockErr)
 		default:
-			a.State = storage.AlertAllowed
+			a.State, a.Note = storage.AlertAllowed, storage.Note{}
 			kind, scope := storage.RuleTrust, storage.ScopeService
 			switch d {
 			case Block:
 				a.State, kind = storage.AlertBlocked, storage.RuleBlock
 			case AllowDevice:
 				scope = storage.ScopeDevice
-				a.Note = "Everything this device opens is trusted."
-			default:
-				a.Note = ""
+				a.Note = storage.Note{Kind: storage.NoteTrustedDevice}
 			}
 			a.DecidedBy, a.DecidedAt = by, now
-			if d == Block {
-				a.Note = ""
-			}
 			if err := e.putRule(tx, kind, scope, m, by, now); err != nil {
 				return err
 			}
@@ -130,11 +124,10 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 				}
 			}
 		}
-		if a.State == storage.AlertPending && a.Batch != 0 && a.Note != "" {
-			// A batch message holds up to BatchSize shares; a full
-			// explanation on each line would break Telegram's length
-			// limit.
-			if a.Note, err = e.explainApart(tx, a.ChatID, m, a.Note); err != nil {
+		if a.State == storage.AlertPending && a.Batch != 0 && !a.Note.IsZero() {
+			// A batch message holds up to BatchSize shares, with no room
+			// for a full explanation on each line.
+			if a.Note, err = e.explainApart(tx, storage.NoticeNotClosed, a.ChatID, m, a.Note); err != nil {
 				return err
 			}
 		}
@@ -149,6 +142,9 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 		return e.enqueueEdit(tx, a)
 	})
 	if errors.Is(err, ErrDecided) {
+		if d == Block && open && blockErr == nil {
+			e.logger.Info("closed a share whose question was answered meanwhile", "router", m.Router, "share", m.Key().String(), "alert", alertID, "state", string(a.State))
+		}
 		return a, ErrDecided
 	}
 	if err != nil {
@@ -163,6 +159,23 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 	}
 	e.logger.Info("decision", "decision", string(d), "router", m.Router, "share", m.Key().String(), "client", m.InternalClient, "by", by.ID)
 	return a, nil
+}
+
+// claim marks a share as being decided or closed, so that two presses
+// about it never reach the router at once; ok is false when it is claimed
+// already. release ends the claim.
+func (e *Engine) claim(key string) (release func(), ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.busy[key] {
+		return nil, false
+	}
+	e.busy[key] = true
+	return func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		delete(e.busy, key)
+	}, true
 }
 
 // putRule makes the rule for the mapping's service (or device) kind,
@@ -191,9 +204,11 @@ func (e *Engine) putRule(tx *storage.Tx, kind storage.RuleKind, scope storage.Ru
 	return tx.PutRule(&storage.Rule{Kind: kind, Scope: scope, Service: svc, MAC: mac, Example: m, CreatedAt: now, CreatedBy: by, LastMatched: now})
 }
 
+// markGone records that the share m is gone; another device's share that
+// took the port since is left as it is.
 func (e *Engine) markGone(tx *storage.Tx, m watcher.Mapping, now time.Time) error {
 	s, ok, err := tx.Share(storage.ShareKey(m.Key()))
-	if err != nil || !ok || s.Gone() {
+	if err != nil || !ok || s.Gone() || !SameService(s.Mapping, m) {
 		return err
 	}
 	s.GoneAt = now
@@ -219,8 +234,6 @@ func (e *Engine) ForgetRule(ctx context.Context, id uint64) (storage.Rule, error
 	return r, nil
 }
 
-func escape(s string) string { return html.EscapeString(s) }
-
 func shortError(err error) string {
 	s := err.Error()
 	if len(s) > 300 {
@@ -245,7 +258,9 @@ func (e *Engine) decideSiblings(tx *storage.Tx, decided storage.Alert, wholeDevi
 		if other != svc && !(wholeDevice && other.InternalClient == svc.InternalClient) {
 			continue
 		}
-		o.State, o.DecidedBy, o.DecidedAt = decided.State, decided.DecidedBy, decided.DecidedAt
+		// A note the sibling had (a Block the router refused) is about
+		// the question, which is answered now.
+		o.State, o.DecidedBy, o.DecidedAt, o.Note = decided.State, decided.DecidedBy, decided.DecidedAt, storage.Note{}
 		if err := tx.PutAlert(&o); err != nil {
 			return err
 		}
@@ -258,13 +273,13 @@ func (e *Engine) decideSiblings(tx *storage.Tx, decided storage.Alert, wholeDevi
 	return nil
 }
 
-// explainApart sends why a share was not closed in a message of its own and
-// returns the short note that stands in the crowded message (a batch, a
-// digest page) instead.
-func (e *Engine) explainApart(tx *storage.Tx, chatID int64, m watcher.Mapping, note string) (string, error) {
-	text := "⚠️ <b>Not closed</b>: " + escape(m.InternalClient) + fmt.Sprintf(" %s %d → %d. ", m.Protocol, m.ExternalPort, m.InternalPort) + note
-	if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: chatID, CreatedAt: e.now(), Text: text}); err != nil {
-		return "", err
+// explainApart queues why a share was not closed as a notice of its own and
+// returns the note that stands in the crowded message (a batch, a digest
+// page) instead.
+func (e *Engine) explainApart(tx *storage.Tx, kind storage.NoticeKind, chatID int64, m watcher.Mapping, note storage.Note) (storage.Note, error) {
+	n := &storage.Notice{Kind: kind, Mapping: m, Note: note}
+	if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: chatID, CreatedAt: e.now(), Notice: n}); err != nil {
+		return storage.Note{}, err
 	}
-	return "Not closed; see the message below.", nil
+	return storage.Note{Kind: storage.NoteSeeBelow}, nil
 }

@@ -30,21 +30,21 @@ func (e *Engine) staleReasons(s storage.Share, now time.Time) []storage.StaleRea
 	var rs []storage.StaleReason
 	age := now.Sub(s.FirstSeen)
 	if age > e.staleAfter {
-		rs = append(rs, storage.StaleReason{Kind: "old", Text: "open for " + humanDuration(age)})
+		rs = append(rs, storage.StaleReason{Kind: "old", OpenFor: age})
 	}
 	// A share opened today is not forgotten yet, whatever its lease.
 	if age >= 24*time.Hour {
 		lease := s.Mapping.LeaseDuration
 		switch {
 		case lease <= 0:
-			rs = append(rs, storage.StaleReason{Kind: "permanent", Text: "permanent: it never closes by itself"})
+			rs = append(rs, storage.StaleReason{Kind: "permanent"})
 		case lease > 7*24*time.Hour && lease > 10*age:
-			rs = append(rs, storage.StaleReason{Kind: "long-lease", Text: fmt.Sprintf("lease of %s left, far longer than the %s it has been open", humanDuration(lease), humanDuration(age))})
+			rs = append(rs, storage.StaleReason{Kind: "long-lease", OpenFor: age, Lease: lease})
 		}
 	}
 	if e.presence != nil {
 		if seen, ok := e.presence.LastSeen(s.Mapping.InternalClient); ok && now.Sub(seen) > 24*time.Hour {
-			rs = append(rs, storage.StaleReason{Kind: "device-away", Text: "the device has not been seen on the network for " + humanDuration(now.Sub(seen))})
+			rs = append(rs, storage.StaleReason{Kind: "device-away", AwayFor: now.Sub(seen)})
 		}
 	}
 	return rs
@@ -57,8 +57,9 @@ func (e *Engine) MakeDigest(ctx context.Context, due time.Time, skipEmpty bool) 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.now()
-	d := storage.Digest{CreatedAt: now, Due: due, ChatID: e.chatID}
-	if e.chatID == 0 {
+	chat := e.Chat()
+	d := storage.Digest{CreatedAt: now, Due: due, ChatID: chat}
+	if chat == 0 {
 		e.logger.Info("no chat paired yet; no digest sent")
 		return d, nil
 	}
@@ -114,7 +115,7 @@ func (e *Engine) MakeDigest(ctx context.Context, due time.Time, skipEmpty bool) 
 			return err
 		}
 		for p := range d.Pages {
-			if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxDigest, DigestID: d.ID, Page: p, ChatID: e.chatID, CreatedAt: now}); err != nil {
+			if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxDigest, DigestID: d.ID, Page: p, ChatID: chat, CreatedAt: now}); err != nil {
 				return err
 			}
 		}
@@ -162,8 +163,6 @@ func (e *Engine) loadDigest(id uint64) (storage.Digest, error) {
 // CloseStale closes the share of digest item idx on the router. It does not
 // make a block rule: the owner only cleans up, and the device may ask again.
 func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by storage.User) (storage.DigestItem, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	d, err := e.loadDigest(digestID)
 	if err != nil {
 		return storage.DigestItem{}, err
@@ -175,6 +174,12 @@ func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by st
 	if it.State != storage.DigestOpen && it.State != storage.DigestRefused {
 		return it, ErrDecided
 	}
+	// As in Decide, the router is asked without the engine's lock.
+	release, ok := e.claim(storage.ShareKey(it.Mapping.Key()))
+	if !ok {
+		return it, ErrInProgress
+	}
+	defer release()
 	var open bool
 	if err := e.db.View(func(tx *storage.Tx) (err error) { open, err = stillOpen(tx, it.Mapping); return err }); err != nil {
 		return it, fmt.Errorf("approvals: unable to read a stale share: %w", err)
@@ -183,25 +188,33 @@ func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by st
 	if open {
 		derr = e.router.DeleteMapping(ctx, it.Mapping.Key())
 	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	now := e.now()
 	switch {
 	case !open:
-		it.State, it.By, it.Note = storage.DigestGone, by, ""
+		it.State, it.By, it.Note = storage.DigestGone, by, storage.Note{}
 	case derr == nil:
-		it.State, it.By, it.Note = storage.DigestClosed, by, ""
+		it.State, it.By, it.Note = storage.DigestClosed, by, storage.Note{}
 	case errors.Is(derr, watcher.ErrDeleteRefused):
-		it.State, it.Note = storage.DigestRefused, Refusal(derr)
+		it.State, it.Note = storage.DigestRefused, closeNote(derr)
 	default:
-		it.Note = "Could not reach the router to close it: " + escape(shortError(derr)) + ". Try again."
+		it.Note = closeNote(derr)
 	}
 	err = e.db.Update(func(tx *storage.Tx) error {
 		cur, err := tx.Digest(digestID)
 		if err != nil {
 			return err
 		}
-		if it.Note != "" {
-			// Eight full explanations would not fit in one page.
-			if it.Note, err = e.explainApart(tx, cur.ChatID, it.Mapping, it.Note); err != nil {
+		if st := cur.Items[idx].State; st != storage.DigestOpen && st != storage.DigestRefused {
+			// Kept or closed by another press meanwhile.
+			it = cur.Items[idx]
+			return ErrDecided
+		}
+		if !it.Note.IsZero() {
+			// A page of several entries has no room for a full
+			// explanation.
+			if it.Note, err = e.explainApart(tx, storage.NoticeStaleNotClosed, cur.ChatID, it.Mapping, it.Note); err != nil {
 				return err
 			}
 		}
@@ -216,6 +229,12 @@ func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by st
 		}
 		return e.enqueueDigestEdit(tx, cur, it.Page)
 	})
+	if errors.Is(err, ErrDecided) {
+		if open && derr == nil {
+			e.logger.Info("closed a stale share that was kept meanwhile", "share", it.Mapping.Key().String(), "digest", digestID, "state", string(it.State))
+		}
+		return it, ErrDecided
+	}
 	if err != nil {
 		return it, fmt.Errorf("approvals: unable to record closing a stale share: %w", err)
 	}
@@ -252,7 +271,7 @@ func (e *Engine) KeepStale(ctx context.Context, digestID uint64, idx int, by sto
 		if err != nil {
 			return err
 		}
-		it.State, it.By, it.Note = storage.DigestGone, by, ""
+		it.State, it.By, it.Note = storage.DigestGone, by, storage.Note{}
 		if open {
 			// Only the share the digest listed; another device that took
 			// the port since is not snoozed with it.
@@ -327,19 +346,6 @@ func (e *Engine) RiskyOpen(digestID uint64) ([]int, error) {
 
 func (e *Engine) enqueueDigestEdit(tx *storage.Tx, d storage.Digest, page int) error {
 	return tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxDigestEdit, DigestID: d.ID, Page: page, ChatID: d.ChatID, CreatedAt: e.now()})
-}
-
-// humanDuration rounds a duration the way people say it.
-func humanDuration(d time.Duration) string {
-	switch {
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("%d days", int(d.Hours()/24))
-	case d >= 2*time.Hour:
-		return fmt.Sprintf("%d hours", int(d.Hours()))
-	case d >= 2*time.Minute:
-		return fmt.Sprintf("%d minutes", int(d.Minutes()))
-	}
-	return fmt.Sprintf("%d seconds", int(d.Seconds()))
 }
 
 // StaleAfterPeriod returns how long a share may stay open before the digest

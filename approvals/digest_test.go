@@ -115,8 +115,8 @@ func TestMakeDigest(t *testing.T) {
 	if _, err := f.engine.CloseStale(context.Background(), d.ID, 0, alice); err != nil {
 		t.Fatal(err)
 	}
-	if f.router.count() != 1 || f.router.deletes[0] != rdp.Key() {
-		t.Errorf("deletes = %+v", f.router.deletes)
+	if f.router.Count() != 1 || f.router.Deletes()[0] != rdp.Key() {
+		t.Errorf("deletes = %+v", f.router.Deletes())
 	}
 	for _, r := range f.rules() {
 		if r.Kind == storage.RuleBlock {
@@ -168,21 +168,21 @@ func TestCloseStaleRefused(t *testing.T) {
 	if err != nil || len(d.Items) != 1 {
 		t.Fatalf("digest %+v, %v", d, err)
 	}
-	f.router.err = &watcher.DeleteError{Err: fmt.Errorf("%w: %w", watcher.ErrDeleteRefused, &watcher.UPnPError{Code: 606})}
+	f.router.Err = &watcher.DeleteError{Err: fmt.Errorf("%w: %w", watcher.ErrDeleteRefused, &watcher.UPnPError{Code: 606})}
 	it, err := f.engine.CloseStale(context.Background(), d.ID, 0, alice)
 	var refused *RefusedError
-	if !errors.As(err, &refused) || it.State != storage.DigestRefused || it.Note == "" {
+	if !errors.As(err, &refused) || it.State != storage.DigestRefused || it.Note.Kind != storage.NoteSeeBelow {
 		t.Errorf("item %+v, error %v", it, err)
 	}
 	var notice bool
 	for _, o := range f.outbox() {
-		notice = notice || (o.Kind == storage.OutboxNotice && strings.Contains(o.Text, "606") && strings.Contains(o.Text, "secure mode"))
+		notice = notice || (o.Kind == storage.OutboxNotice && o.Notice != nil && o.Notice.Kind == storage.NoticeStaleNotClosed && o.Notice.Note == storage.Note{Kind: storage.NoteRefused, UPnPCode: 606})
 	}
 	if !notice {
 		t.Errorf("no notice explains the refusal: %+v", f.outbox())
 	}
 	// It can be tried again once the owner changed the router.
-	f.router.err = nil
+	f.router.Err = nil
 	if it, err := f.engine.CloseStale(context.Background(), d.ID, 0, alice); err != nil || it.State != storage.DigestClosed {
 		t.Errorf("retry: %+v %v", it, err)
 	}

@@ -3,9 +3,6 @@ package approvals
 import (
 	"context"
 	"errors"
-	"fmt"
-	"html"
-	"time"
 
 	"github.com/doorman-upnp/doorman/storage"
 	"github.com/doorman-upnp/doorman/watcher"
@@ -15,51 +12,6 @@ import (
 type enforcement struct {
 	rule  storage.Rule
 	share storage.Share
-}
-
-// ruleSet is the rules as one listing sees them: read once, and the ones
-// that matched written back once, instead of a read and a write per share.
-type ruleSet struct {
-	rules []storage.Rule
-	dirty map[int]bool
-}
-
-func loadRules(tx *storage.Tx) (*ruleSet, error) {
-	rules, err := tx.Rules()
-	return &ruleSet{rules: rules, dirty: map[int]bool{}}, err
-}
-
-func (rs *ruleSet) save(tx *storage.Tx) error {
-	for i := range rs.dirty {
-		if err := tx.PutRule(&rs.rules[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// applyRules applies the rule that covers the share's service, if any: a
-// block rule schedules a delete, a trust rule only notes the match. It
-// returns the kind of rule that covered the share ("" for none); nobody is
-// asked about a covered share.
-func (e *Engine) applyRules(rs *ruleSet, share *storage.Share, now time.Time, enforce *[]enforcement) storage.RuleKind {
-	i, ok := storage.BestRule(rs.rules, storage.ServiceOf(share.Mapping), e.mac(share.Mapping.InternalClient))
-	if !ok {
-		return ""
-	}
-	r := &rs.rules[i]
-	r.LastMatched = now
-	rs.dirty[i] = true
-	if r.Kind == storage.RuleBlock {
-		key := storage.ShareKey(share.Mapping.Key())
-		// A router that refused to close this share will refuse again;
-		// retrying on every listing would hammer it and the log.
-		if at, ok := e.refused[key]; !ok || now.Sub(at) >= e.noticeInterval {
-			r.Matches++
-			*enforce = append(*enforce, enforcement{rule: *r, share: *share})
-		}
-	}
-	return r.Kind
 }
 
 // enforce closes a share a block rule covers and tells the chat, at most
@@ -89,6 +41,7 @@ func (e *Engine) enforce(ctx context.Context, en enforcement) {
 		}
 		e.observe(Event{Kind: kind, Mapping: m, Time: now, Rule: storage.RuleBlock, Err: err})
 	}
+	chat := e.Chat()
 	var sent bool
 	uerr := e.db.Update(func(tx *storage.Tx) error {
 		sent = false
@@ -104,17 +57,17 @@ func (e *Engine) enforce(ctx context.Context, en enforcement) {
 				return merr
 			}
 		}
-		if e.chatID == 0 || (!r.NoticeAt.IsZero() && now.Sub(r.NoticeAt) < e.noticeInterval) {
+		if chat == 0 || (!r.NoticeAt.IsZero() && now.Sub(r.NoticeAt) < e.noticeInterval) {
 			r.Unreported++
 			return tx.PutRule(&r)
 		}
-		text := reblockNotice(r, m, err, r.Unreported, e.loc)
+		notice := reblockNotice(r, m, err, r.Unreported)
 		r.NoticeAt, r.Unreported = now, 0
 		if err := tx.PutRule(&r); err != nil {
 			return err
 		}
 		sent = true
-		return tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: e.chatID, Text: text, CreatedAt: now})
+		return tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxNotice, ChatID: chat, Notice: notice, CreatedAt: now})
 	})
 	if uerr != nil {
 		log.Error("unable to record closing a blocked share", "err", uerr)
@@ -125,37 +78,16 @@ func (e *Engine) enforce(ctx context.Context, en enforcement) {
 	}
 }
 
-func reblockNotice(r storage.Rule, m watcher.Mapping, err error, unreported int, loc *time.Location) string {
-	what := fmt.Sprintf("%s reopened %s %d → %d", html.EscapeString(m.InternalClient), m.Protocol, m.ExternalPort, m.InternalPort)
-	if m.Description != "" {
-		what += " (" + html.EscapeString(Truncate(m.Description, 80)) + ")"
+// reblockNotice tells what a block rule did with a share, with the times it
+// acted since the last notice.
+func reblockNotice(r storage.Rule, m watcher.Mapping, err error, unreported int) *storage.Notice {
+	n := &storage.Notice{Kind: storage.NoticeClosedAgain, Mapping: m, Unreported: unreported}
+	if err != nil {
+		n.Kind, n.Note = storage.NoticeBlockedOpen, closeNote(err)
+		return n
 	}
-	var b string
-	switch {
-	case err == nil:
-		b = "⛔ <b>Closed again</b>: " + what + ". It is blocked"
-	case errors.Is(err, watcher.ErrDeleteRefused):
-		b = "⚠️ <b>Blocked share is open</b>: " + what + ". " + Refusal(err)
-	default:
-		b = "⚠️ <b>Blocked share is open</b>: " + what + ". Could not reach the router to close it: " + html.EscapeString(shortError(err))
+	if r.CreatedBy.Name != "" {
+		n.RuleSince, n.RuleBy = r.CreatedAt, r.CreatedBy
 	}
-	if err == nil {
-		if r.CreatedBy.Name != "" {
-			b += " since " + r.CreatedAt.In(loc).Format("2 Jan 2006") + " by " + html.EscapeString(r.CreatedBy.Name)
-		}
-		b += "."
-	}
-	if unreported > 0 {
-		b += fmt.Sprintf(" (%d more times since the last notice.)", unreported)
-	}
-	return b
-}
-
-// Truncate shortens s to at most n runes, marking the cut.
-func Truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
+	return n
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/doorman-upnp/doorman/approvals"
@@ -29,7 +28,8 @@ type Config struct {
 	Outbox *Outbox
 	// ChatID is the owner chat: alerts go there, and only presses and
 	// commands from there count. 0 means the chat is paired with a code
-	// (see StartPairing), or was paired before.
+	// (see StartPairing), or was paired before. The engine keeps the chat
+	// (Engine.Chat); the bot sets it there.
 	ChatID int64
 	// ShowPairingCode tells the owner a pairing code, in the terminal or
 	// log only.
@@ -54,7 +54,6 @@ type Bot struct {
 	db     *storage.DB
 	engine *approvals.Engine
 	outbox *Outbox
-	chat   atomic.Int64
 	// fixedChat is set when the chat came from the configuration, which
 	// always wins over pairing.
 	fixedChat bool
@@ -79,15 +78,16 @@ func New(cfg Config) (*Bot, error) {
 		loc: cfg.Location, logger: cfg.Logger, now: cfg.Now,
 	}
 	b.pair.show = cfg.ShowPairingCode
-	chat := cfg.ChatID
-	if chat == 0 {
+	switch {
+	case cfg.ChatID != 0:
+		cfg.Engine.SetChat(cfg.ChatID)
+	case cfg.Engine.Chat() == 0:
 		owner, err := LoadOwnerChat(cfg.DB)
 		if err != nil {
 			return nil, fmt.Errorf("bot: unable to read the paired chat: %w", err)
 		}
-		chat = owner
+		cfg.Engine.SetChat(owner)
 	}
-	b.chat.Store(chat)
 	if b.loc == nil {
 		b.loc = time.Local
 	}
@@ -186,7 +186,7 @@ func (b *Bot) answer(ctx context.Context, cb *Callback, text string) {
 func (b *Bot) handleCallback(ctx context.Context, cb *Callback) {
 	log := b.logger.With("user", cb.From.ID, "chat", cb.ChatID, "data", cb.Data)
 	switch {
-	case cb.ChatID != b.chat.Load():
+	case cb.ChatID != b.engine.Chat():
 		log.Warn("refused a button press from another chat")
 		b.answer(ctx, cb, "This button does not work in this chat.")
 		return
@@ -210,10 +210,9 @@ func (b *Bot) handleCallback(ctx context.Context, cb *Callback) {
 		b.forget(ctx, cb, id)
 		return
 	}
-	var a storage.Alert
-	err := b.db.View(func(tx *storage.Tx) (err error) { a, err = tx.Alert(id); return err })
+	a, err := b.engine.Alert(ctx, id)
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, approvals.ErrUnknownAlert):
 		b.answer(ctx, cb, "Doorman does not know this share (any more).")
 		return
 	case err != nil:
@@ -247,7 +246,7 @@ func (b *Bot) handleCallback(ctx context.Context, cb *Callback) {
 	_, err = b.engine.Decide(ctx, id, d, who)
 	var refused *approvals.RefusedError
 	switch {
-	case err == nil, errors.Is(err, approvals.ErrDecided):
+	case err == nil, errors.Is(err, approvals.ErrDecided), errors.Is(err, approvals.ErrInProgress):
 	case errors.As(err, &refused):
 		log.Warn("the router refused to close a share", "alert", id, "err", err)
 	default:
@@ -277,7 +276,7 @@ func (b *Bot) forget(ctx context.Context, cb *Callback, id uint64) {
 		return
 	}
 	b.answer(ctx, cb, "Forgotten. Doorman will ask again when this service opens a share.")
-	pages, kbs, err := b.renderRules(r.Kind)
+	pages, kbs, err := b.renderRules(ctx, r.Kind)
 	if err != nil || len(pages) == 0 {
 		return
 	}
@@ -289,7 +288,7 @@ func (b *Bot) forget(ctx context.Context, cb *Callback, id uint64) {
 }
 
 func (b *Bot) handleMessage(ctx context.Context, msg *Message) {
-	chat := b.chat.Load()
+	chat := b.engine.Chat()
 	if chat == 0 {
 		b.handleUnpaired(ctx, msg)
 		return
@@ -341,40 +340,13 @@ For every new share you get a message with two buttons:
 /help – this text`
 
 func (b *Bot) reply(ctx context.Context, text string, kb Keyboard) {
-	if _, err := b.api.SendMessage(ctx, b.chat.Load(), text, kb); err != nil {
+	if _, err := b.api.SendMessage(ctx, b.engine.Chat(), text, kb); err != nil {
 		b.logger.Warn("unable to answer a command", "err", err)
 	}
 }
 
 func (b *Bot) cmdList(ctx context.Context) {
-	var shares []storage.Share
-	rules := map[string]storage.Rule{} // by share key
-	alerts := map[uint64]storage.Alert{}
-	err := b.db.View(func(tx *storage.Tx) error {
-		all, err := tx.Shares("")
-		if err != nil {
-			return err
-		}
-		for _, s := range all {
-			if s.Gone() {
-				continue
-			}
-			shares = append(shares, s)
-			if s.AlertID != 0 {
-				if a, err := tx.Alert(s.AlertID); err == nil {
-					alerts[a.ID] = a
-				}
-			}
-			r, ok, err := b.engine.CoveringRule(tx, s.Mapping)
-			if err != nil {
-				return err
-			}
-			if ok {
-				rules[storage.ShareKey(s.Mapping.Key())] = r
-			}
-		}
-		return nil
-	})
+	shares, err := b.engine.OpenShares(ctx)
 	if err != nil {
 		b.logger.Error("unable to read the shares", "err", err)
 		b.reply(ctx, "Doorman could not read its database.", nil)
@@ -398,12 +370,12 @@ func (b *Bot) cmdList(ctx context.Context) {
 	var lines []string
 	for _, s := range shares {
 		state := "❔ not decided"
-		if r, ok := rules[storage.ShareKey(s.Mapping.Key())]; ok {
+		switch {
+		case s.Rule == storage.RuleBlock:
+			state = "⛔ blocked (being closed)"
+		case s.Rule != "":
 			state = "✅ trusted"
-			if r.Kind == storage.RuleBlock {
-				state = "⛔ blocked (being closed)"
-			}
-		} else if a, ok := alerts[s.AlertID]; ok && a.State == storage.AlertPending {
+		case s.Waiting:
 			state = "❔ waiting for your answer"
 		}
 		lines = append(lines, fmt.Sprintf("• %s\n   %s · first seen %s · last seen %s", shareLine(s.Mapping, v), state, formatWhen(s.FirstSeen, b.loc), formatWhen(s.LastSeen, b.loc)))
@@ -417,17 +389,8 @@ func (b *Bot) cmdList(ctx context.Context) {
 // rulesPerMessage keeps a rule list's keyboard small enough for a phone.
 const rulesPerMessage = 20
 
-func (b *Bot) renderRules(kind storage.RuleKind) ([]string, []Keyboard, error) {
-	var rules []storage.Rule
-	err := b.db.View(func(tx *storage.Tx) error {
-		all, err := tx.Rules()
-		for _, r := range all {
-			if r.Kind == kind {
-				rules = append(rules, r)
-			}
-		}
-		return err
-	})
+func (b *Bot) renderRules(ctx context.Context, kind storage.RuleKind) ([]string, []Keyboard, error) {
+	rules, err := b.engine.Rules(ctx, kind)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -484,7 +447,7 @@ func (b *Bot) renderRules(kind storage.RuleKind) ([]string, []Keyboard, error) {
 }
 
 func (b *Bot) cmdRules(ctx context.Context, kind storage.RuleKind) {
-	pages, kbs, err := b.renderRules(kind)
+	pages, kbs, err := b.renderRules(ctx, kind)
 	if err != nil {
 		b.logger.Error("unable to read the rules", "err", err)
 		b.reply(ctx, "Doorman could not read its database.", nil)
@@ -522,20 +485,12 @@ func (b *Bot) cmdStatus(ctx context.Context) {
 			fmt.Fprintf(&sb, "\nLast error: %s", esc(s.LastError, 200))
 		}
 	}
-	var shares, open, rules, outbox int
-	b.db.View(func(tx *storage.Tx) error {
-		all, err := tx.Shares("")
-		for _, s := range all {
-			if !s.Gone() {
-				open++
-			}
-		}
-		_, rules, _, outbox = tx.Count()
-		shares = len(all)
-		return err
-	})
-	_ = shares
-	fmt.Fprintf(&sb, "\n\nOpen shares: %d · rules: %d · messages waiting: %d", open, rules, outbox)
+	if open, rules, err := b.engine.Counts(ctx); err != nil {
+		b.logger.Error("unable to count the shares", "err", err)
+		sb.WriteString("\n\nDoorman could not read its database.")
+	} else {
+		fmt.Fprintf(&sb, "\n\nOpen shares: %d · rules: %d · messages waiting: %d", open, rules, b.outbox.Len())
+	}
 	if lastOK, lastErr := b.outbox.Health(); lastErr != nil {
 		fmt.Fprintf(&sb, "\nLast delivery problem: %s", html.EscapeString(lastErr.Error()))
 		if !lastOK.IsZero() {

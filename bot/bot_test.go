@@ -5,15 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/doorman-upnp/doorman/approvals"
+	"github.com/doorman-upnp/doorman/approvals/approvalstest"
 	"github.com/doorman-upnp/doorman/bot/telegramtest"
 	"github.com/doorman-upnp/doorman/storage"
+	"github.com/doorman-upnp/doorman/storage/storagetest"
 	"github.com/doorman-upnp/doorman/watcher"
 )
 
@@ -26,25 +26,6 @@ const (
 	testSvc    = "urn:schemas-upnp-org:service:WANIPConnection:2"
 )
 
-type fakeRouter struct {
-	mu      sync.Mutex
-	deletes []watcher.Key
-	err     error
-}
-
-func (r *fakeRouter) DeleteMapping(_ context.Context, k watcher.Key) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.deletes = append(r.deletes, k)
-	return r.err
-}
-
-func (r *fakeRouter) deleted() []watcher.Key {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]watcher.Key(nil), r.deletes...)
-}
-
 // harness runs a Bot against the fake Telegram with a real database and
 // engine and a fake router.
 type harness struct {
@@ -52,7 +33,7 @@ type harness struct {
 	tg     *telegramtest.Server
 	db     *storage.DB
 	engine *approvals.Engine
-	router *fakeRouter
+	router *approvalstest.Router
 	cancel context.CancelFunc
 	done   chan struct{}
 	chat   int64
@@ -81,12 +62,8 @@ func newHarnessChat(t *testing.T, chat int64, allowed []int64) *harness {
 	t.Helper()
 	tg := telegramtest.NewServer(botToken)
 	t.Cleanup(tg.Close)
-	db, err := storage.Open(context.Background(), filepath.Join(t.TempDir(), "doorman.db"), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	h := &harness{t: t, tg: tg, db: db, router: &fakeRouter{}, chat: chat, codes: make(chan string, 10)}
+	db := storagetest.Open(t)
+	h := &harness{t: t, tg: tg, db: db, router: &approvalstest.Router{}, chat: chat, codes: make(chan string, 10)}
 	h.start(allowed)
 	return h
 }
@@ -212,14 +189,14 @@ func TestBlockPress(t *testing.T) {
 	if !strings.Contains(edit.Text, "Blocked</b> by") || edit.Buttons != nil {
 		t.Errorf("edit = %+v", edit)
 	}
-	if d := h.router.deleted(); len(d) != 1 || d[0] != m.Key() {
+	if d := h.router.Deletes(); len(d) != 1 || d[0] != m.Key() {
 		t.Errorf("deletes = %+v", d)
 	}
 	// A second press on the decided alert changes nothing.
 	if ans := h.press(ownerUser, msg, msg.Buttons[0][0].CallbackData); !strings.Contains(ans.Text, "Already blocked") {
 		t.Errorf("answer = %q", ans.Text)
 	}
-	if n := len(h.router.deleted()); n != 1 {
+	if n := len(h.router.Deletes()); n != 1 {
 		t.Errorf("deletes = %d", n)
 	}
 }
@@ -254,8 +231,8 @@ func TestRefusedPresses(t *testing.T) {
 			}
 		})
 	}
-	if len(h.tg.Edits()) != 0 || len(h.router.deleted()) != 0 {
-		t.Errorf("a refused press changed something: edits %+v deletes %+v", h.tg.Edits(), h.router.deleted())
+	if len(h.tg.Edits()) != 0 || len(h.router.Deletes()) != 0 {
+		t.Errorf("a refused press changed something: edits %+v deletes %+v", h.tg.Edits(), h.router.Deletes())
 	}
 	var a storage.Alert
 	h.db.View(func(tx *storage.Tx) (err error) { a, err = tx.Alert(1); return err })
@@ -266,7 +243,7 @@ func TestRefusedPresses(t *testing.T) {
 
 func TestRefusedBlockKeepsButtons(t *testing.T) {
 	h := newHarness(t, nil)
-	h.router.err = &watcher.DeleteError{Err: errors.Join(watcher.ErrDeleteRefused, &watcher.UPnPError{Action: "DeletePortMapping", Code: 606, Description: "Action not authorized"})}
+	h.router.Err = &watcher.DeleteError{Err: errors.Join(watcher.ErrDeleteRefused, &watcher.UPnPError{Action: "DeletePortMapping", Code: 606, Description: "Action not authorized"})}
 	msg := h.alertFor(mapping(445, "192.168.77.50", "SMB"))
 	h.press(ownerUser, msg, msg.Buttons[0][1].CallbackData)
 	edit, err := h.tg.WaitEdit(h.ctx(), func(e telegramtest.Edit) bool { return e.MessageID == msg.MessageID })

@@ -111,7 +111,7 @@ func renderDigestPage(d storage.Digest, page int, staleAfter time.Duration, loc 
 		}
 		var why []string
 		for _, r := range it.Reasons {
-			why = append(why, r.Text)
+			why = append(why, staleReasonText(r))
 		}
 		// A page holds eight entries; these caps keep it under Telegram's
 		// 4096 characters whatever the devices call themselves.
@@ -127,9 +127,8 @@ func renderDigestPage(d storage.Digest, page int, staleAfter time.Duration, loc 
 		case storage.DigestGone:
 			b.WriteString("\n    gone meanwhile")
 		}
-		if it.Note != "" {
-			// Notes are written by approvals as HTML.
-			b.WriteString("\n    ⚠️ " + it.Note)
+		if note := digestNote(it.Note); note != "" {
+			b.WriteString("\n    ⚠️ " + note)
 		}
 		if it.State == storage.DigestOpen || it.State == storage.DigestRefused {
 			kb = append(kb, []Button{
@@ -183,10 +182,9 @@ func (b *Bot) handleDigestPress(ctx context.Context, cb *Callback, who storage.U
 		b.answer(ctx, cb, "Unknown button.")
 		return
 	}
-	var d storage.Digest
-	err := b.db.View(func(tx *storage.Tx) (err error) { d, err = tx.Digest(id); return err })
+	d, err := b.engine.Digest(ctx, id)
 	switch {
-	case errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, approvals.ErrDigestItem):
 		b.answer(ctx, cb, "Doorman does not know this digest (any more).")
 		return
 	case err != nil:
@@ -229,7 +227,7 @@ func (b *Bot) closeStale(ctx context.Context, id uint64, idx int, who storage.Us
 	_, err := b.engine.CloseStale(ctx, id, idx, who)
 	var refused *approvals.RefusedError
 	switch {
-	case err == nil, errors.Is(err, approvals.ErrDecided):
+	case err == nil, errors.Is(err, approvals.ErrDecided), errors.Is(err, approvals.ErrInProgress):
 	case errors.As(err, &refused):
 		b.logger.Warn("the router refused to close a stale share", "digest", id, "entry", idx, "err", err)
 	default:
@@ -254,4 +252,35 @@ func (b *Bot) cmdDigest(ctx context.Context) {
 		b.logger.Error("unable to make the digest", "err", err)
 		b.reply(ctx, "Doorman could not make the digest; see its log.", nil)
 	}
+}
+
+// staleReasonText words why a share is worth closing, as plain text.
+func staleReasonText(r storage.StaleReason) string {
+	if r.Text != "" {
+		return r.Text
+	}
+	switch r.Kind {
+	case "old":
+		return "open for " + humanDuration(r.OpenFor)
+	case "permanent":
+		return "permanent: it never closes by itself"
+	case "long-lease":
+		return fmt.Sprintf("lease of %s left, far longer than the %s it has been open", humanDuration(r.Lease), humanDuration(r.OpenFor))
+	case "device-away":
+		return "the device has not been seen on the network for " + humanDuration(r.AwayFor)
+	}
+	return r.Kind
+}
+
+// humanDuration rounds a duration the way people say it.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", int(d.Hours()))
+	case d >= 2*time.Minute:
+		return fmt.Sprintf("%d minutes", int(d.Minutes()))
+	}
+	return fmt.Sprintf("%d seconds", int(d.Seconds()))
 }

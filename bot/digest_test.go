@@ -73,7 +73,7 @@ func TestDigestCommandAndButtons(t *testing.T) {
 	if !strings.Contains(e.Text, "closed by") || len(e.Buttons) != 1 {
 		t.Errorf("edit after closing risky = %+v", e)
 	}
-	if del := h.router.deleted(); len(del) != 1 || del[0] != rdp.Key() {
+	if del := h.router.Deletes(); len(del) != 1 || del[0] != rdp.Key() {
 		t.Errorf("deletes %+v", del)
 	}
 	keep := e.Buttons[0][1].CallbackData
@@ -92,7 +92,7 @@ func TestDigestCommandAndButtons(t *testing.T) {
 			t.Errorf("forged %q answered %q", forged, ans.Text)
 		}
 	}
-	if n := len(h.router.deleted()); n != 1 {
+	if n := len(h.router.Deletes()); n != 1 {
 		t.Errorf("%d deletes after forged presses", n)
 	}
 }

@@ -269,7 +269,12 @@ func (o *Outbox) remove(seq uint64) error {
 func (o *Outbox) deliver(ctx context.Context, it storage.OutboxItem) error {
 	switch it.Kind {
 	case storage.OutboxNotice:
-		if _, err := o.api.SendMessage(ctx, it.ChatID, it.Text, keyboardOf(it.Keyboard)); err != nil {
+		text := noticeText(it, o.loc)
+		if text == "" {
+			o.logger.Error("outbox notice says nothing; dropping it", "seq", it.Seq)
+			return o.remove(it.Seq)
+		}
+		if _, err := o.api.SendMessage(ctx, it.ChatID, text, keyboardOf(it.Keyboard)); err != nil {
 			return err
 		}
 		return o.remove(it.Seq)

@@ -105,7 +105,7 @@ func (p *pairing) fresh(now time.Time) error {
 // StartPairing shows a pairing code when no chat is paired yet; call it at
 // start. It does nothing when a chat is set.
 func (b *Bot) StartPairing() error {
-	if b.chat.Load() != 0 {
+	if b.engine.Chat() != 0 {
 		return nil
 	}
 	b.pair.mu.Lock()
@@ -181,7 +181,6 @@ func (b *Bot) handleUnpaired(ctx context.Context, msg *Message) {
 		reply("Doorman could not save the pairing; see its log.")
 		return
 	}
-	b.chat.Store(msg.ChatID)
 	b.engine.SetChat(msg.ChatID)
 	b.logger.Info("paired with a chat", "chat", msg.ChatID, "user", msg.From.ID)
 	reply(welcomeText)
@@ -197,7 +196,7 @@ func (b *Bot) cmdUnpair(ctx context.Context) {
 		b.reply(ctx, "This chat is set with DOORMAN_TELEGRAM_CHAT_ID; remove that setting to unpair.", nil)
 		return
 	}
-	chat := b.chat.Load()
+	chat := b.engine.Chat()
 	var dropped int
 	err := b.db.Update(func(tx *storage.Tx) error {
 		dropped = 0
@@ -221,7 +220,6 @@ func (b *Bot) cmdUnpair(ctx context.Context) {
 		b.reply(ctx, "Doorman could not forget this chat; see its log.", nil)
 		return
 	}
-	b.chat.Store(0)
 	b.engine.SetChat(0)
 	b.logger.Info("unpaired", "chat", chat, "dropped_messages", dropped)
 	if _, err := b.api.SendMessage(ctx, chat, "Unpaired. Doorman sends nothing here any more; it shows a new pairing code where it runs.", nil); err != nil {

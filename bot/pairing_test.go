@@ -1,10 +1,11 @@
 package bot
 
 import (
-	"github.com/doorman-upnp/doorman/bot/telegramtest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/doorman-upnp/doorman/bot/telegramtest"
 )
 
 func TestPairingCodes(t *testing.T) {
@@ -88,5 +89,30 @@ func TestPairingInTheChat(t *testing.T) {
 	}
 	if owner, _ := LoadOwnerChat(h.db); owner != 0 || h.engine.Chat() != 0 {
 		t.Errorf("after /unpair: owner chat %d, engine chat %d", owner, h.engine.Chat())
+	}
+}
+
+// The engine keeps the one owner chat: pairing sets it for alerts and
+// presses alike, and a restart reads it back from the pairing.
+func TestPairedChatHasOneOwner(t *testing.T) {
+	h := newHarnessChat(t, 0, nil)
+	code := h.pairingCode()
+	h.tg.SendText(4004, 78, "/start "+code)
+	if _, err := h.tg.WaitMessage(h.ctx(), func(m telegramtest.Message) bool { return m.ChatID == 4004 && strings.Contains(m.Text, "paired") }); err != nil {
+		t.Fatal(err)
+	}
+	h.list()
+	h.list(mapping(8080, "192.168.77.21", "web"))
+	msg, err := h.tg.WaitMessage(h.ctx(), func(m telegramtest.Message) bool { return strings.Contains(m.Text, "New port share") })
+	if err != nil || msg.ChatID != 4004 {
+		t.Fatalf("alert %+v, %v; want it in the paired chat", msg, err)
+	}
+	if ans := h.press(78, msg, msg.Buttons[0][0].CallbackData); !strings.Contains(ans.Text, "Allowing") {
+		t.Errorf("press in the paired chat answered %q", ans.Text)
+	}
+	h.stop()
+	h.start(nil)
+	if got := h.engine.Chat(); got != 4004 {
+		t.Errorf("after a restart the engine's chat is %d, want the paired 4004", got)
 	}
 }

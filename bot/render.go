@@ -65,7 +65,7 @@ func esc(s string, maxRunes int) string {
 		}
 		return r
 	}, s)
-	return html.EscapeString(approvals.Truncate(s, maxRunes))
+	return html.EscapeString(truncate(s, maxRunes))
 }
 
 func originName(o watcher.Origin) string {
@@ -243,20 +243,18 @@ func stateLine(a storage.Alert, loc *time.Location) string {
 	switch a.State {
 	case storage.AlertAllowed:
 		s = fmt.Sprintf("✅ <b>Allowed</b> by %s at %s. Doorman will not ask about this service again.", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, loc))
-		if a.Note != "" {
-			s += " " + html.EscapeString(a.Note)
+		if note := allowedNote(a.Note); note != "" {
+			s += " " + html.EscapeString(note)
 		}
 	case storage.AlertBlocked:
 		s = fmt.Sprintf("⛔ <b>Blocked</b> by %s at %s: closed on the router, and closed again whenever it reopens.", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, loc))
 	case storage.AlertSuperseded:
-		s = "↪️ " + html.EscapeString(a.Note)
-		return s
+		s = "↪️ " + html.EscapeString(supersededNote(a.Note))
 	default:
 		s = "Allow this share, or block it?"
-	}
-	if a.Note != "" && a.State == storage.AlertPending {
-		// Notes of pending alerts are written by approvals as HTML.
-		s = "⚠️ " + a.Note
+		if note := pendingNote(a.Note); note != "" {
+			s = "⚠️ " + note
+		}
 	}
 	return s
 }
@@ -298,12 +296,12 @@ func renderBatch(alerts []storage.Alert, v view) (string, Keyboard) {
 			}
 		case storage.AlertSuperseded:
 			if b.Len() < batchBudget {
-				b.WriteString("\n    ↪️ " + html.EscapeString(approvals.Truncate(a.Note, 100)))
+				b.WriteString("\n    ↪️ " + html.EscapeString(truncate(supersededNote(a.Note), 100)))
 			}
 		case storage.AlertPending:
 			pending++
-			if a.Note != "" && b.Len() < batchBudget {
-				b.WriteString("\n    ⚠️ " + a.Note)
+			if note := pendingNote(a.Note); note != "" && b.Len() < batchBudget {
+				b.WriteString("\n    ⚠️ " + note)
 			}
 			kb = append(kb, []Button{
 				{Text: fmt.Sprintf("✅ Allow %d", n), Data: callbackData(verbAllow, a.ID)},

@@ -135,7 +135,7 @@ func TestLongBatchStaysUnderTheLimit(t *testing.T) {
 		devs[ip] = identify.Device{IP: ip, Name: strings.Repeat("very-long-hostname-", 4) + "lan", Vendor: "Some Very Long Vendor Name Inc"}
 		m := mapping(uint16(40000+i), ip, strings.Repeat("Ω description chosen by the device ", 10))
 		m.RemoteHost = "203.0.113.200"
-		alerts = append(alerts, storage.Alert{ID: uint64(i + 1), Batch: 1, Kind: storage.AlertExisting, Share: storage.Share{Mapping: m, FirstSeen: now}, State: storage.AlertPending, Note: "Not closed; see the message below."})
+		alerts = append(alerts, storage.Alert{ID: uint64(i + 1), Batch: 1, Kind: storage.AlertExisting, Share: storage.Share{Mapping: m, FirstSeen: now}, State: storage.AlertPending, Note: storage.Note{Kind: storage.NoteSeeBelow}})
 	}
 	var ips []string
 	for ip := range devs {

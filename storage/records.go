@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -173,7 +174,74 @@ type Alert struct {
 	DecidedBy User
 	DecidedAt time.Time
 	// Note is shown under the alert: why a block failed, what replaced it.
-	Note string
+	Note Note `json:",omitzero"`
+}
+
+// NoteKind says what a note under an alert or a digest entry tells; bot
+// words it.
+type NoteKind string
+
+const (
+	NoteNone NoteKind = ""
+	// NoteChanged: the share changed; a newer message asks about it.
+	NoteChanged NoteKind = "superseded-changed"
+	// NoteReopenedByOther: the share closed and another device or app
+	// opened the port again; a newer message asks about that.
+	NoteReopenedByOther NoteKind = "superseded-reopened-by-other"
+	// NoteAskedAgain: the question was asked again in a newly paired chat.
+	NoteAskedAgain NoteKind = "asked-again"
+	// NoteRefused: the router refused to close the share (UPnPCode, if
+	// the router gave one).
+	NoteRefused NoteKind = "refused"
+	// NoteUnreachable: the router could not be reached to close the share
+	// (Error says why).
+	NoteUnreachable NoteKind = "unreachable"
+	// NoteTrustedDevice: everything the share's device opens is trusted.
+	NoteTrustedDevice NoteKind = "trusted-device"
+	// NoteSeeBelow: the share was not closed, and a message of its own
+	// says why (a crowded message has no room for it).
+	NoteSeeBelow NoteKind = "see-below"
+	// NoteText is a note stored as text by doorman before notes had
+	// kinds; Text holds it as it was written.
+	NoteText NoteKind = "text"
+)
+
+// Note is what happened to an alert or a digest entry, for bot to word.
+type Note struct {
+	Kind NoteKind
+	// UPnPCode is the router's UPnP error code for NoteRefused, 0 if none.
+	UPnPCode int `json:",omitempty"`
+	// Error is a short error text for NoteUnreachable.
+	Error string `json:",omitempty"`
+	// Text is an old note's text for NoteText: HTML under a pending alert
+	// or a digest entry, plain text otherwise, as doorman wrote them.
+	Text string `json:",omitempty"`
+}
+
+// IsZero reports whether there is no note.
+func (n Note) IsZero() bool { return n == Note{} }
+
+// UnmarshalJSON reads a note, and the plain string a note was before notes
+// had kinds, so that databases of older versions load.
+func (n *Note) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*n = Note{}
+		if s != "" {
+			*n = Note{Kind: NoteText, Text: s}
+		}
+		return nil
+	}
+	type plain Note
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*n = Note(p)
+	return nil
 }
 
 // Message returns the ID of the alert that owns the chat message: the batch
@@ -194,7 +262,8 @@ const (
 	OutboxAlert OutboxKind = "alert"
 	// OutboxEdit updates a sent alert message to its current state.
 	OutboxEdit OutboxKind = "edit"
-	// OutboxNotice sends Text as it is.
+	// OutboxNotice sends a notice, rendered when sent (Text, from older
+	// versions, as it is).
 	OutboxNotice OutboxKind = "notice"
 	// OutboxDigest sends page Page of digest DigestID, rendered when sent.
 	OutboxDigest OutboxKind = "digest"
@@ -212,12 +281,47 @@ type OutboxItem struct {
 	DigestID uint64 `json:",omitempty"`
 	Page     int    `json:",omitempty"`
 	ChatID   int64
-	Text     string `json:",omitempty"` // HTML, for notices
+	// Notice is what a notice item tells.
+	Notice *Notice `json:",omitempty"`
+	// Text is the HTML of a notice queued by an older version of doorman,
+	// sent as it is.
+	Text string `json:",omitempty"`
 	// Keyboard of a notice, as rows of {text, callback data}.
 	Keyboard  [][][2]string `json:",omitempty"`
 	CreatedAt time.Time
 	Attempts  int
 	LastError string `json:",omitempty"`
+}
+
+// NoticeKind says what a notice tells.
+type NoticeKind string
+
+const (
+	// NoticeClosedAgain: a block rule closed a share again.
+	NoticeClosedAgain NoticeKind = "closed-again"
+	// NoticeBlockedOpen: a block rule could not close a share (Note says
+	// why).
+	NoticeBlockedOpen NoticeKind = "blocked-open"
+	// NoticeNotClosed: a Block pressed in a crowded message (a batch)
+	// failed; Note says why.
+	NoticeNotClosed NoticeKind = "not-closed"
+	// NoticeStaleNotClosed: a Close pressed in a digest failed; Note says
+	// why.
+	NoticeStaleNotClosed NoticeKind = "stale-not-closed"
+)
+
+// Notice is a message about something doorman did or could not do, for
+// bot to word when it sends it.
+type Notice struct {
+	Kind    NoticeKind
+	Mapping watcher.Mapping
+	// Note says why a share was not closed.
+	Note Note `json:",omitzero"`
+	// RuleSince and RuleBy tell since when and by whom a share is blocked.
+	RuleSince time.Time `json:",omitzero"`
+	RuleBy    User      `json:",omitzero"`
+	// Unreported counts the times the rule acted since the last notice.
+	Unreported int `json:",omitempty"`
 }
 
 // Router remembers that doorman has listed a router's service before, which
@@ -464,10 +568,18 @@ func (t *Tx) PutRouter(r Router) error {
 	return t.put(bucketRouters, []byte(r.URL+"\x00"+r.Service), r)
 }
 
-// StaleReason is one reason a share is worth closing.
+// StaleReason is one reason a share is worth closing, with the figures
+// behind it; bot words it.
 type StaleReason struct {
 	Kind string // "old", "permanent", "long-lease", "device-away"
-	Text string // for people, plain text
+	// OpenFor is how long the share has been open ("old", "long-lease"),
+	// Lease the lease it has left ("long-lease"), AwayFor how long its
+	// device has not been seen ("device-away").
+	OpenFor time.Duration `json:",omitempty"`
+	Lease   time.Duration `json:",omitempty"`
+	AwayFor time.Duration `json:",omitempty"`
+	// Text is the reason in words, as older versions of doorman stored it.
+	Text string `json:",omitempty"`
 }
 
 // DigestItemState is what became of a share listed in a digest.
@@ -491,7 +603,7 @@ type DigestItem struct {
 	Page     int
 	State    DigestItemState `json:",omitempty"`
 	By       User            `json:",omitempty"`
-	Note     string          `json:",omitempty"` // plain text
+	Note     Note            `json:",omitzero"`
 }
 
 // DigestRule is a rule that matched nothing for a long time.

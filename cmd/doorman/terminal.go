@@ -77,7 +77,10 @@ func printable(s string, n int) string {
 		}
 		return r
 	}, s)
-	return approvals.Truncate(s, n)
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 func quoted(desc string) string {
