@@ -21,16 +21,30 @@ type API interface {
 	// GetUpdates long-polls for updates with update_id >= offset, waiting
 	// up to timeout on the server.
 	GetUpdates(ctx context.Context, offset int, timeout time.Duration) ([]Update, error)
-	// SendMessage sends an HTML message, with an inline keyboard when kb
-	// is not empty, and returns its message ID.
-	SendMessage(ctx context.Context, chatID int64, html string, kb Keyboard) (messageID int, err error)
+	// SendMessage sends an HTML message and returns its message ID.
+	SendMessage(ctx context.Context, m Outgoing) (messageID int, err error)
 	// EditMessage replaces the text and keyboard of a message; an empty kb
 	// removes the keyboard.
 	EditMessage(ctx context.Context, chatID int64, messageID int, html string, kb Keyboard) error
 	// AnswerCallback answers a button press; text is shown to the presser.
 	AnswerCallback(ctx context.Context, callbackID, text string) error
-	// SetCommands registers the command menu.
-	SetCommands(ctx context.Context, cmds []Command) error
+	// SetCommands registers the command menu shown to users whose
+	// Telegram is set to the language lang, an ISO 639-1 code; "" is the
+	// menu for everybody else.
+	SetCommands(ctx context.Context, lang string, cmds []Command) error
+}
+
+// Outgoing is a message to send.
+type Outgoing struct {
+	ChatID int64
+	// ThreadID is the forum topic to write in, 0 for the chat's main
+	// thread.
+	ThreadID int
+	HTML     string
+	// Keyboard is the inline keyboard, none when empty.
+	Keyboard Keyboard
+	// Silent delivers the message without a sound (disable_notification).
+	Silent bool
 }
 
 // Button is one inline keyboard button; Data is at most 64 bytes.
@@ -48,6 +62,9 @@ type User struct {
 	Username string // without @, may be empty
 	Name     string // first and last name
 	IsBot    bool
+	// LanguageCode is the IETF tag of the user's Telegram language, such
+	// as "de" or "en-GB"; it may be empty.
+	LanguageCode string
 }
 
 // Display returns how doorman names the user to people.
@@ -87,6 +104,9 @@ type Message struct {
 	ChatType string // "private", "group", "supergroup", "channel"
 	From     User
 	Text     string
+	// ThreadID is the forum topic the message was written in, 0 outside
+	// topics.
+	ThreadID int
 	// Command is the bot command without slash and @botname ("list" for
 	// "/list@doorman_bot now"), empty when the text is not a command.
 	Command string

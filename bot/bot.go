@@ -140,7 +140,7 @@ func (b *Bot) Run(ctx context.Context) error {
 
 func (b *Bot) registerCommands(ctx context.Context) {
 	for n := 1; ; n++ {
-		err := b.api.SetCommands(ctx, commandMenu)
+		err := b.api.SetCommands(ctx, "", commandMenu)
 		if err == nil {
 			return
 		}
@@ -340,7 +340,7 @@ For every new share you get a message with two buttons:
 /help – this text`
 
 func (b *Bot) reply(ctx context.Context, text string, kb Keyboard) {
-	if _, err := b.api.SendMessage(ctx, b.engine.Chat(), text, kb); err != nil {
+	if _, err := b.api.SendMessage(ctx, Outgoing{ChatID: b.engine.Chat(), HTML: text, Keyboard: kb}); err != nil {
 		b.logger.Warn("unable to answer a command", "err", err)
 	}
 }

@@ -274,7 +274,7 @@ func (o *Outbox) deliver(ctx context.Context, it storage.OutboxItem) error {
 			o.logger.Error("outbox notice says nothing; dropping it", "seq", it.Seq)
 			return o.remove(it.Seq)
 		}
-		if _, err := o.api.SendMessage(ctx, it.ChatID, text, keyboardOf(it.Keyboard)); err != nil {
+		if _, err := o.api.SendMessage(ctx, Outgoing{ChatID: it.ChatID, HTML: text, Keyboard: keyboardOf(it.Keyboard)}); err != nil {
 			return err
 		}
 		return o.remove(it.Seq)
@@ -336,7 +336,7 @@ func (o *Outbox) sendAndRecord(ctx context.Context, it storage.OutboxItem, text 
 	id, sent := o.unrecorded[it.Seq]
 	if !sent {
 		var err error
-		if id, err = o.api.SendMessage(ctx, it.ChatID, text, kb); err != nil {
+		if id, err = o.api.SendMessage(ctx, Outgoing{ChatID: it.ChatID, HTML: text, Keyboard: kb}); err != nil {
 			return err
 		}
 	}

@@ -156,7 +156,7 @@ func (b *Bot) handleUnpaired(ctx context.Context, msg *Message) {
 		return
 	}
 	reply := func(text string) {
-		if _, err := b.api.SendMessage(ctx, msg.ChatID, text, nil); err != nil {
+		if _, err := b.api.SendMessage(ctx, Outgoing{ChatID: msg.ChatID, HTML: text}); err != nil {
 			b.logger.Warn("unable to answer a pairing attempt", "err", err)
 		}
 	}
@@ -222,7 +222,7 @@ func (b *Bot) cmdUnpair(ctx context.Context) {
 	}
 	b.engine.SetChat(0)
 	b.logger.Info("unpaired", "chat", chat, "dropped_messages", dropped)
-	if _, err := b.api.SendMessage(ctx, chat, "Unpaired. Doorman sends nothing here any more; it shows a new pairing code where it runs.", nil); err != nil {
+	if _, err := b.api.SendMessage(ctx, Outgoing{ChatID: chat, HTML: "Unpaired. Doorman sends nothing here any more; it shows a new pairing code where it runs."}); err != nil {
 		b.logger.Warn("unable to answer /unpair", "err", err)
 	}
 	b.pair.mu.Lock()

@@ -225,6 +225,18 @@ func (t *TelegramAPI) convertUpdate(raw json.RawMessage) Update {
 		out.Callback = cb
 	case u.Message != nil:
 		out.Message = t.toMessage(u.Message)
+		// tgbotapi v5.5.1 knows no forum topics.
+		var topic struct {
+			Message struct {
+				ThreadID       int  `json:"message_thread_id"`
+				IsTopicMessage bool `json:"is_topic_message"`
+			} `json:"message"`
+		}
+		// A reply in a group without topics has a thread too; only a
+		// topic's thread is one to write in.
+		if json.Unmarshal(raw, &topic) == nil && topic.Message.IsTopicMessage && topic.Message.ThreadID > 0 {
+			out.Message.ThreadID = topic.Message.ThreadID
+		}
 	}
 	return out
 }
@@ -252,28 +264,37 @@ func toUser(u *tgbotapi.User) User {
 		return User{}
 	}
 	return User{
-		ID:       u.ID,
-		Username: u.UserName,
-		Name:     strings.TrimSpace(u.FirstName + " " + u.LastName),
-		IsBot:    u.IsBot,
+		ID:           u.ID,
+		Username:     u.UserName,
+		Name:         strings.TrimSpace(u.FirstName + " " + u.LastName),
+		IsBot:        u.IsBot,
+		LanguageCode: u.LanguageCode,
 	}
 }
 
-// SendMessage implements API.
-func (t *TelegramAPI) SendMessage(ctx context.Context, chatID int64, html string, kb Keyboard) (int, error) {
-	msg := tgbotapi.NewMessage(chatID, html)
-	msg.ParseMode = tgbotapi.ModeHTML
-	msg.DisableWebPagePreview = true
-	if markup := inlineKeyboard(kb); markup != nil {
-		msg.ReplyMarkup = *markup
+// SendMessage implements API. tgbotapi v5.5.1 predates forum topics, so
+// the request is written as plain parameters, which carry
+// message_thread_id too.
+func (t *TelegramAPI) SendMessage(ctx context.Context, m Outgoing) (int, error) {
+	params := tgbotapi.Params{}
+	params.AddFirstValid("chat_id", m.ChatID)
+	params["text"] = m.HTML
+	params["parse_mode"] = tgbotapi.ModeHTML
+	params.AddBool("disable_web_page_preview", true)
+	params.AddBool("disable_notification", m.Silent)
+	params.AddNonZero("message_thread_id", m.ThreadID)
+	if markup := inlineKeyboard(m.Keyboard); markup != nil {
+		if err := params.AddInterface("reply_markup", markup); err != nil {
+			return 0, fmt.Errorf("telegram: unable to encode a keyboard: %w", err)
+		}
 	}
 	var sent struct {
 		MessageID int `json:"message_id"`
 	}
 	err := t.call(ctx, "sendMessage", t.timeout, func(b *tgbotapi.BotAPI) error {
-		// Not b.Send: only the id is needed, and failing to decode the rest
-		// of a message that was delivered would invite a duplicate.
-		resp, err := b.Request(msg)
+		// Only the id is needed, and failing to decode the rest of a
+		// message that was delivered would invite a duplicate.
+		resp, err := b.MakeRequest("sendMessage", params)
 		if err != nil {
 			return err
 		}
@@ -309,14 +330,16 @@ func (t *TelegramAPI) AnswerCallback(ctx context.Context, callbackID, text strin
 }
 
 // SetCommands implements API.
-func (t *TelegramAPI) SetCommands(ctx context.Context, cmds []Command) error {
+func (t *TelegramAPI) SetCommands(ctx context.Context, lang string, cmds []Command) error {
 	// Never nil: tgbotapi would send "null" instead of an empty list.
 	list := make([]tgbotapi.BotCommand, 0, len(cmds))
 	for _, c := range cmds {
 		list = append(list, tgbotapi.BotCommand{Command: c.Name, Description: c.Description})
 	}
 	return t.call(ctx, "setMyCommands", t.timeout, func(b *tgbotapi.BotAPI) error {
-		_, err := b.Request(tgbotapi.NewSetMyCommands(list...))
+		cfg := tgbotapi.NewSetMyCommands(list...)
+		cfg.LanguageCode = lang
+		_, err := b.Request(cfg)
 		return err
 	})
 }

@@ -192,7 +192,7 @@ func TestTelegramAPIMethods(t *testing.T) {
 	}
 
 	kb := Keyboard{{{Text: "Allow", Data: "allow:1"}, {Text: "Block", Data: "block:1"}}, {}}
-	id, err := api.SendMessage(ctx, chat, "<b>new mapping</b> tcp/22 &lt;ssh&gt; https://example.org", kb)
+	id, err := api.SendMessage(ctx, Outgoing{ChatID: chat, HTML: "<b>new mapping</b> tcp/22 &lt;ssh&gt; https://example.org", Keyboard: kb})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestTelegramAPIMethods(t *testing.T) {
 		t.Errorf("buttons = %+v, want %+v", m.Buttons, wantButtons)
 	}
 
-	plain, err := api.SendMessage(ctx, chat, "no buttons", nil)
+	plain, err := api.SendMessage(ctx, Outgoing{ChatID: chat, HTML: "no buttons"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestTelegramAPIMethods(t *testing.T) {
 	}
 
 	srv.SetChatUnreachable(7, true)
-	_, err = api.SendMessage(ctx, 7, "hello", nil)
+	_, err = api.SendMessage(ctx, Outgoing{ChatID: 7, HTML: "hello"})
 	if e := mustAPIError(t, err); e.Code != 400 || e.Retryable {
 		t.Errorf("unreachable chat: %#v", e)
 	}
@@ -265,14 +265,14 @@ func TestTelegramAPIMethods(t *testing.T) {
 	}
 
 	cmds := []Command{{Name: "list", Description: "List mappings"}, {Name: "status", Description: "Show status"}}
-	if err := api.SetCommands(ctx, cmds); err != nil {
+	if err := api.SetCommands(ctx, "", cmds); err != nil {
 		t.Fatal(err)
 	}
 	want := []telegramtest.Command{{Command: "list", Description: "List mappings"}, {Command: "status", Description: "Show status"}}
 	if got := srv.Commands(); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("commands = %+v", got)
 	}
-	if err := api.SetCommands(ctx, nil); err != nil {
+	if err := api.SetCommands(ctx, "", nil); err != nil {
 		t.Fatalf("clearing the commands: %v", err)
 	}
 	if got := srv.Commands(); len(got) != 0 {
@@ -309,7 +309,7 @@ func TestGetUpdatesConversion(t *testing.T) {
 	ctx := tgCtxTimeout(t, 10*time.Second)
 	const chat, group, user = 42, -4001, 1001
 
-	id, err := api.SendMessage(ctx, chat, "alert", Keyboard{{{Text: "Allow", Data: "allow:7"}}})
+	id, err := api.SendMessage(ctx, Outgoing{ChatID: chat, HTML: "alert", Keyboard: Keyboard{{{Text: "Allow", Data: "allow:7"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +331,7 @@ func TestGetUpdatesConversion(t *testing.T) {
 			t.Errorf("update ids %d then %d", updates[i-1].ID, updates[i].ID)
 		}
 	}
-	from := User{ID: user, Username: "user1001", Name: "User"}
+	from := User{ID: user, Username: "user1001", Name: "User", LanguageCode: "en"}
 	cb := updates[0].Callback
 	if updates[0].Message != nil || cb == nil {
 		t.Fatalf("first update = %+v, want a callback", updates[0])
@@ -547,7 +547,7 @@ func TestErrorClassification(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			api, logs := newTGAPI(t, tgRawServer(t, tt.status, tt.ct, tt.body), time.Second)
-			_, err := api.SendMessage(tgCtx(t), 42, "hi", nil)
+			_, err := api.SendMessage(tgCtx(t), Outgoing{ChatID: 42, HTML: "hi"})
 			e := mustAPIError(t, err)
 			if e.Method != "sendMessage" || e.Code != tt.code || e.Retryable != tt.retryable || e.RetryAfter != tt.retryAfter {
 				t.Errorf("error = %#v, want code %d, retryable %v, retry after %v", e, tt.code, tt.retryable, tt.retryAfter)
@@ -618,7 +618,7 @@ func TestTransportFailures(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		api, _ := newTGAPI(t, hang.URL, 100*time.Millisecond)
 		start := time.Now()
-		_, err := api.SendMessage(tgCtx(t), 1, "x", nil)
+		_, err := api.SendMessage(tgCtx(t), Outgoing{ChatID: 1, HTML: "x"})
 		e := mustAPIError(t, err)
 		if !errors.Is(err, context.DeadlineExceeded) || !e.Retryable || e.Code != 0 {
 			t.Errorf("error = %v (%#v), want a retryable deadline", err, e)
@@ -663,7 +663,7 @@ func TestTransportFailures(t *testing.T) {
 		}))
 		defer ts.Close()
 		api, _ := newTGAPI(t, ts.URL, time.Second)
-		_, err := api.SendMessage(tgCtx(t), 1, "x", nil)
+		_, err := api.SendMessage(tgCtx(t), Outgoing{ChatID: 1, HTML: "x"})
 		if e := mustAPIError(t, err); !e.Retryable || e.Code != 0 {
 			t.Errorf("error = %#v, want a retryable transport error", e)
 		}
@@ -733,7 +733,7 @@ func TestFakeFailures(t *testing.T) {
 			srv := newTGFake(t)
 			api, _ := newTGAPI(t, srv.URL, 200*time.Millisecond)
 			srv.Fail("sendMessage", tt.f)
-			_, err := api.SendMessage(tgCtx(t), 42, "hi", nil)
+			_, err := api.SendMessage(tgCtx(t), Outgoing{ChatID: 42, HTML: "hi"})
 			e := mustAPIError(t, err)
 			if e.Code != tt.code || e.Retryable != tt.retryable || e.RetryAfter != tt.retryAfter {
 				t.Errorf("error = %#v, want code %d, retryable %v, retry after %v", e, tt.code, tt.retryable, tt.retryAfter)
@@ -742,7 +742,7 @@ func TestFakeFailures(t *testing.T) {
 				t.Error("a failed send was delivered")
 			}
 			// The failure was used up; the next call goes through.
-			if _, err := api.SendMessage(tgCtx(t), 42, "hi", nil); err != nil {
+			if _, err := api.SendMessage(tgCtx(t), Outgoing{ChatID: 42, HTML: "hi"}); err != nil {
 				t.Errorf("after the failure: %v", err)
 			}
 		})
@@ -761,7 +761,7 @@ func TestConcurrentUse(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
-			if _, err := api.SendMessage(c, int64(100+i), "hi", nil); err != nil {
+			if _, err := api.SendMessage(c, Outgoing{ChatID: int64(100+i), HTML: "hi"}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -773,5 +773,43 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	if n := len(srv.Messages()); n != 8 {
 		t.Errorf("%d messages, want 8", n)
+	}
+}
+
+// TestSilentTopicsAndLanguages: a silent message, one to a forum topic, the
+// command menu per language, and the topic and language of who wrote.
+func TestSilentTopicsAndLanguages(t *testing.T) {
+	srv := newTGFake(t)
+	api, _ := newTGAPI(t, srv.URL, 5*time.Second)
+	ctx := tgCtx(t)
+	const group = int64(-1001234567890)
+	if _, err := api.SendMessage(ctx, Outgoing{ChatID: 42, HTML: "closed again", Silent: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.SendMessage(ctx, Outgoing{ChatID: group, ThreadID: 9, HTML: "a question", Keyboard: Keyboard{{{Text: "Allow", Data: "allow:1"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 2 || !msgs[0].DisableNotification || msgs[0].ThreadID != 0 ||
+		msgs[1].DisableNotification || msgs[1].ThreadID != 9 || len(msgs[1].Buttons) != 1 || msgs[1].ParseMode != "HTML" || !msgs[1].DisableWebPagePreview {
+		t.Errorf("sent %+v", msgs)
+	}
+	if err := api.SetCommands(ctx, "de", []Command{{Name: "list", Description: "aktuelle Portfreigaben"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.CommandsFor("de"); len(got) != 1 || got[0].Description != "aktuelle Portfreigaben" || len(srv.Commands()) != 0 {
+		t.Errorf("German menu %+v, default menu %+v", got, srv.Commands())
+	}
+	srv.SendUserMessage(telegramtest.UserMessage{ChatID: group, From: 5, Text: "/start CODE", ThreadID: 9, LanguageCode: "de-AT"})
+	srv.SendText(group, 5, "/start CODE")
+	updates, err := api.GetUpdates(ctx, 0, 0)
+	if err != nil || len(updates) != 2 {
+		t.Fatalf("updates %+v, %v", updates, err)
+	}
+	if m := updates[0].Message; m.ThreadID != 9 || m.From.LanguageCode != "de-AT" || m.Command != "start" || m.Args != "CODE" {
+		t.Errorf("message in a topic = %+v", m)
+	}
+	if m := updates[1].Message; m.ThreadID != 0 || m.From.LanguageCode != "en" {
+		t.Errorf("message outside topics = %+v", m)
 	}
 }

@@ -90,6 +90,14 @@ func (s *Server) sendMessage(_ context.Context, f url.Values) (any, *apiError) {
 		disablePreview: formBool(f, "disable_web_page_preview"),
 		fromBot:        true,
 		created:        time.Now(),
+		silent:         formBool(f, "disable_notification"),
+	}
+	if raw := f.Get("message_thread_id"); raw != "" {
+		thread, err := strconv.Atoi(raw)
+		if err != nil || thread <= 0 {
+			return nil, badRequest("message thread not found")
+		}
+		m.threadID = thread
 	}
 	id := s.addMessage(chatID, m)
 	s.messages = append(s.messages, Message{
@@ -99,6 +107,8 @@ func (s *Server) sendMessage(_ context.Context, f url.Values) (any, *apiError) {
 		ParseMode:             mode,
 		Buttons:               cloneButtons(kb.buttons),
 		DisableWebPagePreview: m.disablePreview,
+		DisableNotification:   m.silent,
+		ThreadID:              m.threadID,
 		Time:                  m.created,
 	})
 	s.broadcast()

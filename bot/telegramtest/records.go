@@ -24,7 +24,13 @@ type Message struct {
 	// DisableWebPagePreview mirrors the flag because alert texts with URLs
 	// unfurl into large previews unless it is set.
 	DisableWebPagePreview bool
-	Time                  time.Time
+	// DisableNotification is Telegram's "send silently": the message
+	// arrives without a sound.
+	DisableNotification bool
+	// ThreadID is the forum topic (message_thread_id) it went to, 0 for
+	// the chat's main thread.
+	ThreadID int
+	Time     time.Time
 }
 
 // Edit is a successful editMessageText or editMessageReplyMarkup.
@@ -69,6 +75,10 @@ type msgState struct {
 	created        time.Time
 	editDate       int64
 	deleted        bool
+	threadID       int
+	silent         bool
+	// lang is the language_code of a user's message, "" for the default.
+	lang string
 }
 
 // chat must be called with s.mu held.
@@ -113,11 +123,19 @@ func (s *Server) messageJSON(chatID int64, id int, m *msgState) *apiMessage {
 		Entities:    m.entities,
 		ReplyMarkup: m.kb.raw,
 	}
+	if m.threadID != 0 {
+		out.MessageThreadID = m.threadID
+		out.IsTopicMessage = true
+		out.Chat.IsForum = true
+	}
 	if m.fromBot {
 		u := s.botUser()
 		out.From = &u
 	} else {
 		u := userFor(m.fromUser)
+		if m.lang != "" {
+			u.LanguageCode = m.lang
+		}
 		out.From = &u
 	}
 	return out
@@ -168,9 +186,20 @@ func (s *Server) CallbackAnswers() []CallbackAnswer {
 // Commands returns the command list last set for the default scope and no
 // language, which is what users see unless a narrower list applies.
 func (s *Server) Commands() []Command {
+	return s.CommandsFor("")
+}
+
+// CommandsFor returns the command list last set for the default scope and
+// the language code lang ("" for none): what a user whose Telegram is set
+// to lang sees.
+func (s *Server) CommandsFor(lang string) []Command {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]Command(nil), s.commands[""]...)
+	key := ""
+	if lang != "" {
+		key = "|" + lang
+	}
+	return append([]Command(nil), s.commands[key]...)
 }
 
 // Current returns a message as a user would see it now, after edits, and
@@ -190,6 +219,8 @@ func (s *Server) Current(chatID int64, messageID int) (Message, bool) {
 		ParseMode:             m.parseMode,
 		Buttons:               cloneButtons(m.kb.buttons),
 		DisableWebPagePreview: m.disablePreview,
+		DisableNotification:   m.silent,
+		ThreadID:              m.threadID,
 		Time:                  m.created,
 	}, true
 }
@@ -262,15 +293,35 @@ func (s *Server) PressButton(chatID, fromUserID int64, messageID int, data strin
 // bot_command entity, as Telegram adds one, so clients' command parsing
 // works. The message takes the chat's next message id.
 func (s *Server) SendText(chatID, fromUserID int64, text string) {
+	s.SendUserMessage(UserMessage{ChatID: chatID, From: fromUserID, Text: text})
+}
+
+// UserMessage is a message from a user, with the details that SendText
+// leaves at their defaults.
+type UserMessage struct {
+	ChatID int64
+	From   int64
+	Text   string
+	// ThreadID is the forum topic the message is written in, 0 for none;
+	// the chat is then a forum supergroup.
+	ThreadID int
+	// LanguageCode is the sender's Telegram language, "en" when empty.
+	LanguageCode string
+}
+
+// SendUserMessage queues a message from a user, like SendText.
+func (s *Server) SendUserMessage(um UserMessage) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := &msgState{
-		text:     text,
-		plain:    text,
-		fromUser: fromUserID,
-		entities: commandEntities(text),
+		text:     um.Text,
+		plain:    um.Text,
+		fromUser: um.From,
+		entities: commandEntities(um.Text),
 		created:  time.Now(),
+		threadID: um.ThreadID,
+		lang:     um.LanguageCode,
 	}
-	id := s.addMessage(chatID, m)
-	s.enqueue(apiUpdate{Message: s.messageJSON(chatID, id, m)})
+	id := s.addMessage(um.ChatID, m)
+	s.enqueue(apiUpdate{Message: s.messageJSON(um.ChatID, id, m)})
 }

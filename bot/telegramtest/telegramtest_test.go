@@ -940,3 +940,101 @@ func TestSimpleMethods(t *testing.T) {
 		t.Errorf("updates after dropping them = %+v, %v", updates, err)
 	}
 }
+
+func TestSilentAndTopicMessages(t *testing.T) {
+	srv, bot := newBot(t)
+	const group = int64(-1001234567890)
+	quiet := tgbotapi.NewMessage(group, "closed again")
+	quiet.DisableNotification = true
+	if _, err := bot.Request(quiet); err != nil {
+		t.Fatalf("silent sendMessage: %v", err)
+	}
+	// tgbotapi v5.5.1 predates forum topics; message_thread_id goes as a
+	// plain parameter, as doorman sends it.
+	params := tgbotapi.Params{"chat_id": "-1001234567890", "text": "a question", "message_thread_id": "42"}
+	if _, err := bot.MakeRequest("sendMessage", params); err != nil {
+		t.Fatalf("sendMessage to a topic: %v", err)
+	}
+	for _, bad := range []string{"0", "-3", "x"} {
+		params["message_thread_id"] = bad
+		if _, err := bot.MakeRequest("sendMessage", params); err == nil || !strings.Contains(err.Error(), "message thread not found") {
+			t.Errorf("message_thread_id %q: err = %v, want message thread not found", bad, err)
+		}
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 2 {
+		t.Fatalf("got %d messages, want 2", len(msgs))
+	}
+	if !msgs[0].DisableNotification || msgs[0].ThreadID != 0 {
+		t.Errorf("silent message recorded as %+v", msgs[0])
+	}
+	if msgs[1].DisableNotification || msgs[1].ThreadID != 42 {
+		t.Errorf("topic message recorded as %+v", msgs[1])
+	}
+	if cur, ok := srv.Current(group, msgs[1].MessageID); !ok || cur.ThreadID != 42 {
+		t.Errorf("Current = %+v, %v; want thread 42", cur, ok)
+	}
+}
+
+func TestUserMessageInTopic(t *testing.T) {
+	srv, bot := newBot(t)
+	const group = int64(-1001234567890)
+	srv.SendUserMessage(telegramtest.UserMessage{ChatID: group, From: userID, Text: "/start CODE", ThreadID: 7, LanguageCode: "de-DE"})
+	srv.SendText(chatID, userID, "/start")
+	updates, err := bot.GetUpdates(tgbotapi.UpdateConfig{})
+	if err != nil || len(updates) != 2 {
+		t.Fatalf("GetUpdates = %d updates, %v", len(updates), err)
+	}
+	var raw struct {
+		Result []struct {
+			Message struct {
+				MessageThreadID int  `json:"message_thread_id"`
+				IsTopicMessage  bool `json:"is_topic_message"`
+				Chat            struct {
+					IsForum bool `json:"is_forum"`
+				} `json:"chat"`
+				From struct {
+					LanguageCode string `json:"language_code"`
+				} `json:"from"`
+			} `json:"message"`
+		} `json:"result"`
+	}
+	resp, err := bot.MakeRequest("getUpdates", tgbotapi.Params{"offset": "0"})
+	if err != nil {
+		t.Fatalf("getUpdates: %v", err)
+	}
+	if err := json.Unmarshal(append([]byte(`{"result":`), append(resp.Result, '}')...), &raw); err != nil || len(raw.Result) != 2 {
+		t.Fatalf("decoding updates: %v (%d)", err, len(raw.Result))
+	}
+	topic, plain := raw.Result[0].Message, raw.Result[1].Message
+	if topic.MessageThreadID != 7 || !topic.IsTopicMessage || !topic.Chat.IsForum || topic.From.LanguageCode != "de-DE" {
+		t.Errorf("topic message = %+v", topic)
+	}
+	if plain.MessageThreadID != 0 || plain.IsTopicMessage || plain.Chat.IsForum || plain.From.LanguageCode != "en" {
+		t.Errorf("plain message = %+v", plain)
+	}
+	if updates[0].Message.From.LanguageCode != "de-DE" {
+		t.Errorf("tgbotapi sees language %q", updates[0].Message.From.LanguageCode)
+	}
+}
+
+func TestCommandsPerLanguage(t *testing.T) {
+	srv, bot := newBot(t)
+	en := tgbotapi.NewSetMyCommands(tgbotapi.BotCommand{Command: "list", Description: "current port shares"})
+	de := tgbotapi.NewSetMyCommands(tgbotapi.BotCommand{Command: "list", Description: "aktuelle Portfreigaben"})
+	de.LanguageCode = "de"
+	for _, c := range []tgbotapi.SetMyCommandsConfig{en, de} {
+		if _, err := bot.Request(c); err != nil {
+			t.Fatalf("setMyCommands: %v", err)
+		}
+	}
+	if got := srv.CommandsFor("de"); len(got) != 1 || got[0].Description != "aktuelle Portfreigaben" {
+		t.Errorf("CommandsFor(de) = %+v", got)
+	}
+	if got := srv.CommandsFor(""); len(got) != 1 || got[0].Description != "current port shares" {
+		t.Errorf("CommandsFor(\"\") = %+v", got)
+	}
+	if got := srv.CommandsFor("fr"); got != nil {
+		t.Errorf("CommandsFor(fr) = %+v, want none", got)
+	}
+}

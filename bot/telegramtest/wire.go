@@ -34,6 +34,7 @@ type apiChat struct {
 	Title     string `json:"title,omitempty"`
 	Username  string `json:"username,omitempty"`
 	FirstName string `json:"first_name,omitempty"`
+	IsForum   bool   `json:"is_forum,omitempty"`
 }
 
 type apiEntity struct {
@@ -43,14 +44,16 @@ type apiEntity struct {
 }
 
 type apiMessage struct {
-	MessageID   int             `json:"message_id"`
-	From        *apiUser        `json:"from,omitempty"`
-	Chat        apiChat         `json:"chat"`
-	Date        int64           `json:"date"`
-	EditDate    int64           `json:"edit_date,omitempty"`
-	Text        string          `json:"text,omitempty"`
-	Entities    []apiEntity     `json:"entities,omitempty"`
-	ReplyMarkup json.RawMessage `json:"reply_markup,omitempty"`
+	MessageID       int             `json:"message_id"`
+	MessageThreadID int             `json:"message_thread_id,omitempty"`
+	IsTopicMessage  bool            `json:"is_topic_message,omitempty"`
+	From            *apiUser        `json:"from,omitempty"`
+	Chat            apiChat         `json:"chat"`
+	Date            int64           `json:"date"`
+	EditDate        int64           `json:"edit_date,omitempty"`
+	Text            string          `json:"text,omitempty"`
+	Entities        []apiEntity     `json:"entities,omitempty"`
+	ReplyMarkup     json.RawMessage `json:"reply_markup,omitempty"`
 }
 
 type apiCallbackQuery struct {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/doorman-upnp/doorman/approvals"
+	"github.com/doorman-upnp/doorman/bot"
 )
 
 // config is everything doorman reads from DOORMAN_* variables and flags.
@@ -40,6 +41,10 @@ type config struct {
 	Location        *time.Location
 	StaleAfter      time.Duration
 	DigestSkipEmpty bool
+
+	QuietHours bot.QuietHours
+	TopicID    int
+	Lang       bot.Lang
 
 	MetricsAddr string
 }
@@ -257,6 +262,36 @@ func settings() []setting {
 				}
 				c.DigestSkipEmpty = b
 				return nil
+			},
+		},
+		{
+			env: "DOORMAN_QUIET_HOURS", flag: "quiet-hours", arg: "HH:MM-HH:MM", def: "off",
+			help: "Questions about ordinary shares arrive without a sound in this span, in DOORMAN_TZ (e.g. 22:00-07:00); risky ports and busy devices still ring",
+			apply: func(c *config, v string) error {
+				q, err := bot.ParseQuietHours(v)
+				c.QuietHours = q
+				return err
+			},
+		},
+		{
+			env: "DOORMAN_TELEGRAM_TOPIC_ID", flag: "topic-id", arg: "ID", def: "the chat's main thread, or the topic paired in",
+			help: "Forum topic of DOORMAN_TELEGRAM_CHAT_ID's group that gets every message (the number after the last / of a topic's link)",
+			apply: func(c *config, v string) error {
+				id, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil || id <= 0 {
+					return fmt.Errorf("%q is not a topic ID (a positive number such as 42)", v)
+				}
+				c.TopicID = id
+				return nil
+			},
+		},
+		{
+			env: "DOORMAN_LANG", flag: "lang", arg: "en|de", def: "the language of who paired",
+			help: "Language of doorman's chat messages and buttons; the log and the terminal stay English",
+			apply: func(c *config, v string) error {
+				l, err := bot.ParseLang(v)
+				c.Lang = l
+				return err
 			},
 		},
 		{

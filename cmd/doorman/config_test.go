@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/doorman-upnp/doorman/bot"
 )
 
 func TestConfig(t *testing.T) {
@@ -102,6 +104,26 @@ func TestConfig(t *testing.T) {
 		{name: "callback address", env: map[string]string{"DOORMAN_CALLBACK_ADDR": "47100"}, wantErr: "DOORMAN_CALLBACK_ADDR: \"47100\" is not host:port"},
 		{name: "API URL", env: map[string]string{"DOORMAN_TELEGRAM_API_URL": "api.telegram.org"}, wantErr: "is not an http(s) URL"},
 		{name: "poll interval", env: map[string]string{"DOORMAN_POLL_INTERVAL": "10ms"}, wantErr: "DOORMAN_POLL_INTERVAL: 10ms is out of range"},
+		{
+			name: "a person's day",
+			env:  map[string]string{"DOORMAN_QUIET_HOURS": "22:00-07:00", "DOORMAN_TELEGRAM_TOPIC_ID": "42", "DOORMAN_LANG": "DE"},
+			check: func(t *testing.T, c config) {
+				if c.QuietHours.String() != "22:00-07:00" || c.TopicID != 42 || c.Lang != bot.German {
+					t.Errorf("quiet hours %q, topic %d, lang %q", c.QuietHours, c.TopicID, c.Lang)
+				}
+			},
+		},
+		{
+			name: "a person's day by default",
+			check: func(t *testing.T, c config) {
+				if c.QuietHours.On() || c.TopicID != 0 || c.Lang != "" {
+					t.Errorf("quiet hours %q, topic %d, lang %q", c.QuietHours, c.TopicID, c.Lang)
+				}
+			},
+		},
+		{name: "quiet hours", args: []string{"--quiet-hours", "22-7"}, wantErr: "--quiet-hours: \"22-7\": the start is not a time of day"},
+		{name: "topic", env: map[string]string{"DOORMAN_TELEGRAM_TOPIC_ID": "general"}, wantErr: "DOORMAN_TELEGRAM_TOPIC_ID: \"general\" is not a topic ID"},
+		{name: "language", env: map[string]string{"DOORMAN_LANG": "fr"}, wantErr: "DOORMAN_LANG: \"fr\" is not a language doorman speaks (en or de)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
