@@ -48,6 +48,10 @@ type Client struct {
 	httpClient       *http.Client
 	// reqErrs counts failed SOAP requests (stats.go).
 	reqErrs *requestErrors
+	// unconfirmedDeletes holds "router-URL service-type" for each service
+	// found to lack GetSpecificPortMappingEntry, so that the log says so
+	// once (delete_listed.go).
+	unconfirmedDeletes sync.Map
 
 	// Seams for tests: the routing table and the SSDP search.
 	defaultGateways func() ([]netip.Addr, error)
