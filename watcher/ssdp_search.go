@@ -89,7 +89,6 @@ func searchOn(ctx context.Context, conn *net.UDPConn, dest netip.AddrPort, targe
 	stopRead := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stopRead()
 	resendCtx, stopResend := context.WithCancel(ctx)
-	defer stopResend()
 	resent := make(chan struct{})
 	go func() {
 		defer close(resent)
@@ -106,7 +105,10 @@ func searchOn(ctx context.Context, conn *net.UDPConn, dest netip.AddrPort, targe
 			}
 		}
 	}()
-	defer func() { <-resent }()
+	defer func() {
+		stopResend()
+		<-resent
+	}()
 
 	buf := make([]byte, maxSearchAnswerBytes)
 	for {
