@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -243,7 +244,7 @@ func TestDiscoverReturnsOnceTheGatewayAnswered(t *testing.T) {
 	fromImpostor := func(i int) timedAnswer {
 		return timedAnswer{from: "127.0.0.2", location: fmt.Sprintf("%s/desc%d.xml", impostorURL, i)}
 	}
-	const timeout = 600 * time.Millisecond
+	const timeout = time.Second
 	tests := []struct {
 		name           string
 		answers        []timedAnswer
@@ -267,10 +268,10 @@ func TestDiscoverReturnsOnceTheGatewayAnswered(t *testing.T) {
 			answers: []timedAnswer{
 				{location: router.URL()},
 				{after: descriptionGrace / 3, location: twin.URL(), st: searchIGDv2},
-				{after: descriptionGrace + 200*time.Millisecond, location: late.URL + "/rootDesc.xml"},
+				{after: descriptionGrace + 400*time.Millisecond, location: late.URL + "/rootDesc.xml"},
 			},
 			wantURLs: []string{router.URL(), twin.URL()},
-			maxTook:  descriptionGrace + 150*time.Millisecond,
+			maxTook:  descriptionGrace + 350*time.Millisecond,
 			check: func(t *testing.T) {
 				if n := lateGets.Load(); n != 0 {
 					t.Errorf("a description announced after the grace was fetched %d times", n)
@@ -479,5 +480,47 @@ func TestGatewaysFromConfiguredURLs(t *testing.T) {
 	c = testClient(t, Config{IGDURLs: []string{broken.URL()}})
 	if _, err := c.Gateways(context.Background()); !errors.Is(err, ErrNoGateway) || !strings.Contains(err.Error(), broken.URL()) {
 		t.Errorf("error = %v, want ErrNoGateway naming the URL", err)
+	}
+}
+
+// However many gateway URLs the LAN announces, discovery runs a bounded
+// number of goroutines: the search, its resends and maxGatewayDescriptions
+// fetches (each with its HTTP connection, served here in the same process).
+func TestDiscoverGoroutinesAreBounded(t *testing.T) {
+	hanging, gets := countingServer(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	var answers []timedAnswer
+	for i := range 500 {
+		answers = append(answers, timedAnswer{location: fmt.Sprintf("%s/desc%d.xml", hanging.URL, i)})
+	}
+	c := testClient(t, Config{RequestTimeout: 500 * time.Millisecond})
+	c.discoveryTimeout = 300 * time.Millisecond
+	c.defaultGateways = func() ([]netip.Addr, error) { return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil }
+	c.search = searchAnswering(nil, answers...)
+	before := runtime.NumGoroutine()
+	stop, sampled := make(chan struct{}), make(chan int)
+	go func() {
+		peak := 0
+		for {
+			peak = max(peak, runtime.NumGoroutine())
+			select {
+			case <-stop:
+				sampled <- peak
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	_, err := c.Discover(context.Background())
+	close(stop)
+	peak := <-sampled
+	if !errors.Is(err, ErrNoGateway) {
+		t.Errorf("Discover: %v", err)
+	}
+	t.Logf("%d goroutines before, at most %d during discovery", before, peak)
+	if n := gets.Load(); n > maxGatewayDescriptions {
+		t.Errorf("%d descriptions fetched, want at most %d", n, maxGatewayDescriptions)
+	}
+	if extra := peak - before; extra > 6*maxGatewayDescriptions {
+		t.Errorf("discovery ran %d goroutines more than before", extra)
 	}
 }
