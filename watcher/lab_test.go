@@ -51,6 +51,9 @@ type labChildSpec struct {
 	Mode   string // "delete" or "watch"
 	IGDURL string // empty: SSDP discovery (inside the lab only)
 	Key    Key    // for "delete"
+	// Listed, if set, is deleted as listed (DeleteListedMapping) instead
+	// of Key.
+	Listed *Mapping
 	Watch  labWatchSpec
 }
 
@@ -70,6 +73,7 @@ type labEvent struct {
 	// delete
 	Code    int  `json:",omitempty"`
 	Refused bool `json:",omitempty"`
+	Changed bool `json:",omitempty"` // ErrMappingChanged
 
 	// snapshot
 	Reason   string    `json:",omitempty"`
@@ -126,8 +130,12 @@ func runLabChild(rawSpec string) int {
 			report(labEvent{Type: "delete", Err: err.Error()})
 			return 1
 		}
-		err = c.DeleteMapping(ctx, gws[0], spec.Key)
-		e := labEvent{Type: "delete", Code: UPnPErrorCode(err), Refused: errors.Is(err, ErrDeleteRefused)}
+		if spec.Listed != nil {
+			err = c.DeleteListedMapping(ctx, gws[0], *spec.Listed)
+		} else {
+			err = c.DeleteMapping(ctx, gws[0], spec.Key)
+		}
+		e := labEvent{Type: "delete", Code: UPnPErrorCode(err), Refused: errors.Is(err, ErrDeleteRefused), Changed: errors.Is(err, ErrMappingChanged)}
 		if err != nil {
 			e.Err = err.Error()
 		}
