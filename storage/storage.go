@@ -23,7 +23,12 @@ import (
 
 // SchemaVersion is the layout this build writes. A file written by a newer
 // doorman is refused rather than misread.
-const SchemaVersion = 1
+//
+//   - 1: shares, routers and alerts keyed on the router's description URL;
+//   - 2: keyed on the router's identity (watcher.RouterID). Schema 1
+//     records are moved to it the first time their router is seen
+//     (Tx.AdoptRouter): only then is its UDN known.
+const SchemaVersion = 2
 
 // DefaultOpenTimeout is how long Open waits for another process to release
 // the file before it gives up.

@@ -39,11 +39,11 @@ func (c *Client) DeleteMapping(ctx context.Context, gw *Gateway, k Key) error {
 // deleteTarget checks that k is a mapping on gw and returns its service,
 // k with Router filled in, and its protocol as routers want it.
 func deleteTarget(gw *Gateway, k Key) (*Service, Key, string, error) {
-	if k.Router != "" && k.Router != gw.URL {
-		return nil, k, "", &DeleteError{Key: k, Err: fmt.Errorf("the mapping is on %s, not on this router (%s)", k.Router, gw.URL)}
+	if k.Router != "" && !gw.isRouter(k.Router, true) && !sameURL(k.Router, gw.URL) {
+		return nil, k, "", &DeleteError{Key: k, Err: fmt.Errorf("the mapping is on %s, not on this router (%s)", k.Router, gw.ID)}
 	}
 	if k.Router == "" {
-		k.Router = gw.URL
+		k.Router = gw.ID
 	}
 	svc := gw.service(k.Service)
 	if svc == nil {

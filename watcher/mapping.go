@@ -19,7 +19,6 @@ package watcher
 
 import (
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -72,7 +71,8 @@ func OriginFromDescription(description string) Origin {
 
 // Mapping is one port mapping as the router reports it.
 type Mapping struct {
-	// Router is the root description URL of the gateway that holds it.
+	// Router is the identity of the gateway that holds it (Gateway.ID,
+	// RouterID), not its description URL, which may move.
 	Router string
 	// Service is the serviceType of the WAN connection service that listed
 	// it; a gateway with two WAN connections has two tables.
@@ -129,13 +129,4 @@ func normalizeProtocol(p string) string {
 		return "UDP"
 	}
 	return ""
-}
-
-// RouterHost names a router for people by the host of its description URL
-// (Mapping.Router), which is what they know it by.
-func RouterHost(router string) string {
-	if u, err := url.Parse(router); err == nil && u.Hostname() != "" {
-		return u.Hostname()
-	}
-	return router
 }

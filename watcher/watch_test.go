@@ -208,7 +208,7 @@ func TestWatchStartSubscribesThenLists(t *testing.T) {
 				t.Errorf("%d SUBSCRIBEs, want 1", got)
 			}
 			st := h.waitStatus(time.Second, "with events", func(s ServiceStatus) bool { return s.Events })
-			if st.Router != igd.URL() || st.Service != ipConn2 || st.LastList.IsZero() || st.LastError != "" || st.EventsError != "" {
+			if st.URL != igd.URL() || st.Router == "" || st.Service != ipConn2 || st.LastList.IsZero() || st.LastError != "" || st.EventsError != "" {
 				t.Errorf("status %+v", st)
 			}
 			// The initial event (SEQ 0) is accepted, and the start

@@ -301,6 +301,7 @@ cmd_env() {
 	echo "LAB_ROUTER_IP=$ROUTER_IP"
 	echo "LAB_DOORMAN_IP=$DOORMAN_IP"
 	echo "LAB_IGD_URL=http://$ROUTER_IP:$HTTP_PORT/rootDesc.xml"
+	echo "LAB_ROUTER_UUID=$(sed -n 's/^uuid=//p' "$dir/miniupnpd.conf")"
 	echo "LAB_EXT_IP=$EXT_IP"
 	echo "LAB_DEVICES=$(cat "$dir/devices")"
 	echo "LAB_NS_ROUTER=$(ns "$tag" r)"

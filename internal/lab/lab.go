@@ -41,8 +41,11 @@ type Lab struct {
 	RouterIP  string
 	DoormanIP string
 	IGDURL    string
-	script    string
-	env       map[string]string
+	// RouterID is the lab router's identity as doorman names it
+	// (watcher.RouterID: "uuid:…@192.168.77.1").
+	RouterID string
+	script   string
+	env      map[string]string
 }
 
 // Available reports why the lab cannot run here, or "" if it can.
@@ -121,6 +124,7 @@ func Start(t testing.TB, opts Options) *Lab {
 	if l.IGDURL == "" {
 		t.Fatalf("lab up printed no LAB_IGD_URL:\n%s", out)
 	}
+	l.RouterID = "uuid:" + l.env["LAB_ROUTER_UUID"] + "@" + l.RouterIP
 	return l
 }
 
