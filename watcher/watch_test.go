@@ -36,8 +36,16 @@ func startWatch(t *testing.T, igd *fakeIGD, cfg WatchConfig) *watchHarness {
 // it runs.
 func startWatchWith(t *testing.T, igd *fakeIGD, cfg WatchConfig, adjust func(*Watcher)) *watchHarness {
 	t.Helper()
-	h := &watchHarness{t: t, igd: igd, snaps: make(chan Snapshot, 256), ssdp: make(chan net.Addr, 4), done: make(chan error, 1)}
-	c := testClient(t, Config{IGDURLs: []string{igd.URL()}, RequestTimeout: time.Second})
+	h := startWatchURLs(t, []string{igd.URL()}, cfg, adjust)
+	h.igd = igd
+	return h
+}
+
+// startWatchURLs runs a Watcher over the routers at urls.
+func startWatchURLs(t *testing.T, urls []string, cfg WatchConfig, adjust func(*Watcher)) *watchHarness {
+	t.Helper()
+	h := &watchHarness{t: t, snaps: make(chan Snapshot, 256), ssdp: make(chan net.Addr, 4), done: make(chan error, 1)}
+	c := testClient(t, Config{IGDURLs: urls, RequestTimeout: time.Second})
 	if cfg.OnSnapshot == nil {
 		cfg.OnSnapshot = func(ctx context.Context, s Snapshot) { h.snaps <- s }
 	}
