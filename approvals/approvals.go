@@ -181,7 +181,10 @@ type Listing struct {
 	Router     string
 	RouterUDNs []string
 	Service    string
-	Mappings   []watcher.Mapping
+	// ServiceTwins are the types of the services of twin descriptions
+	// that hold the same table (watcher.Service.Twins).
+	ServiceTwins []string
+	Mappings     []watcher.Mapping
 	// Complete is false when the listing broke off: shares missing from
 	// it are then not taken as gone.
 	Complete bool

@@ -24,6 +24,8 @@ import (
 //     description URL on the host (schema 1) are moved to the identity
 //     found: a description that moved to another port, or was written
 //     another way, is the same router.
+//
+// See RetireTwinServices for the services of a router's twin descriptions.
 func (t *Tx) AdoptRouter(id string, udns []string) (string, error) {
 	if t.hasRouter(id) {
 		return id, nil
@@ -178,4 +180,73 @@ func rewriteEach[T any](t *Tx, bucket []byte, fn func(*T) bool) error {
 		}
 	}
 	return nil
+}
+
+// RetireTwinServices moves the shares and questions of router stored under
+// twins, the service types of its twin descriptions (the FRITZ!Box's
+// WANIPConnection:1 next to its WANIPConnection:2), to service, the one
+// watched: they are rows of one table. A share stored under both is kept
+// once, as service has it. Without this, shares listed through the twin
+// (by an older doorman, or in a run that found only the twin) would never
+// be listed again, and stay open in doorman's eyes for ever.
+func (t *Tx) RetireTwinServices(router, service string, twins []string) error {
+	if len(twins) == 0 {
+		return nil
+	}
+	shares, err := t.Shares(router)
+	if err != nil {
+		return err
+	}
+	for _, s := range shares {
+		if !slices.Contains(twins, s.Mapping.Service) {
+			continue
+		}
+		if err := t.DeleteShare(ShareKey(s.Mapping.Key())); err != nil {
+			return err
+		}
+		s.Mapping.Service = service
+		if _, ok, err := t.Share(ShareKey(s.Mapping.Key())); err != nil || ok {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := t.PutShare(s); err != nil {
+			return err
+		}
+	}
+	// The twin's record says that the table was listed before: a first
+	// listing through service is not a first look at the router.
+	_, known, err := t.Router(router, service)
+	if err != nil {
+		return err
+	}
+	for _, twin := range twins {
+		r, ok, err := t.Router(router, twin)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		if !known {
+			r.ID, r.Service, known = router, service, true
+			if err := t.PutRouter(r); err != nil {
+				return err
+			}
+		}
+		if err := t.del(bucketRouters, []byte(router+"\x00"+twin)); err != nil {
+			return err
+		}
+	}
+	return rewriteEach(t, bucketAlerts, func(a *Alert) bool {
+		if a.Share.Mapping.Router != router || !slices.Contains(twins, a.Share.Mapping.Service) {
+			return false
+		}
+		a.Share.Mapping.Service = service
+		if a.Previous != nil {
+			a.Previous.Service = service
+		}
+		return true
+	})
 }

@@ -190,3 +190,64 @@ func TestPutRouterNeedsAnID(t *testing.T) {
 		t.Error("PutRouter stored a router without an ID")
 	}
 }
+
+func TestRetireTwinServices(t *testing.T) {
+	const (
+		igd1 = "urn:schemas-upnp-org:service:WANIPConnection:1"
+		igd2 = "urn:schemas-upnp-org:service:WANIPConnection:2"
+	)
+	db := openTemp(t)
+	m := func(svc string, port uint16) watcher.Mapping {
+		return watcher.Mapping{Router: routerID, Service: svc, Protocol: "TCP", ExternalPort: port, InternalClient: "192.168.178.20", InternalPort: port}
+	}
+	var askedTwice, askedOnce uint64
+	err := db.Update(func(tx *Tx) error {
+		// 32400 was listed through both descriptions, 8080 only through
+		// the IGD:1 one.
+		for _, s := range []Share{{Mapping: m(igd1, 32400)}, {Mapping: m(igd2, 32400)}, {Mapping: m(igd1, 8080)}} {
+			a := &Alert{Share: s, State: AlertPending}
+			if err := tx.PutAlert(a); err != nil {
+				return err
+			}
+			s.AlertID = a.ID
+			if s.Mapping.ExternalPort == 8080 {
+				askedOnce = a.ID
+			} else if s.Mapping.Service == igd1 {
+				askedTwice = a.ID
+			}
+			if err := tx.PutShare(s); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutRouter(Router{ID: routerID, Service: igd1}); err != nil {
+			return err
+		}
+		return tx.RetireTwinServices(routerID, igd2, []string{igd1})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.View(func(tx *Tx) error {
+		shares, _ := tx.Shares(routerID)
+		if len(shares) != 2 {
+			t.Errorf("%d shares, want 2: %+v", len(shares), shares)
+		}
+		for _, s := range shares {
+			if s.Mapping.Service != igd2 {
+				t.Errorf("share %d still on %s", s.Mapping.ExternalPort, s.Mapping.Service)
+			}
+		}
+		for _, id := range []uint64{askedTwice, askedOnce} {
+			if a, err := tx.Alert(id); err != nil || a.Share.Mapping.Service != igd2 {
+				t.Errorf("alert %d: %+v, %v; want it on %s", id, a.Share.Mapping, err, igd2)
+			}
+		}
+		if _, ok, _ := tx.Router(routerID, igd1); ok {
+			t.Error("the twin service is still a known service")
+		}
+		if _, ok, _ := tx.Router(routerID, igd2); !ok {
+			t.Error("the table listed through the twin is not known")
+		}
+		return nil
+	})
+}

@@ -3,6 +3,7 @@ package watcher
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -117,6 +118,13 @@ func (c *Client) mappingGone(ctx context.Context, gw *Gateway, svc *Service, k K
 func (g *Gateway) service(serviceType string) *Service {
 	for _, s := range g.Services {
 		if s.Type == serviceType {
+			return s
+		}
+	}
+	// A share listed through a twin description (the FRITZ!Box's IGD:1)
+	// is in the table of the service watched now.
+	for _, s := range g.Services {
+		if slices.Contains(s.Twins, serviceType) {
 			return s
 		}
 	}

@@ -54,7 +54,11 @@ type Service struct {
 	ID          string
 	ControlURL  string
 	EventSubURL string
-	client      portMappingClient
+	// Twins are the types of the services of twin descriptions that hold
+	// the same table (the FRITZ!Box's WANIPConnection:1 next to its
+	// WANIPConnection:2; see identity.go).
+	Twins  []string
+	client portMappingClient
 }
 
 // ShortType returns the service type without its URN prefix, for people:

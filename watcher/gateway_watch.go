@@ -60,6 +60,9 @@ func (g *gatewayWatch) gateway() *Gateway {
 func (g *gatewayWatch) service(typ string) (*Gateway, *serviceWatch) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if svc := g.gw.service(typ); svc != nil {
+		typ = svc.Type
+	}
 	return g.gw, g.services[typ]
 }
 
@@ -293,6 +296,14 @@ func withTwins(gw, cur *Gateway) *Gateway {
 		if !sameURL(u, gw.URL) && !slices.ContainsFunc(merged.Twins, func(t string) bool { return sameURL(t, u) }) {
 			merged.Twins = append(merged.Twins, u)
 		}
+	}
+	merged.Services = make([]*Service, len(gw.Services))
+	for i, svc := range gw.Services {
+		copied := *svc
+		if was := cur.service(svc.Type); was != nil && was.Type == svc.Type {
+			copied.Twins = slices.Clone(was.Twins)
+		}
+		merged.Services[i] = &copied
 	}
 	merged.udns = slices.Clone(gw.udns)
 	for _, u := range cur.udns {

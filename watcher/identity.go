@@ -223,6 +223,19 @@ func mergeTwin(a, b *Gateway) *Gateway {
 		keep, other = b, a
 	}
 	merged := *keep
+	merged.Services = make([]*Service, len(keep.Services))
+	for i, sk := range keep.Services {
+		svc := *sk
+		svc.Twins = slices.Clone(sk.Twins)
+		for _, so := range other.Services {
+			for _, t := range append([]string{so.Type}, so.Twins...) {
+				if t != svc.Type && twinServices(sk, so) && !slices.Contains(svc.Twins, t) {
+					svc.Twins = append(svc.Twins, t)
+				}
+			}
+		}
+		merged.Services[i] = &svc
+	}
 	merged.udns = slices.Clone(keep.udns)
 	for _, u := range other.udns {
 		if !slices.Contains(merged.udns, u) {

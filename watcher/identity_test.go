@@ -158,6 +158,12 @@ func TestMergeGateways(t *testing.T) {
 				t.Errorf("twins %v, want %v", got[0].Twins, tt.twin)
 			}
 			if len(tt.twin) > 0 {
+				// The IGD:1 service's shares are in the IGD:2 service's
+				// table.
+				svc := got[0].Services[0]
+				if !slices.Equal(svc.Twins, []string{ipConn1}) || got[0].service(ipConn1) != svc {
+					t.Errorf("service %s has twins %v", svc.Type, svc.Twins)
+				}
 				// The twin's announcements are the router's.
 				for _, u := range igd1.udns {
 					if !slices.Contains(got[0].udns, u) {
@@ -232,15 +238,20 @@ func TestWatchFritzBoxOnce(t *testing.T) {
 			t.Errorf("mapping on %s, want %s", m.Router, s.Gateway.ID)
 		}
 	}
-	// A share stored under the IGD:1 description's identity is closed on
-	// the router that is watched.
+	// A share listed through the IGD:1 description (by an older doorman)
+	// is closed on the router and service that are watched.
 	igd1 := gatewayOf(t, testClient(t, Config{}), b.IGD1URL())
 	m := s.Mappings[0]
-	m.Router = igd1.ID
+	m.Router, m.Service = igd1.ID, ipConn1
 	if err := h.w.DeleteListedMapping(context.Background(), m); err != nil {
 		t.Fatalf("DeleteListedMapping under the IGD:1 identity: %v", err)
 	}
 	if got := len(b.Rows()); got != len(fritzRows())-1 {
 		t.Errorf("%d rows left, want %d", got, len(fritzRows())-1)
 	}
+	if got := b.Requests("POST " + fakefritz.IGD2Control + "#DeletePortMapping"); got != 1 {
+		t.Errorf("%d deletes through IGD:2, want 1", got)
+	}
+	// And the service is listed again at once.
+	h.next(3*time.Second, "refresh after the delete", reason(ReasonRefresh))
 }

@@ -99,6 +99,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 				Router:          s.Gateway.ID,
 				RouterUDNs:      s.Gateway.UDNs(),
 				Service:         s.Service.Type,
+				ServiceTwins:    s.Service.Twins,
 				Mappings:        s.Mappings,
 				Complete:        s.Complete,
 				RouterRestarted: s.Reason == watcher.ReasonRouterRestart,
