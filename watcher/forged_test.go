@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ func TestWatchForgedAnnouncementStorm(t *testing.T) {
 	h.next(3*time.Second, "start", reason(ReasonStart))
 	h.waitStatus(time.Second, "with events", func(s ServiceStatus) bool { return s.Events })
 	listed := igd.count("GetGenericPortMappingEntry")
+	goroutines := runtime.NumGoroutine()
 
 	start := time.Now()
 	sent := 0
@@ -29,6 +31,11 @@ func TestWatchForgedAnnouncementStorm(t *testing.T) {
 		h.sendSSDP(strings.ReplaceAll(ssdpAlive(fmt.Sprint(1000+i)), "{{LOC}}", igd.URL()))
 		sent += 2
 		time.Sleep(time.Millisecond)
+	}
+	// Whatever the LAN sends, the watcher's goroutines stay what they
+	// were (a listing in flight, an HTTP connection or two aside).
+	if n := runtime.NumGoroutine(); n > goroutines+10 {
+		t.Errorf("%d goroutines after the storm, %d before", n, goroutines)
 	}
 	// The one restart the storm may cause is listed within a few seconds.
 	listings := 0

@@ -13,7 +13,9 @@
 // (service_watch.go) that lists at start, on events and on polls. Its GENA
 // subscription is kept in subscription.go; the router's NOTIFYs reach the
 // callback server of callback.go and are read in events.go. restart.go tells
-// router restarts from the SSDP announcements of ssdp_notify.go.
+// router restarts from the SSDP announcements of ssdp_notify.go. A router
+// is known by its identity (identity.go: its UDN and host), and
+// descriptions of one router are watched once.
 // DeleteMapping (delete.go) closes a share and checks that it is gone.
 package watcher
 

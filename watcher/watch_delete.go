@@ -7,8 +7,9 @@ import (
 )
 
 // DeleteListedMapping deletes the share m from the watched gateway that
-// m.Router names (see gatewayFor), confirming first that it still leads where it was listed
-// (see Client.DeleteListedMapping), and then has that service listed again.
+// m.Router names (see gatewayFor), confirming first that it still leads
+// where it was listed (see Client.DeleteListedMapping), and then has that
+// service listed again.
 // When the share leads elsewhere now (ErrMappingChanged), the service is
 // listed again too: the new share shows in the next snapshot and is asked
 // about like any new one. After a refused delete nothing is re-listed, as in
