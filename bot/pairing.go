@@ -35,16 +35,27 @@ type OwnerChat struct {
 	ChatID   int64
 	PairedBy storage.User
 	PairedAt time.Time
+	// ThreadID is the forum topic /start was sent in, 0 for none: every
+	// message goes there.
+	ThreadID int `json:",omitempty"`
+	// LanguageCode is the Telegram language of who paired, which chooses
+	// doorman's language unless DOORMAN_LANG does.
+	LanguageCode string `json:",omitempty"`
 }
 
 // LoadOwnerChat returns the paired chat, 0 if none.
 func LoadOwnerChat(db *storage.DB) (int64, error) {
+	o, err := loadOwner(db)
+	return o.ChatID, err
+}
+
+func loadOwner(db *storage.DB) (OwnerChat, error) {
 	var o OwnerChat
 	err := db.View(func(tx *storage.Tx) error {
 		_, err := tx.Meta(metaOwnerChat, &o)
 		return err
 	})
-	return o.ChatID, err
+	return o, err
 }
 
 type pairing struct {
