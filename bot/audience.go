@@ -93,15 +93,19 @@ func (a *Audience) Thread(chatID int64) int {
 	return 0
 }
 
-// defaultAudience speaks English in the main thread, for an Outbox or Bot
-// made without one.
-func defaultAudience(logger *slog.Logger) *Audience {
-	a, err := NewAudience(AudienceConfig{})
-	if err != nil {
-		// The catalogs are built in; only a broken build fails here,
-		// and the ids then stand in for the texts.
-		logger.Error("unable to load the chat texts", "err", err)
-		return &Audience{catalog: &Catalog{words: map[Lang]Words{}}}
+// defaultAudience is the audience of an Outbox made without one: what
+// pairing stored in db, else English in the main thread.
+func defaultAudience(db *storage.DB, logger *slog.Logger) *Audience {
+	a, err := NewAudience(AudienceConfig{DB: db})
+	if err == nil {
+		return a
 	}
-	return a
+	logger.Error("unable to read the language and topic of the paired chat; speaking English in the main thread", "err", err)
+	if a, err = NewAudience(AudienceConfig{}); err == nil {
+		return a
+	}
+	// The catalogs are built in; only a broken build fails here, and the
+	// ids then stand in for the texts.
+	logger.Error("unable to load the chat texts", "err", err)
+	return &Audience{catalog: &Catalog{words: map[Lang]Words{}}}
 }

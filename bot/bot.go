@@ -33,7 +33,7 @@ type Config struct {
 	ChatID int64
 	// ShowPairingCode tells the owner a pairing code, in the terminal or
 	// log only.
-	ShowPairingCode func(code string, expires time.Time)
+	ShowPairingCode func(PairingCode)
 	// AllowedUsers may press buttons and give commands; empty means
 	// anyone in the owner chat.
 	AllowedUsers []int64
@@ -102,7 +102,9 @@ func New(cfg Config) (*Bot, error) {
 		b.logger = slog.New(slog.DiscardHandler)
 	}
 	if b.audience == nil {
-		b.audience = defaultAudience(b.logger)
+		// One audience for the bot and its outbox: what pairing learns
+		// about the chat must reach the messages the outbox sends.
+		b.audience = cfg.Outbox.audience
 	}
 	if b.now == nil {
 		b.now = time.Now

@@ -95,7 +95,7 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
 	if o.audience == nil {
-		o.audience = defaultAudience(o.logger)
+		o.audience = defaultAudience(o.db, o.logger)
 	}
 	if o.now == nil {
 		o.now = time.Now
