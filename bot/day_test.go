@@ -46,7 +46,9 @@ func TestPairingInATopic(t *testing.T) {
 		t.Fatalf("stored owner %+v, %v", owner, err)
 	}
 	h.tg.SendUserMessage(telegramtest.UserMessage{ChatID: group, From: 78, Text: "/status", ThreadID: topic, LanguageCode: "de-DE"})
-	status := h.waitMessage("status", func(m telegramtest.Message) bool { return m.ChatID == group && strings.Contains(m.Text, "Ereignisse: an") })
+	status := h.waitMessage("status", func(m telegramtest.Message) bool {
+		return m.ChatID == group && strings.Contains(m.Text, "Ereignisse: an")
+	})
 	if status.ThreadID != topic || !status.DisableNotification {
 		t.Errorf("the answer to /status went to topic %d, silent %v; want topic %d, silent", status.ThreadID, status.DisableNotification, topic)
 	}
