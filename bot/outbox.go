@@ -27,6 +27,13 @@ type OutboxConfig struct {
 	// MinBackoff and MaxBackoff bound the wait after a failed attempt
 	// (defaults 1 s and 5 min); a 429's retry_after is honoured exactly.
 	MinBackoff, MaxBackoff time.Duration
+	// Audience gives the language and topic of the chat (default:
+	// English, the main thread).
+	Audience *Audience
+	// QuietHours, in Location, make questions about ordinary shares
+	// arrive without a sound.
+	QuietHours QuietHours
+	Now        func() time.Time
 }
 
 // Outbox delivers what approvals queued in the database: alerts, edits of
@@ -46,6 +53,9 @@ type Outbox struct {
 	maxBackoff time.Duration
 	staleAfter time.Duration
 	devices    Devices
+	audience   *Audience
+	quiet      QuietHours
+	now        func() time.Time
 	wake       chan struct{}
 
 	// unrecorded holds messages Telegram accepted whose recording in the
@@ -71,6 +81,9 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		maxBackoff: cfg.MaxBackoff,
 		staleAfter: cfg.StaleAfter,
 		devices:    cfg.Devices,
+		audience:   cfg.Audience,
+		quiet:      cfg.QuietHours,
+		now:        cfg.Now,
 		wake:       make(chan struct{}, 1),
 		unrecorded: map[uint64]int{},
 		sleep:      pollSleep,
@@ -80,6 +93,12 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.audience == nil {
+		o.audience = defaultAudience(o.db, o.logger)
+	}
+	if o.now == nil {
+		o.now = time.Now
 	}
 	if o.staleAfter <= 0 {
 		o.staleAfter = approvals.DefaultStaleAfter
@@ -274,7 +293,8 @@ func (o *Outbox) deliver(ctx context.Context, it storage.OutboxItem) error {
 			o.logger.Error("outbox notice says nothing; dropping it", "seq", it.Seq)
 			return o.remove(it.Seq)
 		}
-		if _, err := o.api.SendMessage(ctx, Outgoing{ChatID: it.ChatID, HTML: text, Keyboard: keyboardOf(it.Keyboard)}); err != nil {
+		// A notice reports what doorman did; it does not ring.
+		if _, err := o.api.SendMessage(ctx, o.outgoing(it.ChatID, text, keyboardOf(it.Keyboard), true)); err != nil {
 			return err
 		}
 		return o.remove(it.Seq)
@@ -308,7 +328,8 @@ func (o *Outbox) deliverAlert(ctx context.Context, it storage.OutboxItem) error 
 		// only happens if the item was queued twice.
 		return o.remove(it.Seq)
 	case it.Kind == storage.OutboxAlert:
-		return o.sendAndRecord(ctx, it, text, kb, fmt.Sprintf("alert %d", owner.ID), func(tx *storage.Tx, id int) error {
+		silent := o.quiet.Contains(o.now().In(o.loc)) && !ringsInQuietHours(alerts)
+		return o.sendAndRecord(ctx, it, text, kb, silent, fmt.Sprintf("alert %d", owner.ID), func(tx *storage.Tx, id int) error {
 			for _, a := range alerts {
 				cur, err := tx.Alert(a.ID)
 				if err != nil {
@@ -332,11 +353,11 @@ func (o *Outbox) deliverAlert(ctx context.Context, it storage.OutboxItem) error 
 // with record and removes the item. When the recording fails after
 // Telegram accepted the message, the retry only records it: sending it
 // again would show it twice.
-func (o *Outbox) sendAndRecord(ctx context.Context, it storage.OutboxItem, text string, kb Keyboard, what string, record func(tx *storage.Tx, messageID int) error) error {
+func (o *Outbox) sendAndRecord(ctx context.Context, it storage.OutboxItem, text string, kb Keyboard, silent bool, what string, record func(tx *storage.Tx, messageID int) error) error {
 	id, sent := o.unrecorded[it.Seq]
 	if !sent {
 		var err error
-		if id, err = o.api.SendMessage(ctx, Outgoing{ChatID: it.ChatID, HTML: text, Keyboard: kb}); err != nil {
+		if id, err = o.api.SendMessage(ctx, o.outgoing(it.ChatID, text, kb, silent)); err != nil {
 			return err
 		}
 	}
@@ -368,6 +389,22 @@ func (o *Outbox) edit(ctx context.Context, it storage.OutboxItem, chatID int64, 
 	return o.remove(it.Seq)
 }
 
+// outgoing addresses a message to a chat, in the topic the owner chose.
+func (o *Outbox) outgoing(chatID int64, text string, kb Keyboard, silent bool) Outgoing {
+	return Outgoing{ChatID: chatID, ThreadID: o.audience.Thread(chatID), HTML: text, Keyboard: kb, Silent: silent}
+}
+
+// ringsInQuietHours reports whether a question rings even in quiet hours:
+// one about a port attackers scan for.
+func ringsInQuietHours(alerts []storage.Alert) bool {
+	for _, a := range alerts {
+		if _, risky := approvals.RiskOf(a.Share.Mapping.InternalPort); risky {
+			return true
+		}
+	}
+	return false
+}
+
 func keyboardOf(rows [][][2]string) Keyboard {
 	var kb Keyboard
 	for _, r := range rows {
@@ -396,7 +433,8 @@ func (o *Outbox) deliverDigest(ctx context.Context, it storage.OutboxItem) error
 	case it.Kind == storage.OutboxDigest && sent != 0:
 		return o.remove(it.Seq)
 	case it.Kind == storage.OutboxDigest:
-		return o.sendAndRecord(ctx, it, text, kb, fmt.Sprintf("digest %d", d.ID), func(tx *storage.Tx, id int) error {
+		// The digest is a weekly read, not an alarm.
+		return o.sendAndRecord(ctx, it, text, kb, true, fmt.Sprintf("digest %d", d.ID), func(tx *storage.Tx, id int) error {
 			cur, err := tx.Digest(d.ID)
 			if err != nil {
 				return err

@@ -114,6 +114,7 @@ type view struct {
 	now     time.Time
 	devices map[string]identify.Device // by IP; missing means unknown
 	shares  map[string]storage.Share   // by share key
+	words   Words                      // the chat's language
 }
 
 func (v view) device(ip string) identify.Device {
