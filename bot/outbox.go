@@ -288,7 +288,7 @@ func (o *Outbox) remove(seq uint64) error {
 func (o *Outbox) deliver(ctx context.Context, it storage.OutboxItem) error {
 	switch it.Kind {
 	case storage.OutboxNotice:
-		text := noticeText(it, o.loc)
+		text := o.audience.Words(it.ChatID).noticeText(it, o.loc)
 		if text == "" {
 			o.logger.Error("outbox notice says nothing; dropping it", "seq", it.Seq)
 			return o.remove(it.Seq)
@@ -321,7 +321,9 @@ func (o *Outbox) deliverAlert(ctx context.Context, it storage.OutboxItem) error 
 		return fmt.Errorf("bot: unable to read alert %d: %w", it.AlertID, err)
 	}
 	owner := alerts[0]
-	text, kb := renderMessage(alerts, makeView(ctx, o.db, o.devices, o.loc, alerts))
+	v := makeView(ctx, o.db, o.devices, o.loc, alerts)
+	v.words = o.audience.Words(it.ChatID)
+	text, kb := renderMessage(alerts, v)
 	switch {
 	case it.Kind == storage.OutboxAlert && owner.MessageID != 0:
 		// Sent before; recorded together with the removal, so this
@@ -427,7 +429,7 @@ func (o *Outbox) deliverDigest(ctx context.Context, it storage.OutboxItem) error
 	if err != nil {
 		return fmt.Errorf("bot: unable to read digest %d: %w", it.DigestID, err)
 	}
-	text, kb := renderDigestPage(d, it.Page, o.staleAfter, o.loc)
+	text, kb := renderDigestPage(o.audience.Words(d.ChatID), d, it.Page, o.staleAfter, o.loc)
 	sent := d.MessageIDs[it.Page]
 	switch {
 	case it.Kind == storage.OutboxDigest && sent != 0:
