@@ -522,7 +522,7 @@ func (b *Bot) cmdStatus(ctx context.Context) {
 			fmt.Fprintf(&sb, "\nLast error: %s", esc(s.LastError, 200))
 		}
 	}
-	var shares, open, rules, outbox int
+	var open, rules, outbox int
 	b.db.View(func(tx *storage.Tx) error {
 		all, err := tx.Shares("")
 		for _, s := range all {
@@ -531,10 +531,8 @@ func (b *Bot) cmdStatus(ctx context.Context) {
 			}
 		}
 		_, rules, _, outbox = tx.Count()
-		shares = len(all)
 		return err
 	})
-	_ = shares
 	fmt.Fprintf(&sb, "\n\nOpen shares: %d · rules: %d · messages waiting: %d", open, rules, outbox)
 	if lastOK, lastErr := b.outbox.Health(); lastErr != nil {
 		fmt.Fprintf(&sb, "\nLast delivery problem: %s", html.EscapeString(lastErr.Error()))

@@ -109,16 +109,6 @@ func (o *Outbox) Health() (lastOK time.Time, lastErr error) {
 	return o.lastOK, o.lastErr
 }
 
-// Len returns the number of items waiting.
-func (o *Outbox) Len() int {
-	var n int
-	o.db.View(func(tx *storage.Tx) error {
-		_, _, _, n = tx.Count()
-		return nil
-	})
-	return n
-}
-
 // Run delivers items until ctx is done.
 func (o *Outbox) Run(ctx context.Context) error {
 	for {
@@ -269,7 +259,7 @@ func (o *Outbox) remove(seq uint64) error {
 func (o *Outbox) deliver(ctx context.Context, it storage.OutboxItem) error {
 	switch it.Kind {
 	case storage.OutboxNotice:
-		if _, err := o.api.SendMessage(ctx, it.ChatID, it.Text, keyboardOf(it.Keyboard)); err != nil {
+		if _, err := o.api.SendMessage(ctx, it.ChatID, it.Text, nil); err != nil {
 			return err
 		}
 		return o.remove(it.Seq)
@@ -361,18 +351,6 @@ func (o *Outbox) edit(ctx context.Context, it storage.OutboxItem, chatID int64, 
 		return err
 	}
 	return o.remove(it.Seq)
-}
-
-func keyboardOf(rows [][][2]string) Keyboard {
-	var kb Keyboard
-	for _, r := range rows {
-		var row []Button
-		for _, b := range r {
-			row = append(row, Button{Text: b[0], Data: b[1]})
-		}
-		kb = append(kb, row)
-	}
-	return kb
 }
 
 func (o *Outbox) deliverDigest(ctx context.Context, it storage.OutboxItem) error {

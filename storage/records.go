@@ -209,12 +209,10 @@ type OutboxItem struct {
 	Kind    OutboxKind
 	AlertID uint64 `json:",omitempty"` // for alert and edit items: the message owner
 	// DigestID and Page name a digest page for digest items.
-	DigestID uint64 `json:",omitempty"`
-	Page     int    `json:",omitempty"`
-	ChatID   int64
-	Text     string `json:",omitempty"` // HTML, for notices
-	// Keyboard of a notice, as rows of {text, callback data}.
-	Keyboard  [][][2]string `json:",omitempty"`
+	DigestID  uint64 `json:",omitempty"`
+	Page      int    `json:",omitempty"`
+	ChatID    int64
+	Text      string `json:",omitempty"` // HTML, for notices
 	CreatedAt time.Time
 	Attempts  int
 	LastError string `json:",omitempty"`
