@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/huin/goupnp/soap"
@@ -51,29 +49,20 @@ type PortMappingEntry struct {
 // soapConnection calls the actions of one WAN connection service.
 type soapConnection struct {
 	httpClient  *http.Client
-	dialer      *net.Dialer
 	endpoint    string
 	serviceType string
 	timeout     time.Duration
 	errs        *requestErrors // may be nil
-	// plain is set for an http:// control URL, which postSOAP serves;
-	// anything else goes through httpClient.
-	plain   soapTarget
-	plainOK bool
-	bufs    sync.Pool // of *soapBuffers, for postSOAP
 }
 
 func (c *Client) newSOAPConnection(endpoint, serviceType string) *soapConnection {
-	sc := &soapConnection{
+	return &soapConnection{
 		httpClient:  c.httpClient,
-		dialer:      c.dialer,
 		endpoint:    endpoint,
 		serviceType: serviceType,
 		timeout:     c.requestTimeout,
 		errs:        c.reqErrs,
 	}
-	sc.plain, sc.plainOK = plainSOAPTarget(endpoint, serviceType)
-	return sc
 }
 
 type soapArg struct{ name, value string }
@@ -106,19 +95,11 @@ func (a *entryAnswer) entry() PortMappingEntry {
 
 func (c *soapConnection) GetGenericPortMappingEntryCtx(ctx context.Context, index uint16) (PortMappingEntry, error) {
 	var out entryAnswer
-	var scanned PortMappingEntry
-	fast := false
 	err := c.call(ctx, "GetGenericPortMappingEntry", []soapArg{
 		{"NewPortMappingIndex", strconv.Itoa(int(index))},
-	}, &out, func(body []byte) bool {
-		scanned, fast = scanEntryResponse(body)
-		return fast
-	})
-	switch {
-	case err != nil:
+	}, &out)
+	if err != nil {
 		return PortMappingEntry{}, err
-	case fast:
-		return scanned, nil
 	}
 	return out.entry(), nil
 }
@@ -138,7 +119,7 @@ func (c *soapConnection) GetSpecificPortMappingEntryCtx(ctx context.Context, rem
 		{"NewRemoteHost", remoteHost},
 		{"NewExternalPort", strconv.Itoa(int(externalPort))},
 		{"NewProtocol", protocol},
-	}, &out, nil)
+	}, &out)
 	if err != nil {
 		return PortMappingEntry{}, err
 	}
@@ -159,52 +140,45 @@ func (c *soapConnection) DeletePortMappingCtx(ctx context.Context, remoteHost st
 		{"NewRemoteHost", remoteHost},
 		{"NewExternalPort", strconv.Itoa(int(externalPort))},
 		{"NewProtocol", protocol},
-	}, nil, nil)
+	}, nil)
 }
 
-// call sends action and decodes the answer into out (which may be nil). scan,
-// if not nil, is offered a 200 answer's body first; when it reports true it
-// has read the answer and out is left alone.
-func (c *soapConnection) call(ctx context.Context, action string, args []soapArg, out any, scan func(body []byte) bool) (err error) {
+// call sends action and decodes the answer into out (which may be nil).
+func (c *soapConnection) call(ctx context.Context, action string, args []soapArg, out any) (err error) {
 	ctx, cancel := withTimeout(ctx, c.timeout)
 	defer cancel()
 	defer func() { c.errs.note(ctx, action, err) }()
 
-	bufs, _ := c.bufs.Get().(*soapBuffers)
-	if bufs == nil {
-		bufs = &soapBuffers{}
-	}
-	// The answer's body is in bufs: they go back only once it is decoded.
-	defer c.bufs.Put(bufs)
-	bufs.reqBody.Reset()
-	writeSOAPRequestBody(&bufs.reqBody, c.serviceType, action, args)
-	body := bufs.reqBody.Bytes()
-	var a soapAnswer
-	if c.plainOK {
-		bufs.req = soapRequest(bufs.req[:0], c.plain, c.serviceType, action, body)
-		a, err = postSOAP(ctx, c.dialer, c.plain, bufs.req, bufs)
-	} else {
-		a, err = c.postHTTP(ctx, action, body)
-	}
+	var body bytes.Buffer
+	writeSOAPRequestBody(&body, c.serviceType, action, args)
+	a, err := c.post(ctx, action, body.Bytes())
 	if err != nil {
 		return wrapSOAPError(ctx, action, c.endpoint, err)
 	}
-	return c.decodeAnswer(ctx, action, a, out, scan)
+	return c.decodeAnswer(ctx, action, a, out)
 }
 
-// postHTTP sends a request through net/http, for control URLs postSOAP does
-// not take (HTTPS).
-func (c *soapConnection) postHTTP(ctx context.Context, action string, body []byte) (soapAnswer, error) {
-	// A copy: net/http may still be writing the body after Do returns, and
-	// body is a pooled buffer.
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(bytes.Clone(body)))
+// soapAnswer is a router's answer to one SOAP request.
+type soapAnswer struct {
+	statusCode int
+	status     string
+	body       []byte // at most maxSOAPBytes
+	readErr    error  // reading the body failed part way
+}
+
+// post sends one SOAP request and reads the answer, at most maxSOAPBytes
+// of it. A failure to read the body part way is kept in the answer, not
+// returned: decodeAnswer decides whether what came is enough.
+func (c *soapConnection) post(ctx context.Context, action string, body []byte) (soapAnswer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return soapAnswer{}, fmt.Errorf("building the request: %w", err)
 	}
 	req.Header.Set("Content-Type", `text/xml; charset="utf-8"`)
 	// Quoted, as UPnP Device Architecture 1.0 wants; some routers reject it
-	// bare.
-	req.Header.Set("SOAPAction", `"`+c.serviceType+"#"+action+`"`)
+	// bare. Set in the map directly to keep the spelling of the UDA and
+	// miniupnpc: Header.Set would send "Soapaction".
+	req.Header["SOAPAction"] = []string{`"` + c.serviceType + "#" + action + `"`}
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
 		return soapAnswer{}, err
@@ -212,6 +186,9 @@ func (c *soapConnection) postHTTP(ctx context.Context, action string, body []byt
 	defer resp.Body.Close()
 	a := soapAnswer{statusCode: resp.StatusCode, status: resp.Status}
 	a.body, a.readErr = io.ReadAll(&limitedReader{r: resp.Body, max: maxSOAPBytes})
+	if a.readErr != nil && !errors.Is(a.readErr, ErrResponseTooLarge) {
+		a.readErr = withCtxErr(ctx, a.readErr)
+	}
 	return a, nil
 }
 
@@ -223,10 +200,7 @@ func (c *soapConnection) postHTTP(ctx context.Context, action string, body []byt
 // whose response element is whole counts, as it did when the body was
 // decoded as it streamed in, although the router then claimed more bytes
 // than it sent or reset the connection.
-func (c *soapConnection) decodeAnswer(ctx context.Context, action string, a soapAnswer, out any, scan func([]byte) bool) error {
-	if a.statusCode == http.StatusOK && scan != nil && scan(a.body) {
-		return nil
-	}
+func (c *soapConnection) decodeAnswer(ctx context.Context, action string, a soapAnswer, out any) error {
 	fault, decodeErr := decodeSOAPBody(newXMLDecoder(bytes.NewReader(a.body), maxSOAPBytes), out)
 	// Faults come with 500, but some routers send them with 200 and others
 	// send a 500 with no body at all: the body decides first, then the
