@@ -151,6 +151,7 @@ func TestSOAPAnswerEndsEarly(t *testing.T) {
 		ok     bool
 	}{
 		{"whole envelope, Content-Length too large", fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(whole)+10, whole), true},
+		{"whole envelope, fast path refused, Content-Length too large", fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(whole)+9, strings.Replace(whole, "bench", "<!--c-->bench", 1)), true},
 		{"cut inside the envelope", fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(whole), whole[:len(whole)/2]), false},
 	}
 	for _, tt := range tests {

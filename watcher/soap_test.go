@@ -1,7 +1,6 @@
 package watcher
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,7 @@ import (
 // connection does.
 func decodeEntry(body []byte) (PortMappingEntry, bool) {
 	var out entryAnswer
-	fault, err := decodeSOAPBody(newXMLDecoder(bytes.NewReader(body), maxSOAPBytes), &out)
+	fault, err := decodeSOAPBody(newSOAPDecoder(body), &out)
 	if err != nil || fault != nil {
 		return PortMappingEntry{}, false
 	}
