@@ -152,7 +152,10 @@ func TestDeviceEmbeddedVendors(t *testing.T) {
 		{filepath.Join("testdata", "arp-home.txt"), filepath.Join("testdata", "no-such-file.txt")},
 		{},
 	} {
-		id := newTest(t, Config{OUIFiles: files})
+		// Decoding the embedded table takes over the default second
+		// under -race on a busy machine; the lookups answer at once, so
+		// a long timeout only waits for the table.
+		id := newTest(t, Config{OUIFiles: files, LookupTimeout: 30 * time.Second})
 		if got := id.Device(t.Context(), "192.168.178.20"); got.Vendor != "Apple" {
 			t.Errorf("OUIFiles %q: vendor %q, want Apple from the embedded table", files, got.Vendor)
 		}
