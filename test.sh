@@ -47,17 +47,21 @@ go vet ./...
 
 # The module is tidy, and staticcheck and deadcode (tests count as callers)
 # find nothing. The tools are pinned and installed with go install, into
-# $(go env GOPATH)/bin, when that version is not there yet.
+# GOBIN or $(go env GOPATH)/bin, when that version is not there yet.
 if ! go mod tidy -diff >/dev/null; then
 	go mod tidy -diff >&2 || true
 	echo "test.sh: go.mod or go.sum is not tidy: run go mod tidy" >&2
 	exit 1
 fi
-gobin=$(go env GOPATH)/bin
+gobin=$(go env GOBIN)
+[ -n "$gobin" ] || gobin=$(go env GOPATH)/bin
 for tool in honnef.co/go/tools/cmd/staticcheck@v0.8.2 golang.org/x/tools/cmd/deadcode@v0.52.0; do
 	bin=$gobin/$(basename "${tool%@*}")
-	mod=$(go version -m "$bin" 2>/dev/null | awk '$1 == "mod" { print $3 }')
-	if [ "$mod" != "${tool#*@}" ]; then
+	# The version asked for, built by this Go: an older Go's build may not
+	# read the module's code.
+	mod=$(go version -m "$bin" 2>/dev/null | awk '$1 == "mod" { print $3 }' || true)
+	built=$(go version "$bin" 2>/dev/null | awk '{ print $2 }' || true)
+	if [ "$mod" != "${tool#*@}" ] || [ "$built" != "$(go env GOVERSION)" ]; then
 		echo "test.sh: installing $tool" >&2
 		go install "$tool"
 	fi
