@@ -77,7 +77,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 		Logger:           logger,
 	})
 	devices := identify.New(identify.Config{Logger: logger})
-	presence := approvals.NewPresenceTracker(db, devices.Present, nil)
+	presence := approvals.NewPresenceTracker(db, devices.Present, nil, logger)
 	// The engine needs the watcher to delete, and the watcher hands its
 	// listings to the engine: the callback closes over the variable.
 	var engine *approvals.Engine
