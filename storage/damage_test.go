@@ -1,8 +1,10 @@
 package storage_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -107,5 +109,112 @@ func TestDamagedPageSweep(t *testing.T) {
 	t.Logf("%d pages, %d garbled copies: %d refused at Open, %d harmless (free pages, a spare meta page), %d failed in use", pages, tries, refused, fine, failedInUse)
 	if refused < tries*3/4 {
 		t.Errorf("only %d of %d garbled copies were refused", refused, tries)
+	}
+}
+
+// TestSalvage repairs garbled copies: the new file opens and works, holds
+// most of what was stored, and the damaged file is kept as it was.
+func TestSalvage(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.db")
+	want := storagetest.Used(t, good)
+	pages := storagetest.Pages(t, good)
+	now := time.Date(2026, 12, 1, 18, 0, 0, 0, time.UTC)
+	var repaired, keptShares int
+	for page := 0; page < pages; page += 5 {
+		path := filepath.Join(dir, "doorman.db")
+		storagetest.Garble(t, good, path, page, 1)
+		damaged, _ := os.ReadFile(path)
+		rep, err := storage.Salvage(context.Background(), path, now)
+		if errors.Is(err, storage.ErrNotDamaged) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("page %d: %v", page, err)
+		}
+		repaired++
+		if kept, err := os.ReadFile(rep.Copy); err != nil || !bytes.Equal(kept, damaged) {
+			t.Errorf("page %d: the damaged file is not kept as %s: %v", page, rep.Copy, err)
+		}
+		os.Remove(rep.Copy)
+		db, err := storage.Open(context.Background(), path, storage.Options{})
+		if err != nil {
+			t.Fatalf("page %d: the repaired file does not open: %v", page, err)
+		}
+		if err := use(db); err != nil {
+			t.Errorf("page %d: the repaired file does not work: %v", page, err)
+		}
+		db.View(func(tx *storage.Tx) error {
+			shares, _, _, _ := tx.Count()
+			keptShares += shares - 1 // use added one
+			return nil
+		})
+		// New IDs do not reuse the IDs of kept alerts.
+		db.Update(func(tx *storage.Tx) error {
+			alerts, err := tx.Alerts()
+			if err != nil || len(alerts) == 0 {
+				return err
+			}
+			a := &storage.Alert{Kind: storage.AlertNew}
+			if err := tx.PutAlert(a); err != nil {
+				return err
+			}
+			if last := alerts[len(alerts)-1].ID; a.ID <= last {
+				t.Errorf("page %d: a new alert got ID %d, the ID of a kept one (up to %d)", page, a.ID, last)
+			}
+			return nil
+		})
+		db.Close()
+	}
+	if repaired == 0 {
+		t.Fatal("nothing was repaired")
+	}
+	t.Logf("%d files repaired, keeping %.0f%% of the shares on average", repaired, 100*float64(keptShares)/float64(repaired*want.Shares))
+	if keptShares < repaired*want.Shares/2 {
+		t.Errorf("repairs kept %d shares of %d", keptShares, repaired*want.Shares)
+	}
+}
+
+func TestSalvageRefuses(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "doorman.db")
+	storagetest.Used(t, path)
+	if _, err := storage.Salvage(context.Background(), path, time.Now()); !errors.Is(err, storage.ErrNotDamaged) {
+		t.Errorf("a sound file: %v, want ErrNotDamaged", err)
+	}
+	db, err := storage.Open(context.Background(), path, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := storage.Salvage(ctx, path, time.Now()); !errors.Is(err, storage.ErrInUse) {
+		t.Errorf("a file in use: %v, want ErrInUse", err)
+	}
+	if _, err := storage.Salvage(ctx, filepath.Join(dir, "none.db"), time.Now()); err == nil {
+		t.Error("a missing file was repaired")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("the directory holds %d files after refusals, want 1", len(entries))
+	}
+}
+
+func TestSalvageUnreadable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "doorman.db")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("shopping list\n"), 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := storage.Salvage(context.Background(), path, time.Now())
+	if err != nil || rep.Unreadable == nil || rep.Copy == "" {
+		t.Fatalf("Salvage = %+v, %v; want an empty new file and a copy", rep, err)
+	}
+	db, err := storage.Open(context.Background(), path, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := use(db); err != nil {
+		t.Error(err)
 	}
 }
