@@ -256,6 +256,9 @@ func (d *doctor) pairedChat(ctx context.Context, path string) (int64, bool) {
 	case errors.Is(err, storage.ErrInUse):
 		d.note("chat", "the database %s is in use by a running doorman, so the paired chat was not read; /status in that chat shows it works (or set DOORMAN_TELEGRAM_CHAT_ID to check a chat here)", path)
 		return 0, false
+	case errors.Is(err, storage.ErrDamaged):
+		d.fail("database", fmt.Sprintf("%s is damaged (%s)", path, damageDetail(path, err)), repairAdvice(path))
+		return 0, false
 	case err != nil:
 		d.fail("chat", fmt.Sprintf("unable to read the paired chat: %v", err),
 			"run doorman check as the user doorman runs as, or set DOORMAN_TELEGRAM_CHAT_ID")
@@ -264,6 +267,9 @@ func (d *doctor) pairedChat(ctx context.Context, path string) (int64, bool) {
 	defer db.Close()
 	chat, err := bot.LoadOwnerChat(db)
 	switch {
+	case errors.Is(err, storage.ErrDamaged):
+		d.fail("database", fmt.Sprintf("%s is damaged (%s)", path, damageDetail(path, err)), repairAdvice(path))
+		return 0, false
 	case err != nil:
 		d.fail("chat", fmt.Sprintf("unable to read the paired chat: %v", err), "set DOORMAN_TELEGRAM_CHAT_ID")
 		return 0, false
