@@ -16,7 +16,10 @@ import (
 // of each listing, end a panic themselves: a part's panic stops doorman with
 // exit status 1 (systemd restarts it), a listing's is logged and the next
 // listing is handled as usual. Panics in bbolt on a damaged file never get
-// this far: storage turns them into ErrDamaged.
+// this far: storage turns them into ErrDamaged. What is left is a panic in
+// a goroutine a package starts for itself (the watcher's per-router loops,
+// identify's lookups) outside a listing's handling: Go gives no way to end
+// those from here, so they still exit 2.
 
 // recoverPart runs part and returns its panic as an error, with the stack
 // in the log.
