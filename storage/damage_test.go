@@ -218,3 +218,19 @@ func TestSalvageUnreadable(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestOpenCheckBudget: a file too big to check in time is checked in part
+// and opens, rather than keeping doorman from starting.
+func TestOpenCheckBudget(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "doorman.db")
+	storagetest.Used(t, path)
+	start := time.Now()
+	db, err := storage.Open(context.Background(), path, storage.Options{CheckBudget: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Open took %s with a budget of 1ns", took)
+	}
+}
