@@ -122,7 +122,7 @@ func TestPanicsExitOne(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&log, nil))
 	err := runParts(context.Background(), logger, []func(context.Context) error{
 		func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() },
-		func(context.Context) error { var m map[int]int; m[1] = 1; return nil },
+		func(context.Context) error { panic("a part went wrong") },
 	})
 	if err == nil || !strings.Contains(err.Error(), "a bug in doorman") {
 		t.Errorf("runParts = %v, want the panic as an error", err)
