@@ -93,13 +93,21 @@ func walkBucket(b *bolt.Bucket, name []byte, parent []byte, tick func() error) e
 	return nil
 }
 
-// checkValue tells whether a stored value looks as doorman wrote it: JSON,
-// but for the schema version and other raw values in the meta bucket.
+// jsonBuckets hold JSON values only (Tx.put); meta holds JSON under "m:"
+// keys. Other buckets, and nested ones, are read but their values not
+// judged: a later doorman may keep other kinds of value there.
+var jsonBuckets = [][]byte{bucketShares, bucketRules, bucketAlerts, bucketOutbox, bucketRouters, bucketDigests}
+
+// checkValue tells whether a stored value looks as doorman wrote it.
 func checkValue(bucket, parent, key, v []byte) error {
-	if parent == nil && bytes.Equal(bucket, bucketMeta) && !bytes.HasPrefix(key, []byte("m:")) {
+	if parent != nil {
 		return nil
 	}
-	if !json.Valid(v) {
+	isJSON := bytes.Equal(bucket, bucketMeta) && bytes.HasPrefix(key, []byte("m:"))
+	for _, b := range jsonBuckets {
+		isJSON = isJSON || bytes.Equal(bucket, b)
+	}
+	if isJSON && !json.Valid(v) {
 		return fmt.Errorf("bucket %s: entry %q is not a value doorman wrote", bucket, printableKey(key))
 	}
 	return nil

@@ -131,9 +131,9 @@ func Open(ctx context.Context, path string, opts Options) (db *DB, err error) {
 	}
 	// bbolt panics (or faults on its memory map) on some damaged files
 	// instead of returning an error; a damaged state file must give the
-	// owner a message, not a stack trace.
-	// A panic inside bolt.Open leaves its file open and locked: keep hold
-	// of the files to release them then.
+	// owner a message, not a stack trace. Such a panic inside bolt.Open
+	// leaves its file open and locked: keep hold of the files to release
+	// them then.
 	openFile := opts.OpenFile
 	if openFile == nil {
 		openFile = os.OpenFile
