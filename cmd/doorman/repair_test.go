@@ -9,22 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/doorman-upnp/doorman/storage"
 	"github.com/doorman-upnp/doorman/storage/storagetest"
 )
-
-// runLocal runs a doorman command in-process with no settings but the
-// flags, and returns its exit code and output.
-func runLocal(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	code = run(ctx, args, env{stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }})
-	return code, out.String(), errOut.String()
-}
 
 // damagedDB writes a used database with its shares' pages garbled.
 func damagedDB(t *testing.T) string {
@@ -50,7 +38,7 @@ func damagedDB(t *testing.T) string {
 func TestRunDamagedDatabase(t *testing.T) {
 	path := damagedDB(t)
 	damaged, _ := os.ReadFile(path)
-	code, stdout, stderr := runLocal(t, "run", "--db", path)
+	stdout, stderr, code := runCommand(t, nil, "run", "--db", path)
 	if code != 1 {
 		t.Errorf("exit status %d, want 1", code)
 	}
@@ -63,7 +51,7 @@ func TestRunDamagedDatabase(t *testing.T) {
 		t.Errorf("want one line on stderr, got %d:\n%s\nstdout: %s", n, stderr, stdout)
 	}
 
-	code, stdout, stderr = runLocal(t, "repair", "--db", path)
+	stdout, stderr, code = runCommand(t, nil, "repair", "--db", path)
 	if code != 0 || stderr != "" {
 		t.Fatalf("repair: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -85,7 +73,7 @@ func TestRunDamagedDatabase(t *testing.T) {
 	}
 	db.Close()
 
-	code, stdout, _ = runLocal(t, "repair", "--db", path)
+	stdout, _, code = runCommand(t, nil, "repair", "--db", path)
 	if code != 0 || !strings.Contains(stdout, "not damaged") {
 		t.Errorf("second repair: exit %d, %q", code, stdout)
 	}
@@ -102,15 +90,15 @@ func TestRepairRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	code, _, stderr := runLocal(t, "repair", "--db", path)
+	_, stderr, code := runCommand(t, nil, "repair", "--db", path)
 	if code != 1 || !strings.Contains(stderr, "stop it first") {
 		t.Errorf("repair of a file in use: exit %d, %q", code, stderr)
 	}
-	code, _, stderr = runLocal(t, "repair", "--db", filepath.Join(t.TempDir(), "none.db"))
+	_, stderr, code = runCommand(t, nil, "repair", "--db", filepath.Join(t.TempDir(), "none.db"))
 	if code != 1 || !strings.Contains(stderr, "none.db") {
 		t.Errorf("repair of a missing file: exit %d, %q", code, stderr)
 	}
-	if code, _, _ := runLocal(t, "repair", "--no-such-flag"); code != exitUsage {
+	if _, _, code := runCommand(t, nil, "repair", "--no-such-flag"); code != exitUsage {
 		t.Errorf("a bad flag: exit %d, want %d", code, exitUsage)
 	}
 }
