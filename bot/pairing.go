@@ -154,11 +154,15 @@ func (b *Bot) StartPairing(ctx context.Context) error {
 }
 
 // try checks a code sent by user in chat; on success it forgets the code,
-// so it works once.
+// so it works once. reply is "" for an attempt to ignore: a locked chat
+// reminded of its lock a moment ago.
 func (p *pairing) try(code string, chat, user int64, now time.Time) (reply string, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if scope, until := p.lock.locked(now, chat, user); scope != lockNone {
+		if !p.lock.remind(now, chat, user) {
+			return "", false
+		}
 		return lockText(scope, until, now), false
 	}
 	if p.code == "" || now.After(p.expires) {
@@ -202,6 +206,10 @@ func (b *Bot) handleUnpaired(ctx context.Context, msg *Message) {
 		return
 	}
 	text, ok := b.pair.try(msg.Args, msg.ChatID, msg.From.ID, b.now())
+	if !ok && text == "" {
+		b.logger.Debug("ignored a pairing attempt from a locked chat", "user", msg.From.ID, "chat", msg.ChatID)
+		return
+	}
 	if !ok {
 		b.logger.Warn("refused a pairing attempt", "user", msg.From.ID, "chat", msg.ChatID, "reason", text)
 		reply(text)

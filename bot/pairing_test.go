@@ -46,9 +46,19 @@ func TestPairingLocksAfterWrongCodes(t *testing.T) {
 			t.Errorf("fifth wrong code did not lock: %q", reply)
 		}
 	}
-	// Locked: even the right code is refused, without a hint.
+	// Locked: even the right code is refused, without a hint; a chat that
+	// keeps trying is answered once a minute, and ignored in between.
 	if reply, ok := p.try(code, chat, user, now.Add(time.Minute)); ok || !strings.Contains(reply, "locked") {
 		t.Errorf("right code while locked: %q %v", reply, ok)
+	}
+	if reply, ok := p.try(code, chat, user, now.Add(time.Minute+time.Second)); ok || reply != "" {
+		t.Errorf("right code again at once while locked: %q %v, want it ignored", reply, ok)
+	}
+	if reply, ok := p.try(code, chat+1, user, now.Add(time.Minute+2*time.Second)); ok || reply != "" {
+		t.Errorf("the locked user from another chat at once: %q %v, want it ignored", reply, ok)
+	}
+	if reply, ok := p.try(code, chat, user, now.Add(2*time.Minute)); ok || !strings.Contains(reply, "locked") {
+		t.Errorf("right code a minute later while locked: %q %v", reply, ok)
 	}
 	// After the lock, but past the code's validity: a new code is shown.
 	if reply, ok := p.try(code, chat, user, now.Add(pairLockFor+time.Second)); ok || !strings.Contains(reply, "expired") || len(shown) != 2 {
@@ -234,5 +244,16 @@ func TestPairingStrangerCannotLockOutOwner(t *testing.T) {
 	}
 	if owner, _ := LoadOwnerChat(h.db); owner != 4004 {
 		t.Errorf("owner chat %d, want 4004", owner)
+	}
+	// The stranger's chat was told of the lock, and then ignored: it got
+	// no answer to the right code.
+	var toStranger []string
+	for _, m := range h.tg.Messages() {
+		if m.ChatID == 3003 {
+			toStranger = append(toStranger, m.Text)
+		}
+	}
+	if len(toStranger) != pairTries+1 {
+		t.Errorf("the stranger got %d answers to %d attempts, want %d: %q", len(toStranger), pairTries+2, pairTries+1, toStranger)
 	}
 }

@@ -21,6 +21,9 @@ const (
 	// stranger cannot reach it: their user is locked after pairTries; it
 	// takes a dozen Telegram accounts.
 	pairAllTries = 60
+	// pairRemindEvery spaces the answers to a locked chat: a stranger who
+	// keeps sending gets one a minute, and doorman logs no more.
+	pairRemindEvery = time.Minute
 )
 
 // lockScope says who a pairing lock holds out.
@@ -46,6 +49,7 @@ type wrongCodes struct {
 	n           int
 	last        time.Time
 	lockedUntil time.Time
+	reminded    time.Time // when a code sent while locked was last answered
 }
 
 // locked says whether a code from chat and user may be tried at now, and
@@ -96,6 +100,26 @@ func (l *pairLock) wrong(now time.Time, chat, user int64) (lockScope, time.Time)
 		return lockAll, l.recent[0].Add(pairLockFor)
 	}
 	return scope, until
+}
+
+// remind says whether a code from chat and user that locked refused
+// should be answered (and logged): not if the chat or the user was answered
+// within pairRemindEvery.
+func (l *pairLock) remind(now time.Time, chat, user int64) bool {
+	var known []*wrongCodes
+	for _, w := range []*wrongCodes{l.chats[chat], l.users[user]} {
+		if w == nil {
+			continue
+		}
+		if now.Sub(w.reminded) < pairRemindEvery {
+			return false
+		}
+		known = append(known, w)
+	}
+	for _, w := range known {
+		w.reminded = now
+	}
+	return true
 }
 
 // reset forgets everything, after a pairing.
