@@ -380,7 +380,11 @@ func (db *DB) noteWrite(now time.Time, err error) {
 		db.fault = nil
 	case err != nil && db.fault == nil:
 		db.fault = &WriteFault{Since: now, Err: err, Count: 1}
-		db.logger.Error("unable to save changes to the database; doorman keeps running and retries, but remembers nothing new until this is fixed (a full disk or a read-only file system?)", "db", db.path, "err", err)
+		msg := "unable to save changes to the database; doorman keeps running and retries, but remembers nothing new until this is fixed (a full disk or a read-only file system?)"
+		if db.readOnly != nil {
+			msg = "unable to save changes to the database: it could be opened for reading only; doorman keeps running, but remembers nothing new until it is restarted with a file it may write"
+		}
+		db.logger.Error(msg, "db", db.path, "err", err)
 	case err != nil:
 		db.fault.Count++
 	}
