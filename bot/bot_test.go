@@ -12,6 +12,7 @@ import (
 	"github.com/doorman-upnp/doorman/approvals"
 	"github.com/doorman-upnp/doorman/approvals/approvalstest"
 	"github.com/doorman-upnp/doorman/bot/telegramtest"
+	"github.com/doorman-upnp/doorman/internal/testlog"
 	"github.com/doorman-upnp/doorman/storage"
 	"github.com/doorman-upnp/doorman/storage/storagetest"
 	"github.com/doorman-upnp/doorman/watcher"
@@ -78,7 +79,7 @@ func (h *harness) start(allowed []int64) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{h.t}, nil))
+	logger := testlog.New(h.t, slog.LevelInfo)
 	ocfg := OutboxConfig{API: api, DB: h.db, Logger: logger, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Location: time.UTC}
 	bcfg := Config{API: api, DB: h.db, ChatID: h.chat, AllowedUsers: allowed,
 		ShowPairingCode: func(c PairingCode) { h.codes <- c.Code; h.links <- c.Link }, PollTimeout: time.Second, Location: time.UTC, Logger: logger,
@@ -527,13 +528,6 @@ func FuzzParseCallbackData(f *testing.F) {
 			t.Errorf("%q parsed as %q %d, which writes back differently", data, verb, id)
 		}
 	})
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // 401 (token revoked) and 403 (bot removed from the chat) keep alerts in

@@ -128,13 +128,17 @@ func (o *Outbox) Health() (lastOK time.Time, lastErr error) {
 	return o.lastOK, o.lastErr
 }
 
-// Len returns the number of items waiting.
+// Len returns the number of items waiting, for /status; -1 when the
+// database cannot be read, which is logged.
 func (o *Outbox) Len() int {
 	var n int
-	o.db.View(func(tx *storage.Tx) error {
+	if err := o.db.View(func(tx *storage.Tx) error {
 		_, _, _, n = tx.Count()
 		return nil
-	})
+	}); err != nil {
+		o.logger.Error("unable to count the messages waiting", "err", err)
+		return -1
+	}
 	return n
 }
 
@@ -294,7 +298,7 @@ func (o *Outbox) deliver(ctx context.Context, it storage.OutboxItem) error {
 			return o.remove(it.Seq)
 		}
 		// A notice reports what doorman did; it does not ring.
-		if _, err := o.api.SendMessage(ctx, o.outgoing(it.ChatID, text, keyboardOf(it.Keyboard), true)); err != nil {
+		if _, err := o.api.SendMessage(ctx, o.outgoing(it.ChatID, text, nil, true)); err != nil {
 			return err
 		}
 		return o.remove(it.Seq)
@@ -405,18 +409,6 @@ func ringsInQuietHours(alerts []storage.Alert) bool {
 		}
 	}
 	return false
-}
-
-func keyboardOf(rows [][][2]string) Keyboard {
-	var kb Keyboard
-	for _, r := range rows {
-		var row []Button
-		for _, b := range r {
-			row = append(row, Button{Text: b[0], Data: b[1]})
-		}
-		kb = append(kb, row)
-	}
-	return kb
 }
 
 func (o *Outbox) deliverDigest(ctx context.Context, it storage.OutboxItem) error {

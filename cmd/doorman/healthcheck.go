@@ -136,6 +136,7 @@ func withMetrics(parts []func(context.Context) error, cfg config, logger *slog.L
 		Services:     m.watcher.Status,
 		State:        func() (metrics.State, error) { return metrics.ReadState(m.db) },
 		RouterErrors: m.client.RequestErrors,
+		WriteFault:   m.db.WriteFault,
 	}
 	var tg *telegramHealth
 	if m.api != nil {
