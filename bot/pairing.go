@@ -197,7 +197,7 @@ func (b *Bot) handleUnpaired(ctx context.Context, msg *Message) {
 		}
 	}
 	if !b.isAllowed(msg.From.ID) {
-		b.logger.Warn("refused pairing by a user not in DOORMAN_ALLOWED_USERS", "user", msg.From.ID, "chat", msg.ChatID)
+		b.logger.Warn("refused pairing by a user not among the allowed users", "user", msg.From.ID, "chat", msg.ChatID)
 		reply(w.T("PairNotAllowed"))
 		return
 	}
