@@ -156,26 +156,26 @@ func (b *Bot) StartPairing(ctx context.Context) error {
 // try checks a code sent by user in chat; on success it forgets the code,
 // so it works once. reply is "" for an attempt to ignore: a locked chat
 // reminded of its lock a moment ago.
-func (p *pairing) try(code string, chat, user int64, now time.Time) (reply string, ok bool) {
+func (p *pairing) try(w Words, code string, chat, user int64, now time.Time) (reply string, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if scope, until := p.lock.locked(now, chat, user); scope != lockNone {
 		if !p.lock.remind(now, chat, user) {
 			return "", false
 		}
-		return lockText(scope, until, now), false
+		return w.lockText(scope, until, now), false
 	}
 	if p.code == "" || now.After(p.expires) {
 		if err := p.fresh(now); err != nil {
-			return "Doorman could not make a new code; see its log.", false
+			return w.T("PairNoNewCode"), false
 		}
-		return "That code has expired. Doorman shows a new one where it runs.", false
+		return w.T("PairExpired"), false
 	}
 	if subtle.ConstantTimeCompare([]byte(normalizeCode(code)), []byte(normalizeCode(p.code))) != 1 {
 		if scope, until := p.lock.wrong(now, chat, user); scope != lockNone {
-			return "That is not the pairing code. " + lockText(scope, until, now), false
+			return w.T("PairWrong") + " " + w.lockText(scope, until, now), false
 		}
-		return "That is not the pairing code.", false
+		return w.T("PairWrong"), false
 	}
 	p.code = ""
 	p.lock.reset()
@@ -197,7 +197,7 @@ func (b *Bot) handleUnpaired(ctx context.Context, msg *Message) {
 		}
 	}
 	if !b.isAllowed(msg.From.ID) {
-		b.logger.Warn("refused pairing by a user not in DOORMAN_ALLOWED_USERS", "user", msg.From.ID, "chat", msg.ChatID)
+		b.logger.Warn("refused pairing by a user not among the allowed users", "user", msg.From.ID, "chat", msg.ChatID)
 		reply(w.T("PairNotAllowed"))
 		return
 	}
@@ -205,7 +205,7 @@ func (b *Bot) handleUnpaired(ctx context.Context, msg *Message) {
 		reply(w.T("PairHowTo"))
 		return
 	}
-	text, ok := b.pair.try(msg.Args, msg.ChatID, msg.From.ID, b.now())
+	text, ok := b.pair.try(w, msg.Args, msg.ChatID, msg.From.ID, b.now())
 	if !ok && text == "" {
 		b.logger.Debug("ignored a pairing attempt from a locked chat", "user", msg.From.ID, "chat", msg.ChatID)
 		return

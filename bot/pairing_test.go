@@ -38,7 +38,7 @@ func TestPairingLocksAfterWrongCodes(t *testing.T) {
 	code := shown[0]
 	const chat, user = 3003, 77
 	for i := 1; i <= pairTries; i++ {
-		reply, ok := p.try("WRONG-CODE"+strings.Repeat("X", i), chat, user, now)
+		reply, ok := p.try(Words{}, "WRONG-CODE"+strings.Repeat("X", i), chat, user, now)
 		if ok || !strings.Contains(reply, "not the pairing code") {
 			t.Fatalf("try %d: %q %v", i, reply, ok)
 		}
@@ -48,26 +48,26 @@ func TestPairingLocksAfterWrongCodes(t *testing.T) {
 	}
 	// Locked: even the right code is refused, without a hint; a chat that
 	// keeps trying is answered once a minute, and ignored in between.
-	if reply, ok := p.try(code, chat, user, now.Add(time.Minute)); ok || !strings.Contains(reply, "locked") {
+	if reply, ok := p.try(Words{}, code, chat, user, now.Add(time.Minute)); ok || !strings.Contains(reply, "locked") {
 		t.Errorf("right code while locked: %q %v", reply, ok)
 	}
-	if reply, ok := p.try(code, chat, user, now.Add(time.Minute+time.Second)); ok || reply != "" {
+	if reply, ok := p.try(Words{}, code, chat, user, now.Add(time.Minute+time.Second)); ok || reply != "" {
 		t.Errorf("right code again at once while locked: %q %v, want it ignored", reply, ok)
 	}
-	if reply, ok := p.try(code, chat+1, user, now.Add(time.Minute+2*time.Second)); ok || reply != "" {
+	if reply, ok := p.try(Words{}, code, chat+1, user, now.Add(time.Minute+2*time.Second)); ok || reply != "" {
 		t.Errorf("the locked user from another chat at once: %q %v, want it ignored", reply, ok)
 	}
-	if reply, ok := p.try(code, chat, user, now.Add(2*time.Minute)); ok || !strings.Contains(reply, "locked") {
+	if reply, ok := p.try(Words{}, code, chat, user, now.Add(2*time.Minute)); ok || !strings.Contains(reply, "locked") {
 		t.Errorf("right code a minute later while locked: %q %v", reply, ok)
 	}
 	// After the lock, but past the code's validity: a new code is shown.
-	if reply, ok := p.try(code, chat, user, now.Add(pairLockFor+time.Second)); ok || !strings.Contains(reply, "expired") || len(shown) != 2 {
+	if reply, ok := p.try(Words{}, code, chat, user, now.Add(pairLockFor+time.Second)); ok || !strings.Contains(reply, "expired") || len(shown) != 2 {
 		t.Errorf("after lock and expiry: %q %v, %d codes shown", reply, ok, len(shown))
 	}
-	if _, ok := p.try(strings.ToLower(shown[1]), chat, user, now.Add(pairLockFor+2*time.Second)); !ok {
+	if _, ok := p.try(Words{}, strings.ToLower(shown[1]), chat, user, now.Add(pairLockFor+2*time.Second)); !ok {
 		t.Error("the new code was refused")
 	}
-	if _, ok := p.try(shown[1], chat, user, now.Add(pairLockFor+3*time.Second)); ok {
+	if _, ok := p.try(Words{}, shown[1], chat, user, now.Add(pairLockFor+3*time.Second)); ok {
 		t.Error("a code worked twice")
 	}
 }

@@ -1,7 +1,6 @@
 package bot
 
 import (
-	"fmt"
 	"time"
 )
 
@@ -144,10 +143,10 @@ func (l *pairLock) prune(now time.Time) {
 }
 
 // lockText is the answer to a code that was not tried, or that locked.
-func lockText(scope lockScope, until, now time.Time) string {
+func (w Words) lockText(scope lockScope, until, now time.Time) string {
 	left := formatDuration(until.Sub(now))
 	if scope == lockAll {
-		return fmt.Sprintf("Too many wrong codes were sent to this bot from several chats. Pairing is paused for everyone for %s.", left)
+		return w.T("PairPausedForAll", "Left", left)
 	}
-	return fmt.Sprintf("Too many wrong codes from this chat. Pairing is locked here for %s.", left)
+	return w.T("PairLockedHere", "Left", left)
 }

@@ -382,8 +382,8 @@ func TestServeAddrInUse(t *testing.T) {
 	cfg := testConfig(fakeSources())
 	cfg.Addr = ln.Addr().String()
 	err = Serve(context.Background(), cfg)
-	if err == nil || !strings.Contains(err.Error(), "DOORMAN_METRICS_ADDR") {
-		t.Errorf("Serve on a port in use = %v", err)
+	if err == nil || !strings.Contains(err.Error(), "unable to listen on "+cfg.Addr) || strings.Contains(err.Error(), "DOORMAN_") {
+		t.Errorf("Serve on a port in use = %v, want the address and no setting's name", err)
 	}
 }
 

@@ -161,6 +161,10 @@ func withMetrics(parts []func(context.Context) error, cfg config, logger *slog.L
 			wg.Go(func() { tg.run(ctx) })
 		}
 		err := metrics.Serve(ctx, mcfg)
+		if err != nil && ctx.Err() == nil {
+			// The metrics package does not know the setting's name.
+			err = fmt.Errorf("DOORMAN_METRICS_ADDR: %w", err)
+		}
 		cancel()
 		wg.Wait()
 		return err
