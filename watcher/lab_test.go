@@ -39,13 +39,6 @@ const (
 	ipConn1        = "urn:schemas-upnp-org:service:WANIPConnection:1"
 )
 
-func TestMain(m *testing.M) {
-	if spec := os.Getenv(labChildEnv); spec != "" {
-		os.Exit(runLabChild(spec))
-	}
-	os.Exit(m.Run())
-}
-
 // labChildSpec tells the child what to do.
 type labChildSpec struct {
 	Mode   string // "delete" or "watch"

@@ -27,7 +27,7 @@ func runRun(ctx context.Context, args []string, e env) int {
 	}
 	logger := newLogger(cfg, e.stderr)
 	if err := daemon(ctx, cfg, logger, e); err != nil {
-		printError(e.stderr, err)
+		printError(e.stderr, asDamaged(cfg.DBPath, err))
 		return 1
 	}
 	return 0
@@ -63,11 +63,14 @@ func runWatch(ctx context.Context, args []string, e env) int {
 // Telegram (pairing a chat first when none is configured); without one it
 // prints what happens to the terminal.
 func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
-	db, err := storage.Open(ctx, cfg.DBPath, storage.Options{})
+	db, err := storage.Open(ctx, cfg.DBPath, storage.Options{Logger: logger})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	// storage says once that changes are not saved; the rest of doorman
+	// says so at debug level only.
+	logger = slog.New(newQuietUnwritable(logger.Handler()))
 	terminal := cfg.TelegramToken == ""
 
 	client := watcher.New(watcher.Config{
@@ -77,7 +80,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 		Logger:           logger,
 	})
 	devices := identify.New(identify.Config{Logger: logger})
-	presence := approvals.NewPresenceTracker(db, devices.Present, nil)
+	presence := approvals.NewPresenceTracker(db, devices.Present, nil, logger)
 	// The engine needs the watcher to delete, and the watcher hands its
 	// listings to the engine: the callback closes over the variable.
 	var engine *approvals.Engine
@@ -90,6 +93,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 			if s.Gateway == nil || s.Service == nil {
 				return
 			}
+			defer logPanic(logger, "handling a listing")
 			var ips []string
 			for _, m := range s.Mappings {
 				ips = append(ips, m.InternalClient)
@@ -109,7 +113,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 			}
 		},
 	})
-	parts := []func(context.Context) error{w.Run}
+	parts := []func(context.Context) error{w.Run, stopOnDamage(db)}
 
 	engineCfg := approvals.Config{DB: db, Router: w, StaleAfter: cfg.StaleAfter, MACOf: devices.KnownMAC, Presence: presence, Logger: logger}
 	if terminal {
@@ -134,7 +138,12 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 			return err
 		}
 	}
-	outbox := bot.NewOutbox(bot.OutboxConfig{API: api, DB: db, Logger: logger, Location: cfg.Location, StaleAfter: cfg.StaleAfter, Devices: devices})
+	audience, err := bot.NewAudience(bot.AudienceConfig{DB: db, Lang: cfg.Lang, TopicID: cfg.TopicID})
+	if err != nil {
+		return err
+	}
+	outbox := bot.NewOutbox(bot.OutboxConfig{API: api, DB: db, Logger: logger, Location: cfg.Location, StaleAfter: cfg.StaleAfter, Devices: devices,
+		Audience: audience, QuietHours: cfg.QuietHours})
 	engineCfg.ChatID, engineCfg.Wake = chat, outbox.Wake
 	if engine, err = approvals.New(engineCfg); err != nil {
 		return err
@@ -147,12 +156,13 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 		API: api, DB: db, Engine: engine, Outbox: outbox, ChatID: cfg.ChatID,
 		AllowedUsers: cfg.AllowedUsers, Status: w.Status, Location: cfg.Location, Logger: logger, Devices: devices,
 		ShowPairingCode: pairingPrinter(e.stderr, cfg.Location),
+		Audience:        audience, QuietHours: cfg.QuietHours,
 	})
 	if err != nil {
 		return err
 	}
 	logger.Info("doorman starting", "version", version, "db", cfg.DBPath, "chat", chat, "events", cfg.Events)
-	if err := b.StartPairing(); err != nil {
+	if err := b.StartPairing(ctx); err != nil {
 		return err
 	}
 	if chat != 0 {
@@ -178,12 +188,37 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 	return runParts(ctx, logger, withMetrics(parts, cfg, logger, monitored{db: db, client: client, watcher: w, api: api, outbox: outbox}))
 }
 
+// stopOnDamage stops doorman when a transaction finds the database
+// damaged: every later one may fail the same way, and the owner needs the
+// message with the way out.
+func stopOnDamage(db *storage.DB) func(context.Context) error {
+	return func(ctx context.Context) error {
+		select {
+		case <-db.Damaged():
+			return asDamaged(db.Path(), db.DamageErr())
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
 // pairingPrinter shows a pairing code on doorman's terminal (standard
-// error, where its log goes), and nowhere else.
-func pairingPrinter(w io.Writer, loc *time.Location) func(code string, expires time.Time) {
-	return func(code string, expires time.Time) {
-		fmt.Fprintf(w, "doorman: pairing code %s: send \"/start %s\" to your bot in Telegram before %s; that chat then gets the alerts.\n",
-			code, code, expires.In(loc).Format("15:04"))
+// error, where its log goes), and nowhere else: the code, the link that pairs
+// with a tap, and, in an interactive terminal, the link as a QR code for a
+// phone's camera.
+func pairingPrinter(w io.Writer, loc *time.Location) func(bot.PairingCode) {
+	return func(p bot.PairingCode) {
+		until := p.Expires.In(loc).Format("15:04")
+		if p.Link == "" {
+			fmt.Fprintf(w, "doorman: pairing code %s: send \"/start %s\" to your bot in Telegram before %s; that chat then gets the alerts.\n",
+				p.Code, p.Code, until)
+			return
+		}
+		fmt.Fprintf(w, "doorman: pairing code %s: open %s on your phone, or send \"/start %s\" to your bot in Telegram, before %s; that chat then gets the alerts. In a group, send it there.\n",
+			p.Code, p.Link, p.Code, until)
+		if isTerminal(w) {
+			drawQR(w, p.Link)
+		}
 	}
 }
 
@@ -198,7 +233,7 @@ func runParts(ctx context.Context, logger *slog.Logger, parts []func(context.Con
 	errs := make([]error, len(parts))
 	for i, part := range parts {
 		wg.Go(func() {
-			errs[i] = part(ctx)
+			errs[i] = recoverPart(logger, part)(ctx)
 			cancel()
 		})
 	}
