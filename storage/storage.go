@@ -229,8 +229,18 @@ func (db *DB) init() error {
 			ready = false
 			return nil
 		}
-		return checkSchema(v)
+		if err := checkSchema(v); err != nil {
+			return err
+		}
+		// An older layout is marked as this one: its records move
+		// as their routers are seen (see SchemaVersion).
+		ready = binary.BigEndian.Uint64(v) == SchemaVersion
+		return nil
 	})
+	if err == nil && !ready && db.readOnly != nil {
+		// A read-only file of an older layout is read as it is.
+		return nil
+	}
 	if err != nil || ready {
 		if err != nil {
 			return fmt.Errorf("storage: unable to prepare %s: %w", db.path, err)
