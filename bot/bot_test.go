@@ -75,7 +75,7 @@ func (h *harness) start(allowed []int64) {
 		h.t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{h.t}, nil))
-	outbox := NewOutbox(OutboxConfig{API: api, DB: h.db, Logger: logger, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Location: time.UTC})
+	outbox := NewOutbox(OutboxConfig{API: api, DB: h.db, Logger: logger, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Location: time.UTC, Pace: testPace})
 	h.engine, err = approvals.New(approvals.Config{DB: h.db, Router: h.router, ChatID: h.chat, Wake: outbox.Wake, Logger: logger})
 	if err != nil {
 		h.t.Fatal(err)
@@ -540,3 +540,7 @@ func TestRejectedBotKeepsAlerts(t *testing.T) {
 		})
 	}
 }
+
+// testPace lets tests send as fast as they like; pacing has tests of its
+// own.
+var testPace = Pace{Interval: time.Microsecond, GroupInterval: time.Microsecond}

@@ -182,6 +182,8 @@ func (b *Bot) handleUnpaired(ctx context.Context, msg *Message) {
 		return
 	}
 	b.engine.SetChat(msg.ChatID)
+	// What waited for a chat goes to this one.
+	b.outbox.Wake()
 	b.logger.Info("paired with a chat", "chat", msg.ChatID, "user", msg.From.ID)
 	reply(welcomeText)
 	n, err := b.engine.ReportUnasked(ctx)
