@@ -38,6 +38,8 @@ type harness struct {
 	done   chan struct{}
 	chat   int64
 	codes  chan string
+	// pace is the outbox's; zero means testPace.
+	pace Pace
 }
 
 func (h *harness) pairingCode() string {
@@ -75,7 +77,11 @@ func (h *harness) start(allowed []int64) {
 		h.t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{h.t}, nil))
-	outbox := NewOutbox(OutboxConfig{API: api, DB: h.db, Logger: logger, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Location: time.UTC, Pace: testPace})
+	pace := h.pace
+	if pace == (Pace{}) {
+		pace = testPace
+	}
+	outbox := NewOutbox(OutboxConfig{API: api, DB: h.db, Logger: logger, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Location: time.UTC, Pace: pace})
 	h.engine, err = approvals.New(approvals.Config{DB: h.db, Router: h.router, ChatID: h.chat, Wake: outbox.Wake, Logger: logger})
 	if err != nil {
 		h.t.Fatal(err)

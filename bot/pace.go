@@ -55,7 +55,7 @@ func (b bucket) wait(now time.Time, interval time.Duration, size int) time.Durat
 	}
 	// Rounded up, so that the call made after the wait finds a token
 	// whatever the float arithmetic did.
-	return time.Duration((1 - l) * float64(interval)).Truncate(time.Millisecond) + time.Millisecond
+	return time.Duration((1-l)*float64(interval)).Truncate(time.Millisecond) + time.Millisecond
 }
 
 func (b *bucket) take(now time.Time, interval time.Duration, size int) {
