@@ -53,6 +53,9 @@ type Config struct {
 	StaleAfter time.Duration
 	// Presence, when set, lets the digest name devices that left.
 	Presence Presence
+	// DigestPager, when set, splits digests into pages that fit a chat
+	// message (bot.DigestPager).
+	DigestPager DigestPager
 	// MACOf returns the MAC doorman knows for a LAN address without
 	// waiting ("" if none), so rules follow devices across DHCP changes.
 	MACOf func(ip string) string
@@ -78,6 +81,7 @@ type Engine struct {
 	keepGone       time.Duration
 	staleAfter     time.Duration
 	presence       Presence
+	pager          DigestPager
 	observe        func(Event)
 	macOf          func(string) string
 	now            func() time.Time
@@ -140,6 +144,7 @@ func New(cfg Config) (*Engine, error) {
 		keepGone:       cfg.KeepGone,
 		staleAfter:     cfg.StaleAfter,
 		presence:       cfg.Presence,
+		pager:          cfg.DigestPager,
 		observe:        cfg.Observe,
 		macOf:          cfg.MACOf,
 		now:            cfg.Now,

@@ -82,7 +82,8 @@ func (h *harness) start(allowed []int64) {
 		pace = testPace
 	}
 	outbox := NewOutbox(OutboxConfig{API: api, DB: h.db, Logger: logger, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Location: time.UTC, Pace: pace})
-	h.engine, err = approvals.New(approvals.Config{DB: h.db, Router: h.router, ChatID: h.chat, Wake: outbox.Wake, Logger: logger})
+	h.engine, err = approvals.New(approvals.Config{DB: h.db, Router: h.router, ChatID: h.chat, Wake: outbox.Wake, Logger: logger,
+		DigestPager: DigestPager{Location: time.UTC}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
