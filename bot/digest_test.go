@@ -122,7 +122,9 @@ func TestDigestAllClearAndLongPages(t *testing.T) {
 		t.Fatalf("%d pages (%v), want 2", pages, err)
 	}
 	for page := 1; page <= pages; page++ {
-		m, err := h.tg.WaitMessage(h.ctx(), func(m telegramtest.Message) bool { return strings.Contains(m.Text, fmt.Sprintf("(%d/%d)", page, pages)) })
+		m, err := h.tg.WaitMessage(h.ctx(), func(m telegramtest.Message) bool {
+			return strings.Contains(m.Text, fmt.Sprintf("(%d/%d)", page, pages))
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
