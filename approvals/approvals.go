@@ -48,6 +48,9 @@ type Config struct {
 	Wake           func()
 	NoticeInterval time.Duration
 	KeepGone       time.Duration
+	// KeepHistory is how long decided alerts and digests are kept
+	// (default DefaultKeepHistory); see Prune.
+	KeepHistory time.Duration
 	// StaleAfter is how long a share may be open before the digest lists
 	// it (default 14 days).
 	StaleAfter time.Duration
@@ -79,6 +82,7 @@ type Engine struct {
 	wake           func()
 	noticeInterval time.Duration
 	keepGone       time.Duration
+	keepHistory    time.Duration
 	staleAfter     time.Duration
 	presence       Presence
 	pager          DigestPager
@@ -95,6 +99,8 @@ type Engine struct {
 	refused map[string]time.Time
 	// busy holds the shares a press is being carried out on, by key.
 	busy map[string]bool
+	// prunedAt is when history was last pruned.
+	prunedAt time.Time
 }
 
 // EventKind says what happened to a share.
@@ -142,6 +148,7 @@ func New(cfg Config) (*Engine, error) {
 		wake:           cfg.Wake,
 		noticeInterval: cfg.NoticeInterval,
 		keepGone:       cfg.KeepGone,
+		keepHistory:    cfg.KeepHistory,
 		staleAfter:     cfg.StaleAfter,
 		presence:       cfg.Presence,
 		pager:          cfg.DigestPager,
@@ -162,6 +169,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.keepGone <= 0 {
 		e.keepGone = DefaultKeepGone
+	}
+	if e.keepHistory <= 0 {
+		e.keepHistory = DefaultKeepHistory
 	}
 	if e.staleAfter <= 0 {
 		e.staleAfter = DefaultStaleAfter
@@ -215,6 +225,7 @@ func (e *Engine) HandleListing(ctx context.Context, l Listing) (Changes, error) 
 	for _, en := range enforce {
 		e.enforce(ctx, en)
 	}
+	e.maybePrune(ctx)
 	return ch, nil
 }
 

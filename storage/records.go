@@ -466,6 +466,9 @@ func (t *Tx) PutAlert(a *Alert) error {
 		}
 		a.ID = id
 	}
+	if err := t.indexAlert(a); err != nil {
+		return err
+	}
 	return t.put(bucketAlerts, u64(a.ID), a)
 }
 
@@ -515,6 +518,9 @@ func (t *Tx) Alerts() ([]Alert, error) {
 
 // DeleteAlert forgets an alert.
 func (t *Tx) DeleteAlert(id uint64) error {
+	if err := t.del(bucketPending, u64(id)); err != nil {
+		return err
+	}
 	return t.del(bucketAlerts, u64(id))
 }
 

@@ -109,6 +109,9 @@ func (db *DB) init() error {
 				return err
 			}
 		}
+		if err := indexPending(tx); err != nil {
+			return err
+		}
 		meta := tx.Bucket(bucketMeta)
 		if v := meta.Get(keySchema); v != nil {
 			if len(v) != 8 {
