@@ -28,9 +28,10 @@ type pick struct {
 
 // destination is where a new message goes: the owner chat of now, not the
 // one of the time the item was queued, so that a corrected chat ID or a new
-// pairing gets what waited for the old one.
+// pairing gets what waited for the old one; in the owner's topic there.
 func (o *Outbox) destination() (chatID int64, threadID int) {
-	return o.owner.Chat(), 0
+	chatID = o.owner.Chat()
+	return chatID, o.audience.Thread(chatID)
 }
 
 // next returns the item to deliver now, or nil and how long to wait at
@@ -65,7 +66,7 @@ func (o *Outbox) next(now time.Time) (*pick, time.Duration, error) {
 	for i, it := range items {
 		p := &pick{item: it, chat: lives[i]}
 		if it.FollowsOwner() {
-			p.chat = it.ChatID
+			p.chat, p.thread = it.ChatID, o.audience.Thread(it.ChatID)
 			if o.owner != nil {
 				p.chat, p.thread = o.destination()
 			}
@@ -174,6 +175,7 @@ func (o *Outbox) accepted(chat int64) {
 // the new chat from now on, across restarts, whether it was paired or set.
 func (o *Outbox) moveOwner(from, to int64) error {
 	o.owner.SetChat(to)
+	o.audience.moved(from, to)
 	o.logger.Warn("the group became a supergroup; doorman writes to its new chat ID", "old_chat", from, "new_chat", to,
 		"fix", "if DOORMAN_TELEGRAM_CHAT_ID is set, set it to the new chat ID")
 	return o.update(func(tx *storage.Tx) error {

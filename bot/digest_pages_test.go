@@ -57,7 +57,7 @@ func astralDigest(items, rules int) storage.Digest {
 // Every page fits one message in Telegram's measure, in whatever state the
 // presses leave its entries; and the pages are filled, not cut at a count.
 func TestDigestPagesFitInEveryState(t *testing.T) {
-	p := DigestPager{Location: time.UTC}
+	p := NewDigestPager(nil, 0, time.UTC)
 	for _, size := range [][2]int{{1, 0}, {0, 3}, {30, 0}, {45, 12}} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			d := astralDigest(size[0], size[1])
@@ -102,9 +102,11 @@ func TestDigestPagesFitInEveryState(t *testing.T) {
 				v.Rules = append([]storage.DigestRule(nil), d.Rules...)
 				set(&v)
 				for page := range v.Pages {
-					text, _ := renderDigestPage(v, page, 0, time.UTC)
-					if n := textLength(text); n > MaxMessageLength {
-						t.Errorf("state %d, page %d/%d: %d UTF-16 units", si, page+1, v.Pages, n)
+					for _, w := range p.words {
+						text, _ := renderDigestPage(w, v, page, 0, time.UTC)
+						if n := textLength(text); n > MaxMessageLength {
+							t.Errorf("%s, state %d, page %d/%d: %d UTF-16 units", w.Lang(), si, page+1, v.Pages, n)
+						}
 					}
 				}
 			}
@@ -125,7 +127,7 @@ func TestDigestPagesFitInEveryState(t *testing.T) {
 					}
 				}
 				states[1](&v)
-				text, _ := renderDigestPage(v, page, 0, time.UTC)
+				text, _ := renderDigestPage(p.words[0], v, page, 0, time.UTC)
 				if n := textLength(text); n <= MaxMessageLength-300 {
 					t.Errorf("page %d is not full: with the next entry it would be %d", page+1, n)
 				}

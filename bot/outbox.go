@@ -34,6 +34,13 @@ type OutboxConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Pace keeps the outbox within Telegram's limits (defaults: Pace).
 	Pace Pace
+	// Audience gives the language and topic of the chat (default:
+	// English, the main thread).
+	Audience *Audience
+	// QuietHours, in Location, make questions about ordinary shares
+	// arrive without a sound.
+	QuietHours QuietHours
+	Now        func() time.Time
 }
 
 // ChatOwner keeps the owner chat; approvals.Engine is one.
@@ -66,8 +73,10 @@ type Outbox struct {
 	maxBackoff time.Duration
 	staleAfter time.Duration
 	devices    Devices
-	wake       chan struct{}
+	audience   *Audience
+	quiet      QuietHours
 	now        func() time.Time
+	wake       chan struct{}
 	// update writes to the database; tests make it fail.
 	update func(fn func(tx *storage.Tx) error) error
 
@@ -101,8 +110,10 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		maxBackoff: cfg.MaxBackoff,
 		staleAfter: cfg.StaleAfter,
 		devices:    cfg.Devices,
+		audience:   cfg.Audience,
+		quiet:      cfg.QuietHours,
+		now:        cfg.Now,
 		wake:       make(chan struct{}, 1),
-		now:        time.Now,
 		unrecorded: map[uint64]int{},
 		pace:       newPacer(cfg.Pace),
 		refused:    map[int64]refusal{},
@@ -114,6 +125,12 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.audience == nil {
+		o.audience = defaultAudience(o.db, o.logger)
+	}
+	if o.now == nil {
+		o.now = time.Now
 	}
 	if o.staleAfter <= 0 {
 		o.staleAfter = approvals.DefaultStaleAfter
@@ -144,13 +161,17 @@ func (o *Outbox) Health() (lastOK time.Time, lastErr error) {
 	return o.lastOK, o.lastErr
 }
 
-// Len returns the number of items waiting.
+// Len returns the number of items waiting, for /status; -1 when the
+// database cannot be read, which is logged.
 func (o *Outbox) Len() int {
 	var n int
-	o.db.View(func(tx *storage.Tx) error {
+	if err := o.db.View(func(tx *storage.Tx) error {
 		_, _, _, n = tx.Count()
 		return nil
-	})
+	}); err != nil {
+		o.logger.Error("unable to count the messages waiting", "err", err)
+		return -1
+	}
 	return n
 }
 
@@ -320,14 +341,15 @@ func (o *Outbox) deliver(ctx context.Context, p *pick) error {
 	it := p.item
 	switch it.Kind {
 	case storage.OutboxNotice:
-		text := noticeText(it, o.loc)
+		text := o.audience.Words(p.chat).noticeText(it, o.loc)
 		if text == "" {
 			o.logger.Error("outbox notice says nothing; dropping it", "seq", it.Seq)
 			return o.remove(it.Seq)
 		}
 		// Like an alert, a notice Telegram took is not sent again when
-		// its removal fails.
-		return o.sendAndRecord(ctx, p, text, keyboardOf(it.Keyboard), "notice", func(*storage.Tx, int) error { return nil })
+		// its removal fails. A notice reports what doorman did; it does
+		// not ring.
+		return o.sendAndRecord(ctx, p, text, nil, true, "notice", func(*storage.Tx, int) error { return nil })
 	case storage.OutboxAlert, storage.OutboxEdit:
 		return o.deliverAlert(ctx, p)
 	case storage.OutboxDigest, storage.OutboxDigestEdit:
@@ -352,7 +374,9 @@ func (o *Outbox) deliverAlert(ctx context.Context, p *pick) error {
 		return fmt.Errorf("bot: unable to read alert %d: %w", it.AlertID, err)
 	}
 	owner := alerts[0]
-	text, kb := renderMessage(alerts, makeView(ctx, o.db, o.devices, o.loc, alerts))
+	v := makeView(ctx, o.db, o.devices, o.loc, alerts)
+	v.words = o.audience.Words(p.chat)
+	text, kb := renderMessage(alerts, v)
 	switch {
 	case it.Kind == storage.OutboxAlert && owner.MessageID != 0:
 		// Sent before; recorded together with the removal, so this
@@ -365,7 +389,8 @@ func (o *Outbox) deliverAlert(ctx context.Context, p *pick) error {
 		o.logger.Info("not sending a question answered or superseded before it went out", "seq", it.Seq, "alert", owner.ID, "state", string(owner.State))
 		return o.remove(it.Seq)
 	case it.Kind == storage.OutboxAlert:
-		return o.sendAndRecord(ctx, p, text, kb, fmt.Sprintf("alert %d", owner.ID), func(tx *storage.Tx, id int) error {
+		silent := o.quiet.Contains(o.now().In(o.loc)) && !ringsInQuietHours(alerts)
+		return o.sendAndRecord(ctx, p, text, kb, silent, fmt.Sprintf("alert %d", owner.ID), func(tx *storage.Tx, id int) error {
 			for _, a := range alerts {
 				cur, err := tx.Alert(a.ID)
 				if err != nil {
@@ -398,13 +423,13 @@ func anyPending(alerts []storage.Alert) bool {
 // with record and removes the item. When the recording fails after
 // Telegram accepted the message, the retry only records it: sending it
 // again would show it twice.
-func (o *Outbox) sendAndRecord(ctx context.Context, p *pick, text string, kb Keyboard, what string, record func(tx *storage.Tx, messageID int) error) error {
+func (o *Outbox) sendAndRecord(ctx context.Context, p *pick, text string, kb Keyboard, silent bool, what string, record func(tx *storage.Tx, messageID int) error) error {
 	it := p.item
 	id, sent := o.unrecorded[it.Seq]
 	if !sent {
 		var err error
 		o.pace.took(o.now(), p.chat)
-		if id, err = o.api.SendMessage(ctx, Outgoing{ChatID: p.chat, ThreadID: p.thread, HTML: text, Keyboard: kb}); err != nil {
+		if id, err = o.api.SendMessage(ctx, o.outgoing(p, text, kb, silent)); err != nil {
 			return err
 		}
 	}
@@ -440,16 +465,20 @@ func (o *Outbox) edit(ctx context.Context, p *pick, messageID int, text string, 
 	return o.remove(append([]uint64{it.Seq}, p.same...)...)
 }
 
-func keyboardOf(rows [][][2]string) Keyboard {
-	var kb Keyboard
-	for _, r := range rows {
-		var row []Button
-		for _, b := range r {
-			row = append(row, Button{Text: b[0], Data: b[1]})
+// outgoing addresses a message to where p goes (see destination).
+func (o *Outbox) outgoing(p *pick, text string, kb Keyboard, silent bool) Outgoing {
+	return Outgoing{ChatID: p.chat, ThreadID: p.thread, HTML: text, Keyboard: kb, Silent: silent}
+}
+
+// ringsInQuietHours reports whether a question rings even in quiet hours:
+// one about a port attackers scan for.
+func ringsInQuietHours(alerts []storage.Alert) bool {
+	for _, a := range alerts {
+		if _, risky := approvals.RiskOf(a.Share.Mapping.InternalPort); risky {
+			return true
 		}
-		kb = append(kb, row)
 	}
-	return kb
+	return false
 }
 
 func (o *Outbox) deliverDigest(ctx context.Context, p *pick) error {
@@ -463,13 +492,14 @@ func (o *Outbox) deliverDigest(ctx context.Context, p *pick) error {
 	if err != nil {
 		return fmt.Errorf("bot: unable to read digest %d: %w", it.DigestID, err)
 	}
-	text, kb := renderDigestPage(d, it.Page, o.staleAfter, o.loc)
+	text, kb := renderDigestPage(o.audience.Words(p.chat), d, it.Page, o.staleAfter, o.loc)
 	sent := d.MessageIDs[it.Page]
 	switch {
 	case it.Kind == storage.OutboxDigest && sent != 0:
 		return o.remove(it.Seq)
 	case it.Kind == storage.OutboxDigest:
-		return o.sendAndRecord(ctx, p, text, kb, fmt.Sprintf("digest %d", d.ID), func(tx *storage.Tx, id int) error {
+		// The digest is a weekly read, not an alarm.
+		return o.sendAndRecord(ctx, p, text, kb, true, fmt.Sprintf("digest %d", d.ID), func(tx *storage.Tx, id int) error {
 			cur, err := tx.Digest(d.ID)
 			if err != nil {
 				return err

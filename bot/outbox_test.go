@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/doorman-upnp/doorman/bot/telegramtest"
+	"github.com/doorman-upnp/doorman/internal/testlog"
 	"github.com/doorman-upnp/doorman/storage"
 	"github.com/doorman-upnp/doorman/storage/storagetest"
 	"github.com/doorman-upnp/doorman/watcher"
@@ -178,10 +179,7 @@ func TestSupersededQuestionIsNotSent(t *testing.T) {
 // interval or two, at Telegram's real pace, and the edits of one message
 // are done by one call.
 func TestQuestionOvertakesAFloodedQueue(t *testing.T) {
-	h := newHarness(t, nil)
-	h.pace = (Pace{}).withDefaults()
-	h.stop()
-	h.start(nil)
+	h := newHarnessWith(t, ownerChat, func(o *OutboxConfig, _ *Config) { o.Pace = Pace{} })
 	flipper := mapping(9000, "192.168.77.66", "flip")
 	first := h.alertFor(flipper)
 	err := h.db.Update(func(tx *storage.Tx) error {
@@ -230,7 +228,7 @@ func TestNoticeSentOnceWhenTheWriteFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := NewOutbox(OutboxConfig{API: api, DB: db, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)), MinBackoff: 10 * time.Millisecond, Pace: testPace})
+	o := NewOutbox(OutboxConfig{API: api, DB: db, Logger: testlog.New(t, slog.LevelInfo), MinBackoff: 10 * time.Millisecond, Pace: testPace})
 	var failed atomic.Int32
 	o.update = func(fn func(tx *storage.Tx) error) error {
 		if failed.Add(1) == 1 {
