@@ -3,8 +3,10 @@ package bot
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -260,5 +262,55 @@ func TestNoticeSentOnceWhenTheWriteFails(t *testing.T) {
 	}
 	if n := len(tg.Messages()); n != 1 {
 		t.Errorf("%d messages, want the notice once", n)
+	}
+}
+
+// syncBuffer is a log the test reads while the outbox writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A refused chat is tried again now and then, not hammered, and the log
+// says once what is wrong.
+func TestRefusedChatIsLoggedOnce(t *testing.T) {
+	const wrong = int64(1002)
+	var log syncBuffer
+	h := newHarnessWith(t, wrong, func(o *OutboxConfig, _ *Config) {
+		o.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&log, testlog.Writer(t)), nil))
+	})
+	h.tg.SetChatUnreachable(wrong, true)
+	h.list()
+	h.list(mapping(8080, "192.168.77.21", "web"))
+	time.Sleep(time.Second)
+	if n := strings.Count(log.String(), "Telegram refuses the owner chat"); n != 1 {
+		t.Errorf("the refusal is logged %d times, want once", n)
+	}
+	// MaxBackoff is 200 ms here: about five tries in a second.
+	if n := h.tg.Calls("sendMessage"); n < 2 || n > 7 {
+		t.Errorf("%d tries in a second", n)
+	}
+	h.tg.SetChatUnreachable(wrong, false)
+	h.waitText("<b>8080</b>")
+	for range 100 {
+		if strings.Contains(log.String(), "Telegram accepts the chat again") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(log.String(), "Telegram accepts the chat again") {
+		t.Error("the log does not say the chat works again")
 	}
 }
