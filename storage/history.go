@@ -18,7 +18,7 @@ func indexPending(tx *bolt.Tx) error {
 		return nil
 	}
 	idx, err := tx.CreateBucket(bucketPending)
-	if err != nil {
+	if err != nil || tx.Bucket(bucketAlerts) == nil {
 		return err
 	}
 	t := &Tx{tx: tx}
@@ -33,6 +33,10 @@ func indexPending(tx *bolt.Tx) error {
 // indexAlert keeps the index of open questions in step with a stored alert.
 func (t *Tx) indexAlert(a *Alert) error {
 	idx := t.tx.Bucket(bucketPending)
+	if idx == nil {
+		// An older file opened read-only: nothing is written anyway.
+		return nil
+	}
 	var err error
 	if a.State == AlertPending {
 		err = idx.Put(u64(a.ID), nil)
@@ -48,7 +52,18 @@ func (t *Tx) indexAlert(a *Alert) error {
 // PendingAlerts returns the alerts whose question is open, oldest first.
 func (t *Tx) PendingAlerts() ([]Alert, error) {
 	var out []Alert
-	c := t.tx.Bucket(bucketPending).Cursor()
+	idx := t.tx.Bucket(bucketPending)
+	if idx == nil {
+		// An older file opened read-only, without the index.
+		err := each(t, bucketAlerts, func(_ []byte, a Alert) error {
+			if a.State == AlertPending {
+				out = append(out, a)
+			}
+			return nil
+		})
+		return out, err
+	}
+	c := idx.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
 		a, err := t.Alert(binary.BigEndian.Uint64(k))
 		if err != nil {

@@ -516,7 +516,7 @@ func (t *Tx) Alerts() ([]Alert, error) {
 
 // DeleteAlert forgets an alert.
 func (t *Tx) DeleteAlert(id uint64) error {
-	if err := t.del(bucketPending, u64(id)); err != nil {
+	if err := t.indexAlert(&Alert{ID: id, State: AlertSuperseded}); err != nil {
 		return err
 	}
 	return t.del(bucketAlerts, u64(id))
