@@ -81,10 +81,12 @@ func TestPruneBoundsHistory(t *testing.T) {
 	}
 	before := f.metricsTotals()
 
+	start := time.Now()
 	p, err := f.engine.Prune(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("pruned %+v in %s", p, time.Since(start))
 	if p.Alerts != history || p.Digests != 3 {
 		t.Errorf("pruned %+v, want %d alerts and 3 digests", p, history)
 	}
