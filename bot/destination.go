@@ -159,7 +159,7 @@ func (o *Outbox) chatRefused(p *pick, apiErr *APIError) (keep bool) {
 		}
 		log.Error("Telegram refuses the owner chat; its messages wait in the outbox, the rest goes on", "fix", hint, "retry_in", o.maxBackoff)
 	}
-	o.refused[p.chat] = refusal{until: o.now().Add(o.maxBackoff)}
+	o.refused[p.chat] = refusal{until: time.Now().Add(o.maxBackoff)}
 	return true
 }
 

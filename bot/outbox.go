@@ -178,7 +178,9 @@ func (o *Outbox) Len() int {
 // Run delivers items until ctx is done.
 func (o *Outbox) Run(ctx context.Context) error {
 	for {
-		p, wait, err := o.next(o.now())
+		// Pacing and the retries of a refused chat wait on timers, so
+		// they go by the real clock, not by Now (quiet hours).
+		p, wait, err := o.next(time.Now())
 		if err != nil {
 			o.logger.Error("unable to read the outbox", "err", err)
 			if err := o.sleep(ctx, o.maxBackoff); err != nil {
@@ -428,7 +430,7 @@ func (o *Outbox) sendAndRecord(ctx context.Context, p *pick, text string, kb Key
 	id, sent := o.unrecorded[it.Seq]
 	if !sent {
 		var err error
-		o.pace.took(o.now(), p.chat)
+		o.pace.took(time.Now(), p.chat)
 		if id, err = o.api.SendMessage(ctx, o.outgoing(p, text, kb, silent)); err != nil {
 			return err
 		}
@@ -453,7 +455,7 @@ func (o *Outbox) sendAndRecord(ctx context.Context, p *pick, text string, kb Key
 // are done with it.
 func (o *Outbox) edit(ctx context.Context, p *pick, messageID int, text string, kb Keyboard) error {
 	it := p.item
-	o.pace.took(o.now(), p.chat)
+	o.pace.took(time.Now(), p.chat)
 	err := o.api.EditMessage(ctx, p.chat, messageID, text, kb)
 	switch {
 	case err == nil, IsNotModified(err):
