@@ -48,11 +48,17 @@ type Config struct {
 	Wake           func()
 	NoticeInterval time.Duration
 	KeepGone       time.Duration
+	// KeepHistory is how long decided alerts and digests are kept
+	// (default DefaultKeepHistory); see Prune.
+	KeepHistory time.Duration
 	// StaleAfter is how long a share may be open before the digest lists
 	// it (default 14 days).
 	StaleAfter time.Duration
 	// Presence, when set, lets the digest name devices that left.
 	Presence Presence
+	// DigestPager, when set, splits digests into pages that fit a chat
+	// message (bot.DigestPager).
+	DigestPager DigestPager
 	// MACOf returns the MAC doorman knows for a LAN address without
 	// waiting ("" if none), so rules follow devices across DHCP changes.
 	MACOf func(ip string) string
@@ -76,8 +82,10 @@ type Engine struct {
 	wake           func()
 	noticeInterval time.Duration
 	keepGone       time.Duration
+	keepHistory    time.Duration
 	staleAfter     time.Duration
 	presence       Presence
+	pager          DigestPager
 	observe        func(Event)
 	macOf          func(string) string
 	now            func() time.Time
@@ -94,6 +102,8 @@ type Engine struct {
 	refused map[string]time.Time
 	// busy holds the shares a press is being carried out on, by key.
 	busy map[string]bool
+	// prunedAt is when history was last pruned.
+	prunedAt time.Time
 }
 
 // EventKind says what happened to a share.
@@ -141,8 +151,10 @@ func New(cfg Config) (*Engine, error) {
 		wake:           cfg.Wake,
 		noticeInterval: cfg.NoticeInterval,
 		keepGone:       cfg.KeepGone,
+		keepHistory:    cfg.KeepHistory,
 		staleAfter:     cfg.StaleAfter,
 		presence:       cfg.Presence,
+		pager:          cfg.DigestPager,
 		observe:        cfg.Observe,
 		macOf:          cfg.MACOf,
 		now:            cfg.Now,
@@ -161,6 +173,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.keepGone <= 0 {
 		e.keepGone = DefaultKeepGone
+	}
+	if e.keepHistory <= 0 {
+		e.keepHistory = DefaultKeepHistory
 	}
 	if e.staleAfter <= 0 {
 		e.staleAfter = DefaultStaleAfter
@@ -220,6 +235,7 @@ func (e *Engine) HandleListing(ctx context.Context, l Listing) (Changes, error) 
 	for _, en := range enforce {
 		e.enforce(ctx, en)
 	}
+	e.maybePrune(ctx)
 	return ch, nil
 }
 
