@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -254,4 +255,31 @@ func TestWatchFritzBoxOnce(t *testing.T) {
 	}
 	// And the service is listed again at once.
 	h.next(3*time.Second, "refresh after the delete", reason(ReasonRefresh))
+}
+
+// startWatchURLs runs a Watcher over the routers at urls (both
+// descriptions of a FRITZ!Box, say); startWatch uses it too.
+func startWatchURLs(t *testing.T, urls []string, cfg WatchConfig, adjust func(*Watcher)) *watchHarness {
+	t.Helper()
+	h := &watchHarness{t: t, snaps: make(chan Snapshot, 256), ssdp: make(chan net.Addr, 4), done: make(chan error, 1)}
+	c := testClient(t, Config{IGDURLs: urls, RequestTimeout: time.Second})
+	if cfg.OnSnapshot == nil {
+		cfg.OnSnapshot = func(ctx context.Context, s Snapshot) { h.snaps <- s }
+	}
+	h.w = c.NewWatcher(cfg)
+	h.w.listenSSDP = func(local netip.Addr) (net.PacketConn, error) {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err == nil {
+			h.ssdp <- pc.LocalAddr()
+		}
+		return pc, err
+	}
+	if adjust != nil {
+		adjust(h.w)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.stop = cancel
+	go func() { h.done <- h.w.Run(ctx) }()
+	t.Cleanup(func() { h.shutdown() })
+	return h
 }

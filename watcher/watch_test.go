@@ -6,7 +6,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
@@ -38,32 +37,6 @@ func startWatchWith(t *testing.T, igd *fakeIGD, cfg WatchConfig, adjust func(*Wa
 	t.Helper()
 	h := startWatchURLs(t, []string{igd.URL()}, cfg, adjust)
 	h.igd = igd
-	return h
-}
-
-// startWatchURLs runs a Watcher over the routers at urls.
-func startWatchURLs(t *testing.T, urls []string, cfg WatchConfig, adjust func(*Watcher)) *watchHarness {
-	t.Helper()
-	h := &watchHarness{t: t, snaps: make(chan Snapshot, 256), ssdp: make(chan net.Addr, 4), done: make(chan error, 1)}
-	c := testClient(t, Config{IGDURLs: urls, RequestTimeout: time.Second})
-	if cfg.OnSnapshot == nil {
-		cfg.OnSnapshot = func(ctx context.Context, s Snapshot) { h.snaps <- s }
-	}
-	h.w = c.NewWatcher(cfg)
-	h.w.listenSSDP = func(local netip.Addr) (net.PacketConn, error) {
-		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err == nil {
-			h.ssdp <- pc.LocalAddr()
-		}
-		return pc, err
-	}
-	if adjust != nil {
-		adjust(h.w)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.stop = cancel
-	go func() { h.done <- h.w.Run(ctx) }()
-	t.Cleanup(func() { h.shutdown() })
 	return h
 }
 
