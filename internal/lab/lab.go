@@ -153,10 +153,10 @@ func (l *Lab) Run(t testing.TB, host string, name string, args ...string) string
 }
 
 // Router runs lab.sh's router commands: "restart-router", "stop-router",
-// "start-router".
-func (l *Lab) Router(t testing.TB, verb string) {
+// "start-router", and "move-router" with the new HTTP port.
+func (l *Lab) Router(t testing.TB, verb string, args ...string) {
 	t.Helper()
-	if out, err := exec.Command(l.script, verb, l.Tag).CombinedOutput(); err != nil {
+	if out, err := exec.Command(l.script, append([]string{verb, l.Tag}, args...)...).CombinedOutput(); err != nil {
 		t.Fatalf("lab %s: %v\n%s", verb, err, out)
 	}
 }
