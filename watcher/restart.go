@@ -28,9 +28,10 @@ const (
 	// announcements: each reads the description, subscribes anew and lists
 	// every service. SSDP is UDP, and any LAN device can send an
 	// announcement with the router's address as its source; alternating
-	// forged byebyes and alives made doorman list 156 times in 2 s before
-	// this limit. A restart that comes sooner is deferred to the end of
-	// the interval, and any number of them are one.
+	// forged byebyes and alives made doorman list over 150 times in 2 s
+	// before this limit (TestWatchForgedAnnouncementStorm). A restart that
+	// comes sooner is deferred to the end of the interval, and any number
+	// of them are one.
 	relistInterval = 30 * time.Second
 )
 
