@@ -184,7 +184,12 @@ func sameRouter(a, b *Gateway) bool {
 	if gatewayHost(a.URL) != gatewayHost(b.URL) {
 		return false
 	}
-	return sameURL(a.URL, b.URL) || sharesUDN(a, b) || twinDescriptions(a, b)
+	for _, u := range append([]string{a.URL}, a.Twins...) {
+		if sameURL(u, b.URL) {
+			return true
+		}
+	}
+	return sharesUDN(a, b) || twinDescriptions(a, b)
 }
 
 // preferGateway reports whether a is the better description of one router

@@ -141,6 +141,7 @@ func TestMergeGateways(t *testing.T) {
 		{"FRITZ!Box IGD:1 then IGD:2", []*Gateway{igd1, igd2}, []string{b.IGD2URL()}, []string{b.IGD1URL()}},
 		{"FRITZ!Box IGD:2 then IGD:1", []*Gateway{igd2, igd1}, []string{b.IGD2URL()}, []string{b.IGD1URL()}},
 		{"FRITZ!Box IGD:1 alone", []*Gateway{igd1}, []string{b.IGD1URL()}, nil},
+		{"FRITZ!Box IGD:1 twice", []*Gateway{igd1, igd2, igd1}, []string{b.IGD2URL()}, []string{b.IGD1URL()}},
 		{"one description, two spellings", []*Gateway{mini, miniAgain}, []string{mini.URL}, nil},
 		{"two routers on one host", []*Gateway{igd2, mini}, []string{b.IGD2URL(), mini.URL}, nil},
 		{"one description on two hosts", []*Gateway{mini, &elsewhere}, []string{mini.URL, elsewhere.URL}, nil},
