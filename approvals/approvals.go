@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,9 @@ type Config struct {
 	StaleAfter time.Duration
 	// Presence, when set, lets the digest name devices that left.
 	Presence Presence
+	// BusyDevice is when a device counts as unusually active (default
+	// DefaultBusyLimit); a zero Shares with a negative Window turns it off.
+	BusyDevice BusyLimit
 	// MACOf returns the MAC doorman knows for a LAN address without
 	// waiting ("" if none), so rules follow devices across DHCP changes.
 	MACOf func(ip string) string
@@ -80,6 +84,7 @@ type Engine struct {
 	presence       Presence
 	observe        func(Event)
 	macOf          func(string) string
+	busyLimit      BusyLimit
 	now            func() time.Time
 	logger         *slog.Logger
 
@@ -91,6 +96,9 @@ type Engine struct {
 	refused map[string]time.Time
 	// busy holds the shares a press is being carried out on, by key.
 	busy map[string]bool
+	// recent holds when each device (deviceKey) opened new shares, within
+	// the busy-device window.
+	recent map[string][]time.Time
 }
 
 // EventKind says what happened to a share.
@@ -142,6 +150,8 @@ func New(cfg Config) (*Engine, error) {
 		presence:       cfg.Presence,
 		observe:        cfg.Observe,
 		macOf:          cfg.MACOf,
+		busyLimit:      cfg.BusyDevice,
+		recent:         map[string][]time.Time{},
 		now:            cfg.Now,
 		logger:         cfg.Logger,
 		listed:         map[string]bool{},
@@ -163,6 +173,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.now == nil {
 		e.now = time.Now
+	}
+	if e.busyLimit == (BusyLimit{}) {
+		e.busyLimit = DefaultBusyLimit
 	}
 	if e.logger == nil {
 		e.logger = slog.New(slog.DiscardHandler)
@@ -222,6 +235,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	in := transitionInput{
 		Listing: l, First: !e.listed[listed], Chat: e.Chat(), MAC: e.mac, Refused: e.refused,
 		Now: e.now(), KeepGone: e.keepGone, NoticeInterval: e.noticeInterval,
+		Recent: e.recent, Busy: e.busyLimit,
 	}
 	var out transitionOutput
 	err := e.db.Update(func(tx *storage.Tx) error {
@@ -237,6 +251,14 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	}
 	if l.Complete || len(l.Mappings) > 0 {
 		e.listed[listed] = true
+	}
+	for dev, ts := range out.Recent {
+		e.recent[dev] = ts
+	}
+	for dev, ts := range e.recent {
+		if len(recentWithin(ts, in.Now, e.busyLimit.Window)) == 0 {
+			delete(e.recent, dev)
+		}
 	}
 	if e.observe != nil {
 		// The lock is held; observers must not call back into the
@@ -283,18 +305,36 @@ func loadTransition(tx *storage.Tx, in *transitionInput) error {
 			in.Alerts[a.ID] = a
 		}
 	}
-	in.Rules, err = tx.Rules()
+	if in.Rules, err = tx.Rules(); err != nil {
+		return err
+	}
+	alerts, err := tx.Alerts()
+	in.Pending = nil
+	for _, a := range alerts {
+		if a.State == storage.AlertPending {
+			in.Pending = append(in.Pending, a)
+		}
+	}
 	return err
 }
 
 // storeTransition writes what a transition decided and fills in the IDs of
 // the alerts it asked.
 func (e *Engine) storeTransition(tx *storage.Tx, in transitionInput, out *transitionOutput) error {
-	for _, a := range out.Superseded {
+	// One edit per message, however many of its shares changed.
+	edited := map[uint64]bool{}
+	edit := func(a storage.Alert) error {
+		if edited[a.Message()] {
+			return nil
+		}
+		edited[a.Message()] = true
+		return e.enqueueEdit(tx, a)
+	}
+	for _, a := range append(slices.Clone(out.Superseded), out.Updated...) {
 		if err := tx.PutAlert(&a); err != nil {
 			return err
 		}
-		if err := e.enqueueEdit(tx, a); err != nil {
+		if err := edit(a); err != nil {
 			return err
 		}
 	}
@@ -304,19 +344,36 @@ func (e *Engine) storeTransition(tx *storage.Tx, in transitionInput, out *transi
 		}
 	}
 	out.Changes.Alerts = nil
-	for _, q := range out.Ask {
-		a := &storage.Alert{Kind: q.Kind, Share: q.Share, Previous: q.Previous, State: storage.AlertPending, CreatedAt: in.Now, ChatID: in.Chat}
+	ids := make([]uint64, len(out.Ask))
+	for i, q := range out.Ask {
+		a := &storage.Alert{Kind: q.Kind, Share: q.Share, Previous: q.Previous, State: storage.AlertPending, CreatedAt: in.Now, ChatID: in.Chat, Batch: q.Join, Busy: q.Busy}
+		if q.With >= 0 && q.Join == 0 {
+			a.Batch = ids[q.With]
+		}
 		if err := tx.PutAlert(a); err != nil {
 			return err
 		}
+		ids[i] = a.ID
 		q.Share.AlertID = a.ID
 		if err := tx.PutShare(q.Share); err != nil {
+			return err
+		}
+		out.Changes.Alerts = append(out.Changes.Alerts, a.ID)
+		if a.Batch != 0 {
+			if err := edit(*a); err != nil {
+				return err
+			}
+			continue
+		}
+		// The first share of a message owns it; later ones join by its ID.
+		a.Batch = a.ID
+		if err := tx.PutAlert(a); err != nil {
 			return err
 		}
 		if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: a.ID, ChatID: in.Chat, CreatedAt: in.Now}); err != nil {
 			return err
 		}
-		out.Changes.Alerts = append(out.Changes.Alerts, a.ID)
+		edited[a.ID] = true // rendered when sent, with the shares that join it
 	}
 	ids, err := e.askExisting(tx, in.Chat, out.AskBatch, in.Now)
 	if err != nil {

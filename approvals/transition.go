@@ -32,7 +32,14 @@ type transitionInput struct {
 	MAC func(ip string) string
 	// Refused holds when a block rule last failed to close a share, by
 	// share key; the transition only reads it.
-	Refused        map[string]time.Time
+	Refused map[string]time.Time
+	// Pending are the alerts still asking, of any router: a share joins
+	// its service's question, or its busy device's.
+	Pending []storage.Alert
+	// Recent holds when each device (deviceKey) last opened new shares,
+	// within Busy's window, and Busy says when a device is busy.
+	Recent         map[string][]time.Time
+	Busy           BusyLimit
 	Now            time.Time
 	KeepGone       time.Duration
 	NoticeInterval time.Duration
@@ -43,6 +50,13 @@ type question struct {
 	Kind     storage.AlertKind
 	Share    storage.Share
 	Previous *watcher.Mapping
+	// Join is the alert owning the pending message the share joins, 0
+	// for none; With is the index in Ask of the question whose new
+	// message it joins, -1 for none. A question with neither owns a new
+	// message, about the whole device when Busy.
+	Join uint64
+	With int
+	Busy bool
 }
 
 // transitionOutput is what a listing changes. The transaction around the
@@ -58,8 +72,13 @@ type transitionOutput struct {
 	// Superseded are alerts whose question no longer applies, as they
 	// are to be stored; their messages are edited.
 	Superseded []storage.Alert
+	// Updated are pending alerts whose share changed, as they are to be
+	// stored; their messages are edited.
+	Updated []storage.Alert
 	// Rules are the rules that matched, as they are to be stored.
 	Rules []storage.Rule
+	// Recent is Input.Recent of the devices that opened shares now.
+	Recent map[string][]time.Time
 	// Router is the service's record to store, nil for none.
 	Router  *storage.Router
 	Enforce []enforcement
@@ -75,6 +94,11 @@ func transition(in transitionInput) transitionOutput {
 	t := &transitioner{in: in, rules: slices.Clone(in.Rules), alerts: maps.Clone(in.Alerts), matched: map[int]bool{}}
 	if t.alerts == nil {
 		t.alerts = map[uint64]storage.Alert{}
+	}
+	for _, a := range in.Pending {
+		if _, ok := t.alerts[a.ID]; !ok {
+			t.alerts[a.ID] = a
+		}
 	}
 	before := make(map[string]storage.Share, len(in.Stored))
 	for _, s := range in.Stored {
@@ -95,6 +119,7 @@ func transition(in transitionInput) transitionOutput {
 			t.missing(key, old)
 		}
 	}
+	t.group()
 	for i := range t.rules {
 		if t.matched[i] {
 			t.out.Rules = append(t.out.Rules, t.rules[i])
@@ -153,11 +178,25 @@ func (t *transitioner) listed(m watcher.Mapping, old storage.Share, had bool) {
 		t.out.Put = append(t.out.Put, share)
 		return
 	}
+	rule := t.applyRules(share)
 	var previous *watcher.Mapping
 	if had && !old.Gone() {
 		t.out.Changes.Changed++
 		prev := old.Mapping
 		previous = &prev
+		if rule == "" && t.sameDevicePort(old.Mapping, m) && t.pending(old.AlertID) {
+			// A flip of description, protocol or origin of a share still
+			// asked about: its question shows the share as it is now,
+			// no new message.
+			a := t.alerts[old.AlertID]
+			a.Share, a.Previous = share, previous
+			a.Share.FirstSeen, a.Share.AlertID = old.FirstSeen, old.AlertID
+			t.alerts[a.ID] = a
+			t.out.Updated = append(t.out.Updated, a)
+			t.emit(EventChanged, m, previous, "")
+			t.out.Put = append(t.out.Put, a.Share)
+			return
+		}
 		t.supersede(old.AlertID, storage.NoteChanged)
 	} else {
 		t.out.Changes.New++
@@ -167,7 +206,6 @@ func (t *transitioner) listed(m watcher.Mapping, old storage.Share, had bool) {
 			t.supersede(old.AlertID, storage.NoteReopenedByOther)
 		}
 	}
-	rule := t.applyRules(share)
 	if previous != nil {
 		t.emit(EventChanged, m, previous, rule)
 	} else {
@@ -183,6 +221,12 @@ func (t *transitioner) listed(m watcher.Mapping, old storage.Share, had bool) {
 	default:
 		t.out.Ask = append(t.out.Ask, question{Kind: storage.AlertNew, Share: share})
 	}
+}
+
+// sameDevicePort reports whether two mappings are of one service: the same
+// device and inside port.
+func (t *transitioner) sameDevicePort(a, b watcher.Mapping) bool {
+	return a.InternalPort == b.InternalPort && deviceKey(t.in.MAC, a.InternalClient) == deviceKey(t.in.MAC, b.InternalClient)
 }
 
 // missing decides about a stored share the listing does not show.
@@ -234,7 +278,7 @@ func (t *transitioner) applyRules(share storage.Share) storage.RuleKind {
 	if t.in.MAC != nil {
 		mac = t.in.MAC(share.Mapping.InternalClient)
 	}
-	i, ok := storage.BestRule(t.rules, storage.ServiceOf(share.Mapping), mac)
+	i, ok := ruleFor(t.rules, share.Mapping, mac)
 	if !ok {
 		return ""
 	}

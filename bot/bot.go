@@ -239,6 +239,9 @@ func (b *Bot) handleCallback(ctx context.Context, cb *Callback) {
 	case verbAllowDevice:
 		d = approvals.AllowDevice
 		text = "Trusting everything " + m.InternalClient + " opens."
+	case verbBlockDevice:
+		d = approvals.BlockDevice
+		text = "Closing everything " + m.InternalClient + " opens…"
 	}
 	// Answer first: Telegram shows a spinner until the answer comes, and
 	// a delete on a slow router can take seconds.
@@ -418,6 +421,15 @@ func (b *Bot) renderRules(ctx context.Context, kind storage.RuleKind) ([]string,
 		fmt.Fprintf(&e, "\n\n%d. <b>%s</b>", n, esc(r.Service.InternalClient, 40))
 		if r.Scope == storage.ScopeDevice {
 			e.WriteString(" · everything it opens")
+		} else if r.Scope == storage.ScopePort || r.Kind == storage.RuleBlock {
+			// What the rule covers: the device's inside port, any protocol.
+			fmt.Fprintf(&e, " port %d, any protocol", r.Service.InternalPort)
+			if app, ok := namedApp(r.Example); ok {
+				fmt.Fprintf(&e, " · %s", esc(app.Name, 40))
+			}
+			if d := r.Example.Description; d != "" {
+				fmt.Fprintf(&e, " · “%s”", esc(d, 60))
+			}
 		} else {
 			fmt.Fprintf(&e, " %s port %d", r.Service.Protocol, r.Service.InternalPort)
 			if d := r.Example.Description; d != "" {

@@ -69,6 +69,8 @@ func supersededNote(n storage.Note) string {
 		return "The share closed, and the port was opened again by another device or app; see the newer message."
 	case storage.NoteAskedAgain:
 		return "Asked again in the newly paired chat."
+	case storage.NoteBusyDevice:
+		return "The device opened many shares; one message about the whole device asks below."
 	case storage.NoteText:
 		return n.Text
 	}
@@ -89,7 +91,7 @@ func pendingNote(n storage.Note) string {
 func allowedNote(n storage.Note) string {
 	switch n.Kind {
 	case storage.NoteTrustedDevice:
-		return "Everything this device opens is trusted."
+		return "Everything this device opens is trusted, except what you blocked."
 	case storage.NoteText:
 		return n.Text
 	}

@@ -73,7 +73,7 @@ func TestAlertNotesAreWorded(t *testing.T) {
 		{"refused", storage.AlertPending, storage.Note{Kind: storage.NoteRefused, UPnPCode: 714}, "⚠️ The router refused to close it (UPnP error 714), so it is still open.", nil},
 		{"unreachable", storage.AlertPending, storage.Note{Kind: storage.NoteUnreachable, Error: "timeout"}, "⚠️ Could not reach the router to close it: timeout. The share may still be open; press Block again.", nil},
 		{"see below", storage.AlertPending, storage.Note{Kind: storage.NoteSeeBelow}, "⚠️ Not closed; see the message below.", nil},
-		{"trusted device", storage.AlertAllowed, storage.Note{Kind: storage.NoteTrustedDevice}, "this service again. Everything this device opens is trusted.", nil},
+		{"trusted device", storage.AlertAllowed, storage.Note{Kind: storage.NoteTrustedDevice}, "this service again. Everything this device opens is trusted, except what you blocked.", nil},
 		// A note from before the decision does not stand under it.
 		{"stale refusal", storage.AlertAllowed, storage.Note{Kind: storage.NoteRefused, UPnPCode: 606}, "this service again.", []string{"refused", "606"}},
 		{"changed", storage.AlertSuperseded, storage.Note{Kind: storage.NoteChanged}, "↪️ The share changed; see the newer message.", nil},
@@ -87,7 +87,7 @@ func TestAlertNotesAreWorded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := storage.Alert{ID: 1, Kind: storage.AlertNew, Share: storage.Share{Mapping: m, FirstSeen: now}, State: tt.state, Note: tt.note, DecidedBy: alice, DecidedAt: now}
-			text, _ := renderAlert(a, view{loc: time.UTC, now: now})
+			text, _ := renderService([]storage.Alert{a}, view{loc: time.UTC, now: now})
 			if !strings.Contains(text, tt.want) {
 				t.Errorf("alert lacks %q:\n%s", tt.want, text)
 			}

@@ -43,7 +43,7 @@ func parseCallbackData(data string) (verb string, id uint64, ok bool) {
 		return "", 0, false
 	}
 	switch verb {
-	case verbAllow, verbAllowDevice, verbBlock, verbForget:
+	case verbAllow, verbAllowDevice, verbBlock, verbBlockDevice, verbForget:
 	default:
 		return "", 0, false
 	}
@@ -177,67 +177,6 @@ func shareLine(m watcher.Mapping, v view) string {
 	return b.String()
 }
 
-// renderAlert renders the message of one alert: what opened, where, and its
-// state, with Allow and Block buttons while it is pending.
-func renderAlert(a storage.Alert, v view) (string, Keyboard) {
-	m := a.Share.Mapping
-	dev := v.device(m.InternalClient)
-	var b strings.Builder
-	switch a.Kind {
-	case storage.AlertChanged:
-		b.WriteString("🔁 <b>Port share changed</b>")
-	default:
-		b.WriteString("🚪 <b>New port share</b>")
-	}
-	fmt.Fprintf(&b, " on router %s (%s)\n\n", esc(watcher.RouterHost(m.Router), 64), esc(watcher.ShortServiceType(m.Service), 40))
-	fmt.Fprintf(&b, "Device: %s\n", deviceName(dev))
-	if dev.MAC != "" {
-		fmt.Fprintf(&b, "MAC: <code>%s</code>\n", esc(dev.MAC, 17))
-	}
-	if app := appLine(m); app != "" {
-		fmt.Fprintf(&b, "App: %s\n", app)
-	}
-	fmt.Fprintf(&b, "Internet %s port <b>%d</b> → %s:%d\n", m.Protocol, m.ExternalPort, esc(m.InternalClient, 64), m.InternalPort)
-	if m.RemoteHost != "" {
-		fmt.Fprintf(&b, "Only from: %s\n", esc(m.RemoteHost, 64))
-	}
-	desc := "(none)"
-	if m.Description != "" {
-		desc = esc(m.Description, 200)
-	}
-	fmt.Fprintf(&b, "Description: %s\n", desc)
-	if r := riskLine(m); r != "" {
-		b.WriteString(r + "\n")
-	}
-	lease, firstSeen, lastSeen := m.LeaseDuration, a.Share.FirstSeen, a.Share.LastSeen
-	if cur, ok := v.shares[storage.ShareKey(m.Key())]; ok && approvals.SameService(cur.Mapping, m) {
-		lease, firstSeen, lastSeen = cur.Mapping.LeaseDuration, cur.FirstSeen, cur.LastSeen
-	}
-	fmt.Fprintf(&b, "Opened with: %s · Lease: %s", originName(m.Origin), FormatLease(lease))
-	if !m.Enabled {
-		b.WriteString(" · disabled")
-	}
-	if p := a.Previous; p != nil {
-		fmt.Fprintf(&b, "\nBefore: %s:%d “%s”", esc(p.InternalClient, 64), p.InternalPort, esc(p.Description, 80))
-	}
-	fmt.Fprintf(&b, "\nFirst seen: %s", formatWhen(firstSeen, v.loc))
-	if !lastSeen.IsZero() && lastSeen.Sub(firstSeen) >= time.Minute {
-		fmt.Fprintf(&b, " · last seen: %s", formatWhen(lastSeen, v.loc))
-	}
-	b.WriteString("\n\n")
-	b.WriteString(stateLine(a, v.loc))
-	if a.State != storage.AlertPending {
-		return b.String(), nil
-	}
-	return b.String(), Keyboard{
-		{
-			{Text: "✅ Allow", Data: callbackData(verbAllow, a.ID)},
-			{Text: "⛔ Block", Data: callbackData(verbBlock, a.ID)},
-		},
-		{{Text: "✅ Allow everything from this device", Data: callbackData(verbAllowDevice, a.ID)}},
-	}
-}
-
 func stateLine(a storage.Alert, loc *time.Location) string {
 	var s string
 	switch a.State {
@@ -248,6 +187,9 @@ func stateLine(a storage.Alert, loc *time.Location) string {
 		}
 	case storage.AlertBlocked:
 		s = fmt.Sprintf("⛔ <b>Blocked</b> by %s at %s: closed on the router, and closed again whenever it reopens.", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, loc))
+		if note := blockedNote(a.Note); note != "" {
+			s += " " + html.EscapeString(note)
+		}
 	case storage.AlertSuperseded:
 		s = "↪️ " + html.EscapeString(supersededNote(a.Note))
 	default:
@@ -324,10 +266,13 @@ const batchBudget = 3700
 
 // renderMessage renders the message owned by the first alert of alerts.
 func renderMessage(alerts []storage.Alert, v view) (string, Keyboard) {
-	if len(alerts) == 1 && alerts[0].Batch == 0 {
-		return renderAlert(alerts[0], v)
+	switch owner := alerts[0]; {
+	case owner.Kind == storage.AlertExisting:
+		return renderBatch(alerts, v)
+	case owner.Busy:
+		return renderBusy(alerts, v)
 	}
-	return renderBatch(alerts, v)
+	return renderService(alerts, v)
 }
 
 // splitMessages cuts lines into messages under Telegram's length limit,

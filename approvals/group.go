@@ -1,0 +1,216 @@
+package approvals
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/doorman-upnp/doorman/identify"
+	"github.com/doorman-upnp/doorman/storage"
+	"github.com/doorman-upnp/doorman/watcher"
+)
+
+// A service is what one device opens for one inside port, whatever
+// protocol, outside port, description or origin it uses: Transmission's TCP
+// and UDP 51413, Syncthing's UPnP and NAT-PMP shares to 22000. Doorman asks
+// one question per service, and a device that opens more services than a
+// person can answer gets one question about the whole device.
+
+// BusyLimit is when a device counts as unusually active: more than Shares
+// new shares within Window.
+type BusyLimit struct {
+	Shares int
+	Window time.Duration
+}
+
+// DefaultBusyLimit is more than 5 new shares within a minute: a game
+// console or a torrent client opens two to four at start.
+var DefaultBusyLimit = BusyLimit{Shares: 5, Window: time.Minute}
+
+// On reports whether the limit is set.
+func (b BusyLimit) On() bool { return b.Shares > 0 && b.Window > 0 }
+
+func (b BusyLimit) String() string {
+	return fmt.Sprintf("%d/%s", b.Shares, strings.TrimSuffix(strings.TrimSuffix(b.Window.String(), "0s"), "0m"))
+}
+
+// deviceKey names the device behind an address: its MAC where doorman knows
+// it, so that a rule and a question follow the device to another address,
+// else the address.
+func deviceKey(mac func(string) string, ip string) string {
+	if mac != nil {
+		if m := mac(ip); m != "" {
+			return "mac:" + m
+		}
+	}
+	return "ip:" + ip
+}
+
+// serviceKey names the service of a mapping on the device dev.
+func serviceKey(dev string, m watcher.Mapping) string {
+	return fmt.Sprintf("%s/%d", dev, m.InternalPort)
+}
+
+// ruleRank orders the rules that cover a share: a block always wins over a
+// trust, and a rule for the service over one for the whole device.
+func ruleRank(r storage.Rule) int {
+	n := 0
+	if r.Kind == storage.RuleBlock {
+		n += 2
+	}
+	if r.Scope != storage.ScopeDevice {
+		n++
+	}
+	return n
+}
+
+// ruleFor returns the index of the rule in rules that covers m on a device
+// with the given MAC ("" if unknown). A trust of a port does not cover a
+// share that identify names as another app than the share the owner
+// allowed: the device runs something new on that port, and the owner is
+// asked again.
+func ruleFor(rules []storage.Rule, m watcher.Mapping, mac string) (int, bool) {
+	svc := storage.ServiceOf(m)
+	best := -1
+	for i, r := range rules {
+		if !r.Covers(svc, mac) {
+			continue
+		}
+		if r.Kind == storage.RuleTrust && r.Scope == storage.ScopePort && otherApp(r.Example, m) {
+			continue
+		}
+		if best < 0 || ruleRank(r) > ruleRank(rules[best]) {
+			best = i
+		}
+	}
+	return best, best >= 0
+}
+
+// otherApp reports whether identify names an app for both mappings, from
+// their descriptions or ports, and the names differ. A name guessed only
+// from the protocol that opened the share ("opened with PCP") tells no app.
+func otherApp(a, b watcher.Mapping) bool {
+	x, okA := namedApp(a)
+	y, okB := namedApp(b)
+	return okA && okB && x != y
+}
+
+func namedApp(m watcher.Mapping) (string, bool) {
+	app, ok := identify.AppOf(m)
+	if !ok || strings.HasPrefix(app.Why, "opened with") {
+		return "", false
+	}
+	return app.Name, true
+}
+
+// recentWithin returns the times of ts within window before now.
+func recentWithin(ts []time.Time, now time.Time, window time.Duration) []time.Time {
+	var out []time.Time
+	for _, t := range ts {
+		if now.Sub(t) < window {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// grouper assigns the questions of one transition to messages: a share
+// joins its service's pending question, shares of one service in one
+// listing share a message, and a busy device's shares all go to one
+// message about the device.
+type grouper struct {
+	t *transitioner
+	// pendingService and pendingBusy are the messages still asking, by
+	// service and by device: the ID of the alert that owns the message.
+	pendingService map[string]uint64
+	pendingBusy    map[string]uint64
+}
+
+// group fills in Join, With and Busy of the transition's questions.
+func (t *transitioner) group() {
+	g := grouper{t: t, pendingService: map[string]uint64{}, pendingBusy: map[string]uint64{}}
+	for _, a := range t.alerts {
+		if a.State != storage.AlertPending || a.Kind == storage.AlertExisting {
+			continue
+		}
+		owner, ok := t.alerts[a.Message()]
+		if !ok || owner.State != storage.AlertPending {
+			continue
+		}
+		dev := deviceKey(t.in.MAC, a.Share.Mapping.InternalClient)
+		if owner.Busy {
+			g.pendingBusy[dev] = owner.ID
+		} else {
+			g.pendingService[serviceKey(dev, a.Share.Mapping)] = owner.ID
+		}
+	}
+	ask := t.out.Ask
+	devs := make([]string, len(ask))
+	count := map[string]int{}
+	for i, q := range ask {
+		devs[i] = deviceKey(t.in.MAC, q.Share.Mapping.InternalClient)
+		count[devs[i]]++
+	}
+	t.out.Recent = map[string][]time.Time{}
+	busy := map[string]bool{}
+	for dev, n := range count {
+		recent := recentWithin(t.in.Recent[dev], t.in.Now, t.in.Busy.Window)
+		for range n {
+			recent = append(recent, t.in.Now)
+		}
+		t.out.Recent[dev] = recent
+		_, asking := g.pendingBusy[dev]
+		busy[dev] = asking || (t.in.Busy.On() && len(recent) > t.in.Busy.Shares)
+	}
+	if len(busy) > 0 {
+		g.fold(busy)
+	}
+	busyLead := map[string]int{}
+	serviceLead := map[string]int{}
+	for i := range ask {
+		q := &ask[i]
+		q.With = -1
+		dev := devs[i]
+		svc := serviceKey(dev, q.Share.Mapping)
+		switch lead, ok := busyLead[dev]; {
+		case !busy[dev]:
+		case g.pendingBusy[dev] != 0:
+			q.Join = g.pendingBusy[dev]
+			continue
+		case ok:
+			q.With = lead
+			continue
+		default:
+			q.Busy = true
+			busyLead[dev] = i
+			continue
+		}
+		if id := g.pendingService[svc]; id != 0 {
+			q.Join = id
+		} else if lead, ok := serviceLead[svc]; ok {
+			q.With = lead
+		} else {
+			serviceLead[svc] = i
+		}
+	}
+}
+
+// fold closes the pending service questions of the devices that became
+// busy: one message about the device asks instead.
+func (g grouper) fold(busy map[string]bool) {
+	t := g.t
+	owners := map[uint64]bool{}
+	for svc, id := range g.pendingService {
+		if busy[svc[:strings.LastIndexByte(svc, '/')]] {
+			owners[id] = true
+			delete(g.pendingService, svc)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(t.alerts)) {
+		if owners[t.alerts[id].Message()] {
+			t.supersede(id, storage.NoteBusyDevice)
+		}
+	}
+}
