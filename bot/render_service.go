@@ -195,4 +195,3 @@ func blockedNote(n storage.Note) string {
 	}
 	return ""
 }
-
