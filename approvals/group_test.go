@@ -1,0 +1,236 @@
+package approvals
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/doorman-upnp/doorman/storage"
+	"github.com/doorman-upnp/doorman/watcher"
+)
+
+func udp(m watcher.Mapping) watcher.Mapping {
+	m.Protocol = "UDP"
+	return m
+}
+
+func (f *fixture) messages() []storage.OutboxItem {
+	var out []storage.OutboxItem
+	for _, it := range f.outbox() {
+		if it.Kind == storage.OutboxAlert {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+func (f *fixture) decide(id uint64, d Decision) storage.Alert {
+	f.t.Helper()
+	a, err := f.engine.Decide(context.Background(), id, d, alice)
+	if err != nil {
+		f.t.Fatalf("Decide(%d, %s): %v", id, d, err)
+	}
+	return a
+}
+
+func TestServiceIsOneQuestionAndOneDecision(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	tcp := share(51413, "192.168.77.21", "Transmission at 51413")
+	ch := f.list(true, tcp, udp(tcp))
+	if len(ch.Alerts) != 2 || len(f.messages()) != 1 {
+		t.Fatalf("changes %+v, %d messages; want two shares in one message", ch, len(f.messages()))
+	}
+	owner := ch.Alerts[0]
+	// A third share of the service (NAT-PMP, another outside port) joins
+	// it with an edit.
+	f.clearOutbox()
+	pmp := share(51999, "192.168.77.21", "NAT-PMP 51999 tcp")
+	pmp.InternalPort = 51413
+	ch = f.list(true, tcp, udp(tcp), pmp)
+	if len(ch.Alerts) != 1 || len(f.messages()) != 0 || f.alert(ch.Alerts[0]).Batch != owner {
+		t.Fatalf("joining share: changes %+v, outbox %+v", ch, f.outbox())
+	}
+	if items := f.outbox(); len(items) != 1 || items[0].Kind != storage.OutboxEdit || items[0].AlertID != owner {
+		t.Errorf("outbox = %+v, want one edit of message %d", items, owner)
+	}
+	// Block covers them all.
+	if a := f.decide(owner, Block); a.State != storage.AlertBlocked {
+		t.Fatalf("alert %+v", a)
+	}
+	if n := f.router.Count(); n != 3 {
+		t.Errorf("Block closed %d shares, want 3: %v", n, f.router.Deletes())
+	}
+	for _, id := range []uint64{owner, owner + 1, ch.Alerts[0]} {
+		if a := f.alert(id); a.State != storage.AlertBlocked {
+			t.Errorf("alert %d is %s after the Block", id, a.State)
+		}
+	}
+	rules := f.rules()
+	if len(rules) != 1 || rules[0].Scope != storage.ScopePort || rules[0].Kind != storage.RuleBlock {
+		t.Fatalf("rules = %+v", rules)
+	}
+	// The device reopens the port under another name and outside port:
+	// closed again, nobody asked.
+	f.clearOutbox()
+	escape := share(2324, "192.168.77.21", "totally legit")
+	escape.InternalPort = 51413
+	ch = f.list(true, escape)
+	if len(ch.Alerts) != 0 || ch.Enforced != 1 {
+		t.Errorf("escape: %+v", ch)
+	}
+}
+
+func TestAllowCoversTheServiceButNotAnotherApp(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	plex := share(32400, "192.168.77.21", "Plex Media Server")
+	ch := f.list(true, plex)
+	f.decide(ch.Alerts[0], Allow)
+	renewal := udp(plex)
+	renewal.ExternalPort = 32401
+	if ch := f.list(true, plex, renewal); len(ch.Alerts) != 0 {
+		t.Errorf("a renewal of an allowed service was asked about: %+v", ch)
+	}
+	other := share(32400, "192.168.77.21", "Transmission at 32400")
+	other.ExternalPort = 32402
+	if ch := f.list(true, plex, renewal, other); len(ch.Alerts) != 1 {
+		t.Errorf("another app on the allowed port was not asked about: %+v", ch)
+	}
+}
+
+func TestBusyDeviceIsOneMessageAndBlockEverything(t *testing.T) {
+	f := newFixture(t)
+	f.engine.macOf = func(ip string) string {
+		if ip == "192.168.77.21" || ip == "192.168.77.99" {
+			return "aa:bb:cc:dd:ee:ff"
+		}
+		return ""
+	}
+	f.list(true)
+	var open []watcher.Mapping
+	// The first shares come one listing each: each is asked about, until
+	// the sixth makes the device busy and one message asks instead.
+	for i := range 60 {
+		open = append(open, share(uint16(30000+i), "192.168.77.21", fmt.Sprint("burst ", i)))
+		f.list(true, open...)
+		f.now = f.now.Add(100 * time.Millisecond)
+	}
+	var busy []storage.Alert
+	var owner uint64
+	f.db.View(func(tx *storage.Tx) error {
+		alerts, _ := tx.Alerts()
+		for _, a := range alerts {
+			if a.Busy {
+				busy = append(busy, a)
+				owner = a.ID
+			}
+		}
+		return nil
+	})
+	if len(busy) != 1 {
+		t.Fatalf("%d busy-device messages, want 1", len(busy))
+	}
+	msgs := f.messages()
+	if len(msgs) != 6 || msgs[5].AlertID != owner {
+		t.Errorf("messages = %+v, want five questions then the busy device's", msgs)
+	}
+	var members int
+	f.db.View(func(tx *storage.Tx) error {
+		as, _ := tx.MessageAlerts(owner)
+		members = len(as)
+		for _, id := range []uint64{1, 5} {
+			if a, _ := tx.Alert(id); a.State != storage.AlertSuperseded || a.Note.Kind != storage.NoteBusyDevice {
+				t.Errorf("the earlier question %d is %s (%s), want folded into the busy device's", id, a.State, a.Note.Kind)
+			}
+		}
+		return nil
+	})
+	if members != 55 {
+		t.Errorf("the busy message holds %d shares, want 55", members)
+	}
+	// Block on the busy message blocks the whole device: all 60 closed.
+	if a := f.decide(owner, Block); a.State != storage.AlertBlocked || a.Note.Kind != storage.NoteBlockedDevice {
+		t.Fatalf("alert %+v", a)
+	}
+	if n := f.router.Count(); n != 60 {
+		t.Errorf("Block everything closed %d shares, want 60", n)
+	}
+	if rs := f.rules(); len(rs) != 1 || rs[0].Scope != storage.ScopeDevice || rs[0].Kind != storage.RuleBlock || rs[0].MAC != "aa:bb:cc:dd:ee:ff" {
+		t.Errorf("rules = %+v", rs)
+	}
+	// The next share of the device, at another address, is closed without
+	// a question; another device is still asked.
+	f.clearOutbox()
+	ch := f.list(true, share(40000, "192.168.77.99", "next"), share(40001, "192.168.77.22", "other"))
+	if ch.Enforced != 1 || len(ch.Alerts) != 1 || f.alert(ch.Alerts[0]).Share.Mapping.InternalClient != "192.168.77.22" {
+		t.Errorf("after Block everything: %+v", ch)
+	}
+}
+
+func TestBlockEverythingFromAnOrdinaryQuestion(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	a, b := share(8080, "192.168.77.21", "web"), share(9090, "192.168.77.21", "admin")
+	ch := f.list(true, a, b)
+	got := f.decide(ch.Alerts[0], BlockDevice)
+	if got.State != storage.AlertBlocked || f.router.Count() != 2 {
+		t.Errorf("alert %+v, %d deletes, want both shares closed", got, f.router.Count())
+	}
+	if o := f.alert(ch.Alerts[1]); o.State != storage.AlertBlocked {
+		t.Errorf("the device's other question is %s", o.State)
+	}
+}
+
+func TestAllowDeviceLosesToABlock(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	telnet := share(2323, "192.168.77.21", "telnetd camera")
+	telnet.InternalPort = 23
+	ch := f.list(true, telnet)
+	f.decide(ch.Alerts[0], Block)
+	cam := share(8080, "192.168.77.21", "camera web")
+	ch = f.list(true, cam)
+	f.decide(ch.Alerts[0], AllowDevice)
+	before := f.router.Count()
+	telnet.Description = "totally legit"
+	ch = f.list(true, cam, telnet)
+	if ch.Enforced != 1 || f.router.Count() != before+1 || len(ch.Alerts) != 0 {
+		t.Errorf("a trusted device's blocked service: %+v", ch)
+	}
+}
+
+func TestOldRulesLoadAndWork(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	web := share(8080, "192.168.77.21", "web 1")
+	// Rules as doorman stored them before ports: protocol and
+	// digit-stripped description, no scope.
+	f.db.Update(func(tx *storage.Tx) error {
+		if err := tx.PutRule(&storage.Rule{Kind: storage.RuleTrust, Service: storage.ServiceOf(web), Example: web}); err != nil {
+			return err
+		}
+		blocked := share(23, "192.168.77.21", "telnetd")
+		return tx.PutRule(&storage.Rule{Kind: storage.RuleBlock, Service: storage.ServiceOf(blocked), Example: blocked})
+	})
+	renamed := share(2323, "192.168.77.21", "totally legit")
+	renamed.InternalPort = 23
+	web2 := web
+	web2.Description, web2.ExternalPort = "web 2", 8081
+	otherName := web
+	otherName.Description, otherName.ExternalPort = "something else", 8082
+	ch := f.list(true, web2, renamed, otherName)
+	if ch.Enforced != 1 {
+		t.Errorf("an old block was escaped by a new description: %+v", ch)
+	}
+	if len(ch.Alerts) != 1 || f.alert(ch.Alerts[0]).Share.Mapping.ExternalPort != 8082 {
+		t.Errorf("an old trust was widened or lost: %+v", ch)
+	}
+}
+
+func TestBusyLimitString(t *testing.T) {
+	if s := DefaultBusyLimit.String(); s != "5/1m" {
+		t.Errorf("String() = %q", s)
+	}
+}
