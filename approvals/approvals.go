@@ -55,7 +55,7 @@ type Config struct {
 	// Presence, when set, lets the digest name devices that left.
 	Presence Presence
 	// BusyDevice is when a device counts as unusually active (default
-	// DefaultBusyLimit); a zero Shares with a negative Window turns it off.
+	// DefaultBusyLimit); BusyOff turns it off.
 	BusyDevice BusyLimit
 	// MACOf returns the MAC doorman knows for a LAN address without
 	// waiting ("" if none), so rules follow devices across DHCP changes.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,11 +30,36 @@ type BusyLimit struct {
 // console or a torrent client opens two to four at start.
 var DefaultBusyLimit = BusyLimit{Shares: 5, Window: time.Minute}
 
+// BusyOff turns busy devices off: every share gets its own question.
+var BusyOff = BusyLimit{Shares: -1}
+
 // On reports whether the limit is set.
 func (b BusyLimit) On() bool { return b.Shares > 0 && b.Window > 0 }
 
 func (b BusyLimit) String() string {
+	if !b.On() {
+		return "off"
+	}
 	return fmt.Sprintf("%d/%s", b.Shares, strings.TrimSuffix(strings.TrimSuffix(b.Window.String(), "0s"), "0m"))
+}
+
+// ParseBusyLimit reads a busy-device limit: "5/1m" (more than 5 new shares
+// within a minute), or "off".
+func ParseBusyLimit(s string) (BusyLimit, error) {
+	s = strings.TrimSpace(s)
+	if strings.EqualFold(s, "off") {
+		return BusyOff, nil
+	}
+	n, w, ok := strings.Cut(s, "/")
+	shares, err := strconv.Atoi(strings.TrimSpace(n))
+	if !ok || err != nil || shares < 1 || shares > 1000 {
+		return BusyLimit{}, fmt.Errorf("%q is not shares/time (for example 5/1m: more than 5 new shares within a minute), or off", s)
+	}
+	window, err := time.ParseDuration(strings.TrimSpace(w))
+	if err != nil || window < time.Second || window > 24*time.Hour {
+		return BusyLimit{}, fmt.Errorf("%q: the time is not a duration from 1s to 24h (for example 1m)", s)
+	}
+	return BusyLimit{Shares: shares, Window: window}, nil
 }
 
 // deviceKey names the device behind an address: its MAC where doorman knows
