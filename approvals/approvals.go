@@ -96,7 +96,7 @@ type Engine struct {
 	refused map[string]time.Time
 	// busy holds the shares a press is being carried out on, by key.
 	busy map[string]bool
-	// recent holds when each device (deviceKey) opened new shares, within
+	// recent holds when each device (by address) opened new shares, within
 	// the busy-device window.
 	recent map[string][]time.Time
 }
@@ -267,7 +267,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 			e.observe(ev)
 		}
 	}
-	if len(ch.Alerts) > 0 || ch.Changed > 0 {
+	if len(ch.Alerts) > 0 || ch.Changed > 0 || len(out.Updated) > 0 || len(out.Superseded) > 0 {
 		e.wake()
 	}
 	if ch.New+ch.Changed+ch.Gone+ch.Returned > 0 {

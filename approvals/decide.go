@@ -199,9 +199,8 @@ func (e *Engine) blockTargets(tx *storage.Tx, a storage.Alert, d Decision) ([]wa
 		if err != nil {
 			return nil, err
 		}
-		dev := deviceKey(e.macOf, a.Share.Mapping.InternalClient)
 		for _, s := range shares {
-			if !s.Gone() && deviceKey(e.macOf, s.Mapping.InternalClient) == dev {
+			if !s.Gone() && e.sameDevice(s.Mapping.InternalClient, a.Share.Mapping.InternalClient) {
 				out = append(out, s.Mapping)
 			}
 		}
@@ -325,7 +324,6 @@ func shortError(err error) string {
 // same way: the rule just made covers them too.
 func (e *Engine) decideSiblings(tx *storage.Tx, decided storage.Alert, wholeDevice bool) error {
 	dm := decided.Share.Mapping
-	dev := deviceKey(e.macOf, dm.InternalClient)
 	alerts, err := tx.Alerts()
 	if err != nil {
 		return err
@@ -335,7 +333,7 @@ func (e *Engine) decideSiblings(tx *storage.Tx, decided storage.Alert, wholeDevi
 			continue
 		}
 		om := o.Share.Mapping
-		if deviceKey(e.macOf, om.InternalClient) != dev || (!wholeDevice && om.InternalPort != dm.InternalPort) {
+		if !e.sameDevice(om.InternalClient, dm.InternalClient) || (!wholeDevice && om.InternalPort != dm.InternalPort) {
 			continue
 		}
 		// A note the sibling had (a Block the router refused) is about

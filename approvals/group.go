@@ -62,16 +62,21 @@ func ParseBusyLimit(s string) (BusyLimit, error) {
 	return BusyLimit{Shares: shares, Window: window}, nil
 }
 
-// deviceKey names the device behind an address: its MAC where doorman knows
-// it, so that a rule and a question follow the device to another address,
-// else the address.
-func deviceKey(mac func(string) string, ip string) string {
-	if mac != nil {
-		if m := mac(ip); m != "" {
-			return "mac:" + m
-		}
+// deviceKey names the device behind an address for grouping questions and
+// counting its shares: the address. A device keeps its address for the
+// minutes this takes, while its MAC may become known halfway (doorman
+// learns it from the neighbour table after the first share); rules, which
+// last, follow the MAC (storage.Rule.Covers).
+func deviceKey(ip string) string { return ip }
+
+// sameDevice reports whether two addresses are one device: the same
+// address, or the same MAC where doorman knows both.
+func (e *Engine) sameDevice(a, b string) bool {
+	if a == b {
+		return true
 	}
-	return "ip:" + ip
+	ma, mb := e.mac(a), e.mac(b)
+	return ma != "" && ma == mb
 }
 
 // serviceKey names the service of a mapping on the device dev.
@@ -165,7 +170,7 @@ func (t *transitioner) group() {
 		if !ok || owner.State != storage.AlertPending {
 			continue
 		}
-		dev := deviceKey(t.in.MAC, a.Share.Mapping.InternalClient)
+		dev := deviceKey(a.Share.Mapping.InternalClient)
 		if owner.Busy {
 			g.pendingBusy[dev] = owner.ID
 		} else {
@@ -176,7 +181,7 @@ func (t *transitioner) group() {
 	devs := make([]string, len(ask))
 	count := map[string]int{}
 	for i, q := range ask {
-		devs[i] = deviceKey(t.in.MAC, q.Share.Mapping.InternalClient)
+		devs[i] = deviceKey(q.Share.Mapping.InternalClient)
 		count[devs[i]]++
 	}
 	t.out.Recent = map[string][]time.Time{}

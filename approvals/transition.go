@@ -36,7 +36,7 @@ type transitionInput struct {
 	// Pending are the alerts still asking, of any router: a share joins
 	// its service's question, or its busy device's.
 	Pending []storage.Alert
-	// Recent holds when each device (deviceKey) last opened new shares,
+	// Recent holds when each device (by address) last opened new shares,
 	// within Busy's window, and Busy says when a device is busy.
 	Recent         map[string][]time.Time
 	Busy           BusyLimit
@@ -179,24 +179,30 @@ func (t *transitioner) listed(m watcher.Mapping, old storage.Share, had bool) {
 		return
 	}
 	rule := t.applyRules(share)
+	if had && rule == "" && t.sameDevicePort(old.Mapping, m) && t.pending(old.AlertID) {
+		// A flip of description or origin of a share still asked about,
+		// in place or by closing and reopening it: its question shows
+		// the share as it is now, no new message.
+		prev := old.Mapping
+		a := t.alerts[old.AlertID]
+		a.Share, a.Previous = share, &prev
+		a.Share.FirstSeen, a.Share.AlertID = old.FirstSeen, old.AlertID
+		t.alerts[a.ID] = a
+		t.out.Updated = append(t.out.Updated, a)
+		if old.Gone() {
+			t.out.Changes.Returned++
+		} else {
+			t.out.Changes.Changed++
+		}
+		t.emit(EventChanged, m, &prev, "")
+		t.out.Put = append(t.out.Put, a.Share)
+		return
+	}
 	var previous *watcher.Mapping
 	if had && !old.Gone() {
 		t.out.Changes.Changed++
 		prev := old.Mapping
 		previous = &prev
-		if rule == "" && t.sameDevicePort(old.Mapping, m) && t.pending(old.AlertID) {
-			// A flip of description, protocol or origin of a share still
-			// asked about: its question shows the share as it is now,
-			// no new message.
-			a := t.alerts[old.AlertID]
-			a.Share, a.Previous = share, previous
-			a.Share.FirstSeen, a.Share.AlertID = old.FirstSeen, old.AlertID
-			t.alerts[a.ID] = a
-			t.out.Updated = append(t.out.Updated, a)
-			t.emit(EventChanged, m, previous, "")
-			t.out.Put = append(t.out.Put, a.Share)
-			return
-		}
 		t.supersede(old.AlertID, storage.NoteChanged)
 	} else {
 		t.out.Changes.New++
@@ -226,7 +232,7 @@ func (t *transitioner) listed(m watcher.Mapping, old storage.Share, had bool) {
 // sameDevicePort reports whether two mappings are of one service: the same
 // device and inside port.
 func (t *transitioner) sameDevicePort(a, b watcher.Mapping) bool {
-	return a.InternalPort == b.InternalPort && deviceKey(t.in.MAC, a.InternalClient) == deviceKey(t.in.MAC, b.InternalClient)
+	return a.InternalPort == b.InternalPort && deviceKey(a.InternalClient) == deviceKey(b.InternalClient)
 }
 
 // missing decides about a stored share the listing does not show.
