@@ -8,7 +8,9 @@
 # and the real apps the lab runs as devices: transmission-daemon, syncthing,
 # qbittorrent-nox)
 # and must run as root, or with sudo available, for the network namespaces
-# of the lab. After the tests it runs every fuzz target briefly (FUZZTIME,
+# of the lab. Before the tests it checks gofmt, go vet, go mod tidy -diff,
+# staticcheck and deadcode -test (installing the last two, pinned, with go
+# install). After the tests it runs every fuzz target briefly (FUZZTIME,
 # default 20000 inputs each), then builds the release binaries (make
 # release) and fails if they are too big. Extra arguments go to `go test`, e.g.
 # ./test.sh -run TestLab -v
@@ -64,6 +66,35 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 go vet ./...
+
+# The module is tidy, and staticcheck and deadcode (tests count as callers)
+# find nothing. The tools are pinned and installed with go install, into
+# GOBIN or $(go env GOPATH)/bin, when that version is not there yet.
+if ! go mod tidy -diff >/dev/null; then
+	go mod tidy -diff >&2 || true
+	echo "test.sh: go.mod or go.sum is not tidy: run go mod tidy" >&2
+	exit 1
+fi
+gobin=$(go env GOBIN)
+[ -n "$gobin" ] || gobin=$(go env GOPATH)/bin
+for tool in honnef.co/go/tools/cmd/staticcheck@v0.8.2 golang.org/x/tools/cmd/deadcode@v0.52.0; do
+	bin=$gobin/$(basename "${tool%@*}")
+	# The version asked for, built by this Go: an older Go's build may not
+	# read the module's code.
+	mod=$(go version -m "$bin" 2>/dev/null | awk '$1 == "mod" { print $3 }' || true)
+	built=$(go version "$bin" 2>/dev/null | awk '{ print $2 }' || true)
+	if [ "$mod" != "${tool#*@}" ] || [ "$built" != "$(go env GOVERSION)" ]; then
+		echo "test.sh: installing $tool" >&2
+		go install "$tool"
+	fi
+done
+"$gobin/staticcheck" ./...
+dead=$("$gobin/deadcode" -test ./...)
+if [ -n "$dead" ]; then
+	echo "$dead" >&2
+	echo "test.sh: deadcode -test found unreachable functions" >&2
+	exit 1
+fi
 
 if [ "$(id -u)" -eq 0 ]; then
 	go test -race -count=1 "$@" ./...

@@ -552,7 +552,7 @@ func TestPresenceTracker(t *testing.T) {
 	var mu sync.Mutex
 	present := map[string]bool{"192.168.77.21": true}
 	seen := func(_ context.Context, ip string) bool { mu.Lock(); defer mu.Unlock(); return present[ip] }
-	p := NewPresenceTracker(f.db, seen, func() time.Time { return f.now })
+	p := NewPresenceTracker(f.db, seen, func() time.Time { return f.now }, nil)
 	sample := func(ips ...string) {
 		p.Sample(context.Background(), ips)
 		for p.running.Load() {
@@ -576,7 +576,7 @@ func TestPresenceTracker(t *testing.T) {
 		t.Error("a device never seen is called away")
 	}
 	// It remembers across a restart.
-	again := NewPresenceTracker(f.db, seen, func() time.Time { return f.now })
+	again := NewPresenceTracker(f.db, seen, func() time.Time { return f.now }, nil)
 	if seen, ok := again.LastSeen("192.168.77.21"); !ok || !seen.Equal(start) {
 		t.Errorf("after a restart: %s %v", seen, ok)
 	}
@@ -597,7 +597,7 @@ func TestPresenceAndDigestDoNotDeadlock(t *testing.T) {
 	f := newFixture(t)
 	f.list(true)
 	f.list(true, share(8080, "192.168.77.21", "web"))
-	p := NewPresenceTracker(f.db, func(context.Context, string) bool { return true }, time.Now)
+	p := NewPresenceTracker(f.db, func(context.Context, string) bool { return true }, time.Now, nil)
 	f.engine.presence = p
 	done := make(chan struct{})
 	go func() {

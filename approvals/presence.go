@@ -2,6 +2,7 @@ package approvals
 
 import (
 	"context"
+	"log/slog"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -23,8 +24,9 @@ const presenceEvery = 5 * time.Minute
 // device on another network, or one doorman cannot see, is never called
 // away.
 type PresenceTracker struct {
-	db  *storage.DB
-	now func() time.Time
+	db     *storage.DB
+	now    func() time.Time
+	logger *slog.Logger
 	// seen tells whether the device answers on the LAN now; it may probe
 	// it, so it runs outside any lock and off the listing's path.
 	seen    func(ctx context.Context, ip string) bool
@@ -40,16 +42,26 @@ type presenceState struct {
 	LastSeen map[string]time.Time // by IP
 }
 
-// NewPresenceTracker loads what was tracked before.
-func NewPresenceTracker(db *storage.DB, seen func(ctx context.Context, ip string) bool, now func() time.Time) *PresenceTracker {
+// NewPresenceTracker loads what was tracked before. A nil now means
+// time.Now, a nil logger discards. What cannot be loaded is logged and
+// tracking starts afresh: presence only lets the digest name devices
+// that left.
+func NewPresenceTracker(db *storage.DB, seen func(ctx context.Context, ip string) bool, now func() time.Time, logger *slog.Logger) *PresenceTracker {
 	if now == nil {
 		now = time.Now
 	}
-	p := &PresenceTracker{db: db, seen: seen, now: now}
-	db.View(func(tx *storage.Tx) error {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	p := &PresenceTracker{db: db, seen: seen, now: now, logger: logger}
+	err := db.View(func(tx *storage.Tx) error {
 		_, err := tx.Meta(metaPresence, &p.state)
 		return err
 	})
+	if err != nil {
+		logger.Warn("presence: loading when devices were last seen; starting afresh", "err", err)
+		p.state = presenceState{}
+	}
 	if p.state.Since.IsZero() {
 		p.state.Since = now()
 	}
@@ -99,7 +111,9 @@ func (p *PresenceTracker) check(ctx context.Context, ips []string) {
 	p.mu.Unlock()
 	// Written without the lock: the digest reads presence inside a
 	// database write, and waiting on each other would stop both.
-	p.db.Update(func(tx *storage.Tx) error { return tx.SetMeta(metaPresence, st) })
+	if err := p.db.Update(func(tx *storage.Tx) error { return tx.SetMeta(metaPresence, st) }); err != nil {
+		p.logger.Error("presence: saving when devices were last seen", "err", err)
+	}
 }
 
 // LastSeen implements Presence.

@@ -33,12 +33,17 @@ type Config struct {
 	ChatID int64
 	// ShowPairingCode tells the owner a pairing code, in the terminal or
 	// log only.
-	ShowPairingCode func(code string, expires time.Time)
+	ShowPairingCode func(PairingCode)
 	// AllowedUsers may press buttons and give commands; empty means
 	// anyone in the owner chat.
 	AllowedUsers []int64
 	// Devices, when set, names the devices in /list.
 	Devices Devices
+	// Audience gives the chat's language and topic (default English, the
+	// main thread); share it with the Outbox.
+	Audience *Audience
+	// QuietHours are shown in /status.
+	QuietHours QuietHours
 	// Status reports the watched routers for /status.
 	Status      func() []watcher.ServiceStatus
 	PollTimeout time.Duration
@@ -58,6 +63,8 @@ type Bot struct {
 	// always wins over pairing.
 	fixedChat bool
 	pair      pairing
+	audience  *Audience
+	quiet     QuietHours
 	allowed   []int64
 	devices   Devices
 	status    func() []watcher.ServiceStatus
@@ -75,7 +82,7 @@ func New(cfg Config) (*Bot, error) {
 	b := &Bot{
 		api: cfg.API, db: cfg.DB, engine: cfg.Engine, outbox: cfg.Outbox, fixedChat: cfg.ChatID != 0,
 		allowed: slices.Clone(cfg.AllowedUsers), devices: cfg.Devices, status: cfg.Status, poll: cfg.PollTimeout,
-		loc: cfg.Location, logger: cfg.Logger, now: cfg.Now,
+		loc: cfg.Location, logger: cfg.Logger, now: cfg.Now, audience: cfg.Audience, quiet: cfg.QuietHours,
 	}
 	b.pair.show = cfg.ShowPairingCode
 	switch {
@@ -94,6 +101,11 @@ func New(cfg Config) (*Bot, error) {
 	if b.logger == nil {
 		b.logger = slog.New(slog.DiscardHandler)
 	}
+	if b.audience == nil {
+		// One audience for the bot and its outbox: what pairing learns
+		// about the chat must reach the messages the outbox sends.
+		b.audience = cfg.Outbox.audience
+	}
 	if b.now == nil {
 		b.now = time.Now
 	}
@@ -103,16 +115,22 @@ func New(cfg Config) (*Bot, error) {
 	return b, nil
 }
 
-// commandMenu is what setMyCommands registers, and what /help explains.
-var commandMenu = []Command{
-	{"list", "current port shares and their state"},
-	{"trusted", "services you allowed, to forget one"},
-	{"blocked", "services you blocked, to forget one"},
-	{"status", "router, events, last check, outbox"},
-	{"digest", "the shares worth closing, now"},
-	{"unpair", "stop sending alerts to this chat"},
-	{"help", "what doorman does and how to answer it"},
+// commandMenu is what setMyCommands registers, in one language, and what
+// /help explains.
+func commandMenu(w Words) []Command {
+	return []Command{
+		{"list", w.T("CmdList")},
+		{"trusted", w.T("CmdTrusted")},
+		{"blocked", w.T("CmdBlocked")},
+		{"status", w.T("CmdStatus")},
+		{"digest", w.T("CmdDigest")},
+		{"unpair", w.T("CmdUnpair")},
+		{"help", w.T("CmdHelp")},
+	}
 }
+
+// words returns the texts of the owner chat.
+func (b *Bot) words() Words { return b.audience.Words(b.engine.Chat()) }
 
 // Run registers the commands, delivers the outbox and answers updates
 // until ctx is done.
@@ -138,21 +156,42 @@ func (b *Bot) Run(ctx context.Context) error {
 	return err
 }
 
+// registerCommands registers the command menu once per language: English
+// for everybody, and each other language for the people whose Telegram is
+// set to it. With DOORMAN_LANG the menu for everybody is in that language.
 func (b *Bot) registerCommands(ctx context.Context) {
-	for n := 1; ; n++ {
-		err := b.api.SetCommands(ctx, "", commandMenu)
-		if err == nil {
+	for _, l := range langs() {
+		code := string(l)
+		if l == English {
+			code = ""
+		}
+		w := b.audience.catalog.In(l)
+		if code == "" && b.audience.lang != "" {
+			w = b.audience.catalog.In(b.audience.lang)
+		}
+		if !b.registerMenu(ctx, code, commandMenu(w)) {
 			return
+		}
+	}
+}
+
+// registerMenu registers one menu, retrying while Telegram is unavailable;
+// it returns false when doorman stops or Telegram refuses for good.
+func (b *Bot) registerMenu(ctx context.Context, lang string, menu []Command) bool {
+	for n := 1; ; n++ {
+		err := b.api.SetCommands(ctx, lang, menu)
+		if err == nil {
+			return true
 		}
 		if ctx.Err() != nil || !IsRetryable(err) {
 			if ctx.Err() == nil {
-				b.logger.Warn("unable to register the command menu", "err", err)
+				b.logger.Warn("unable to register the command menu", "lang", lang, "err", err)
 			}
-			return
+			return false
 		}
 		wait := max(RetryAfterOf(err), backoff(time.Second, time.Minute, n))
 		if pollSleep(ctx, wait) != nil {
-			return
+			return false
 		}
 	}
 }
@@ -185,14 +224,15 @@ func (b *Bot) answer(ctx context.Context, cb *Callback, text string) {
 
 func (b *Bot) handleCallback(ctx context.Context, cb *Callback) {
 	log := b.logger.With("user", cb.From.ID, "chat", cb.ChatID, "data", cb.Data)
+	w := b.words()
 	switch {
 	case cb.ChatID != b.engine.Chat():
 		log.Warn("refused a button press from another chat")
-		b.answer(ctx, cb, "This button does not work in this chat.")
+		b.answer(ctx, cb, b.audience.WordsFor(cb.From).T("PressOtherChat"))
 		return
 	case !b.isAllowed(cb.From.ID):
 		log.Warn("refused a button press from a user not allowed to decide")
-		b.answer(ctx, cb, "Sorry, you are not allowed to decide here.")
+		b.answer(ctx, cb, w.T("PressNotAllowed"))
 		return
 	}
 	if isDigestVerb(cb.Data) {
@@ -202,7 +242,7 @@ func (b *Bot) handleCallback(ctx context.Context, cb *Callback) {
 	verb, id, ok := parseCallbackData(cb.Data)
 	if !ok {
 		log.Warn("refused a button press doorman does not know")
-		b.answer(ctx, cb, "Unknown button.")
+		b.answer(ctx, cb, w.T("PressUnknown"))
 		return
 	}
 	who := storage.User{ID: cb.From.ID, Name: cb.From.Display()}
@@ -213,35 +253,35 @@ func (b *Bot) handleCallback(ctx context.Context, cb *Callback) {
 	a, err := b.engine.Alert(ctx, id)
 	switch {
 	case errors.Is(err, approvals.ErrUnknownAlert):
-		b.answer(ctx, cb, "Doorman does not know this share (any more).")
+		b.answer(ctx, cb, w.T("PressUnknownShare"))
 		return
 	case err != nil:
 		log.Error("unable to read an alert", "err", err)
-		b.answer(ctx, cb, "Doorman could not read its database; try again.")
+		b.answer(ctx, cb, w.T("PressDatabase"))
 		return
 	case a.ChatID != cb.ChatID || (a.MessageID != 0 && a.MessageID != cb.MessageID):
 		// MessageID is 0 for the moment between Telegram's answer to
 		// sendMessage and the outbox recording it; a fast tap lands there.
 		log.Warn("refused a press naming an alert of another message", "alert", id)
-		b.answer(ctx, cb, "This button does not belong to this message.")
+		b.answer(ctx, cb, w.T("PressOtherMessage"))
 		return
 	case a.State != storage.AlertPending:
-		b.answer(ctx, cb, alreadyDecided(a))
+		b.answer(ctx, cb, alreadyDecided(w, a))
 		return
 	}
 	m := a.Share.Mapping
 	d := approvals.Allow
-	text := fmt.Sprintf("Allowing %s %d.", m.Protocol, m.ExternalPort)
+	text := w.T("PressAllowing", "Protocol", m.Protocol, "Port", m.ExternalPort)
 	switch verb {
 	case verbBlock:
 		d = approvals.Block
-		text = fmt.Sprintf("Closing %s %d on the router…", m.Protocol, m.ExternalPort)
+		text = w.T("PressClosing", "Protocol", m.Protocol, "Port", m.ExternalPort)
 	case verbAllowDevice:
 		d = approvals.AllowDevice
-		text = "Trusting everything " + m.InternalClient + " opens."
+		text = w.T("PressTrustingDevice", "Device", m.InternalClient)
 	case verbBlockDevice:
 		d = approvals.BlockDevice
-		text = "Closing everything " + m.InternalClient + " opens…"
+		text = w.T("PressClosingDevice", "Device", m.InternalClient)
 	}
 	// Answer first: Telegram shows a spinner until the answer comes, and
 	// a delete on a slow router can take seconds.
@@ -257,28 +297,29 @@ func (b *Bot) handleCallback(ctx context.Context, cb *Callback) {
 	}
 }
 
-func alreadyDecided(a storage.Alert) string {
+func alreadyDecided(w Words, a storage.Alert) string {
 	switch a.State {
 	case storage.AlertAllowed:
-		return "Already allowed by " + a.DecidedBy.Name + "."
+		return w.T("PressAlreadyAllowed", "Name", a.DecidedBy.Name)
 	case storage.AlertBlocked:
-		return "Already blocked by " + a.DecidedBy.Name + "."
+		return w.T("PressAlreadyBlocked", "Name", a.DecidedBy.Name)
 	}
-	return "This question no longer applies."
+	return w.T("PressNoLongerApplies")
 }
 
 func (b *Bot) forget(ctx context.Context, cb *Callback, id uint64) {
+	w := b.words()
 	r, err := b.engine.ForgetRule(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
-		b.answer(ctx, cb, "That rule is already gone.")
+		b.answer(ctx, cb, w.T("ForgetGone"))
 		return
 	}
 	if err != nil {
 		b.logger.Error("unable to forget a rule", "rule", id, "err", err)
-		b.answer(ctx, cb, "Doorman could not forget the rule; try again.")
+		b.answer(ctx, cb, w.T("ForgetFailed"))
 		return
 	}
-	b.answer(ctx, cb, "Forgotten. Doorman will ask again when this service opens a share.")
+	b.answer(ctx, cb, w.T("Forgotten"))
 	pages, kbs, err := b.renderRules(ctx, r.Kind)
 	if err != nil || len(pages) == 0 {
 		return
@@ -305,7 +346,7 @@ func (b *Bot) handleMessage(ctx context.Context, msg *Message) {
 	}
 	if !b.isAllowed(msg.From.ID) {
 		b.logger.Warn("refused a command from a user not allowed", "user", msg.From.ID, "command", msg.Command)
-		b.reply(ctx, "Sorry, you are not allowed to give doorman commands.", nil)
+		b.reply(ctx, b.words().T("CommandNotAllowed"), nil)
 		return
 	}
 	switch msg.Command {
@@ -322,41 +363,31 @@ func (b *Bot) handleMessage(ctx context.Context, msg *Message) {
 	case "unpair":
 		b.cmdUnpair(ctx)
 	case "help", "start":
-		b.reply(ctx, helpText, nil)
+		b.reply(ctx, b.words().T("Help"), nil)
 	default:
-		b.reply(ctx, "Unknown command. Try /help.", nil)
+		b.reply(ctx, b.words().T("CommandUnknown"), nil)
 	}
 }
 
-const helpText = `🚪 <b>Doorman</b> watches the port shares on your router: the doors into your network that devices open by themselves with UPnP or NAT-PMP.
-
-For every new share you get a message with two buttons:
-✅ <b>Allow</b>: doorman trusts this service on this device and stays quiet when it opens again.
-⛔ <b>Block</b>: doorman closes the share on the router, and closes it again whenever the device reopens it.
-
-/list – current port shares and their state
-/trusted – services you allowed (forget one to be asked again)
-/blocked – services you blocked (forget one to let it open again)
-/status – the router, events, last check, messages waiting
-/digest – the shares worth closing (also sent every week)
-/unpair – stop sending alerts to this chat
-/help – this text`
-
+// reply answers a command in the owner chat. Answers do not ring: the
+// person who asked is looking at the chat.
 func (b *Bot) reply(ctx context.Context, text string, kb Keyboard) {
-	if _, err := b.api.SendMessage(ctx, Outgoing{ChatID: b.engine.Chat(), HTML: text, Keyboard: kb}); err != nil {
+	chat := b.engine.Chat()
+	if _, err := b.api.SendMessage(ctx, Outgoing{ChatID: chat, ThreadID: b.audience.Thread(chat), HTML: text, Keyboard: kb, Silent: true}); err != nil {
 		b.logger.Warn("unable to answer a command", "err", err)
 	}
 }
 
 func (b *Bot) cmdList(ctx context.Context) {
+	w := b.words()
 	shares, err := b.engine.OpenShares(ctx)
 	if err != nil {
 		b.logger.Error("unable to read the shares", "err", err)
-		b.reply(ctx, "Doorman could not read its database.", nil)
+		b.reply(ctx, w.T("DatabaseUnreadable"), nil)
 		return
 	}
 	if len(shares) == 0 {
-		b.reply(ctx, "No port shares are open on the router.", nil)
+		b.reply(ctx, w.T("ListEmpty"), nil)
 		return
 	}
 	sort.SliceStable(shares, func(i, j int) bool {
@@ -369,21 +400,21 @@ func (b *Bot) cmdList(ctx context.Context) {
 	for _, s := range shares {
 		ips = append(ips, s.Mapping.InternalClient)
 	}
-	v := view{loc: b.loc, now: b.now(), devices: lookupDevices(ctx, b.devices, ips)}
+	v := view{loc: b.loc, now: b.now(), devices: lookupDevices(ctx, b.devices, ips), words: w}
 	var lines []string
 	for _, s := range shares {
-		state := "❔ not decided"
+		state := w.T("ListUndecided")
 		switch {
 		case s.Rule == storage.RuleBlock:
-			state = "⛔ blocked (being closed)"
+			state = w.T("ListBlocked")
 		case s.Rule != "":
-			state = "✅ trusted"
+			state = w.T("ListTrusted")
 		case s.Waiting:
-			state = "❔ waiting for your answer"
+			state = w.T("ListWaiting")
 		}
-		lines = append(lines, fmt.Sprintf("• %s\n   %s · first seen %s · last seen %s", shareLine(s.Mapping, v), state, formatWhen(s.FirstSeen, b.loc), formatWhen(s.LastSeen, b.loc)))
+		lines = append(lines, w.T("ListLine", "Share", shareLine(s.Mapping, v), "State", state, "FirstSeen", formatWhen(s.FirstSeen, b.loc), "LastSeen", formatWhen(s.LastSeen, b.loc)))
 	}
-	header := fmt.Sprintf("<b>%d port shares open</b>", len(shares))
+	header := w.N("ListHeader", len(shares))
 	for _, page := range splitMessages(header, lines) {
 		b.reply(ctx, page, nil)
 	}
@@ -397,11 +428,10 @@ func (b *Bot) renderRules(ctx context.Context, kind storage.RuleKind) ([]string,
 	if err != nil {
 		return nil, nil, err
 	}
-	title := "✅ <b>Trusted services</b>"
-	empty := "No trusted services. Press Allow on an alert to trust one."
+	w := b.words()
+	title, empty := w.T("TrustedTitle"), w.T("TrustedEmpty")
 	if kind == storage.RuleBlock {
-		title = "⛔ <b>Blocked services</b>"
-		empty = "No blocked services. Press Block on an alert to block one."
+		title, empty = w.T("BlockedTitle"), w.T("BlockedEmpty")
 	}
 	if len(rules) == 0 {
 		return []string{empty}, []Keyboard{nil}, nil
@@ -420,10 +450,10 @@ func (b *Bot) renderRules(ctx context.Context, kind storage.RuleKind) ([]string,
 		var e strings.Builder
 		fmt.Fprintf(&e, "\n\n%d. <b>%s</b>", n, esc(r.Service.InternalClient, 40))
 		if r.Scope == storage.ScopeDevice {
-			e.WriteString(" · everything it opens")
+			e.WriteString(w.T("RuleWholeDevice"))
 		} else if r.Scope == storage.ScopePort || r.Kind == storage.RuleBlock {
 			// What the rule covers: the device's inside port, any protocol.
-			fmt.Fprintf(&e, " port %d, any protocol", r.Service.InternalPort)
+			e.WriteString(w.T("RuleInsidePort", "Port", r.Service.InternalPort))
 			if app, ok := namedApp(r.Example); ok {
 				fmt.Fprintf(&e, " · %s", esc(app.Name, 40))
 			}
@@ -431,7 +461,7 @@ func (b *Bot) renderRules(ctx context.Context, kind storage.RuleKind) ([]string,
 				fmt.Fprintf(&e, " · “%s”", esc(d, 60))
 			}
 		} else {
-			fmt.Fprintf(&e, " %s port %d", r.Service.Protocol, r.Service.InternalPort)
+			e.WriteString(w.T("RulePort", "Protocol", r.Service.Protocol, "Port", r.Service.InternalPort))
 			if d := r.Example.Description; d != "" {
 				fmt.Fprintf(&e, " · “%s”", esc(d, 60))
 			}
@@ -439,9 +469,9 @@ func (b *Bot) renderRules(ctx context.Context, kind storage.RuleKind) ([]string,
 		if r.MAC != "" {
 			fmt.Fprintf(&e, " · %s", esc(r.MAC, 17))
 		}
-		fmt.Fprintf(&e, "\n   by %s, %s", esc(r.CreatedBy.Name, 40), formatWhen(r.CreatedAt, b.loc))
+		e.WriteString(w.T("RuleBy", "Name", esc(r.CreatedBy.Name, 40), "When", formatWhen(r.CreatedAt, b.loc)))
 		if !r.LastMatched.IsZero() {
-			fmt.Fprintf(&e, " · last seen %s", formatWhen(r.LastMatched, b.loc))
+			e.WriteString(w.T("RuleLastSeen", "When", formatWhen(r.LastMatched, b.loc)))
 		}
 		// A page ends at 20 rules (a phone's keyboard) or before
 		// Telegram's length limit, whichever comes first.
@@ -452,7 +482,7 @@ func (b *Bot) renderRules(ctx context.Context, kind storage.RuleKind) ([]string,
 			sb.WriteString(title)
 		}
 		sb.WriteString(e.String())
-		kb = append(kb, []Button{{Text: fmt.Sprintf("🗑 Forget %d", n), Data: callbackData(verbForget, r.ID)}})
+		kb = append(kb, []Button{{Text: w.T("ButtonForget", "N", n), Data: callbackData(verbForget, r.ID)}})
 	}
 	flush()
 	return pages, kbs, nil
@@ -462,7 +492,7 @@ func (b *Bot) cmdRules(ctx context.Context, kind storage.RuleKind) {
 	pages, kbs, err := b.renderRules(ctx, kind)
 	if err != nil {
 		b.logger.Error("unable to read the rules", "err", err)
-		b.reply(ctx, "Doorman could not read its database.", nil)
+		b.reply(ctx, b.words().T("DatabaseUnreadable"), nil)
 		return
 	}
 	for i := range pages {
@@ -471,43 +501,51 @@ func (b *Bot) cmdRules(ctx context.Context, kind storage.RuleKind) {
 }
 
 func (b *Bot) cmdStatus(ctx context.Context) {
+	w := b.words()
 	var sb strings.Builder
-	sb.WriteString("📡 <b>Status</b>")
+	sb.WriteString(w.T("StatusTitle"))
 	now := b.now()
 	st := b.status()
 	if len(st) == 0 {
-		sb.WriteString("\n\nNo router found yet. Doorman keeps looking; see its log.")
+		sb.WriteString(w.T("StatusNoRouter"))
 	}
 	for _, s := range st {
-		fmt.Fprintf(&sb, "\n\n<b>Router %s</b> (%s)", esc(watcher.RouterHost(s.Router), 64), esc(watcher.ShortServiceType(s.Service), 64))
-		if s.Events {
-			sb.WriteString("\nEvents: on")
-		} else {
-			sb.WriteString("\nEvents: off, polling")
-			if s.EventsError != "" {
-				fmt.Fprintf(&sb, " (%s)", esc(s.EventsError, 200))
-			}
+		sb.WriteString(w.T("StatusRouter", "Router", esc(watcher.RouterHost(s.Router), 64), "Service", esc(watcher.ShortServiceType(s.Service), 64)))
+		switch {
+		case s.Events:
+			sb.WriteString(w.T("StatusEventsOn"))
+		case s.EventsError != "":
+			sb.WriteString(w.T("StatusEventsOffBecause", "Why", esc(s.EventsError, 200)))
+		default:
+			sb.WriteString(w.T("StatusEventsOff"))
 		}
 		if s.LastList.IsZero() {
-			sb.WriteString("\nLast check: not yet")
+			sb.WriteString(w.T("StatusNotChecked"))
 		} else {
-			fmt.Fprintf(&sb, "\nLast check: %s (%s ago)", formatWhen(s.LastList, b.loc), formatDuration(now.Sub(s.LastList)))
+			sb.WriteString(w.T("StatusLastCheck", "When", formatWhen(s.LastList, b.loc), "Ago", formatDuration(now.Sub(s.LastList))))
 		}
 		if s.LastError != "" {
-			fmt.Fprintf(&sb, "\nLast error: %s", esc(s.LastError, 200))
+			sb.WriteString(w.T("StatusLastError", "Error", esc(s.LastError, 200)))
 		}
 	}
 	if open, rules, err := b.engine.Counts(ctx); err != nil {
 		b.logger.Error("unable to count the shares", "err", err)
-		sb.WriteString("\n\nDoorman could not read its database.")
+		sb.WriteString("\n\n" + w.T("DatabaseUnreadable"))
 	} else {
-		fmt.Fprintf(&sb, "\n\nOpen shares: %d · rules: %d · messages waiting: %d", open, rules, b.outbox.Len())
+		sb.WriteString(w.T("StatusCounts", "Open", open, "Rules", rules, "Waiting", b.outbox.Len()))
 	}
 	if lastOK, lastErr := b.outbox.Health(); lastErr != nil {
-		fmt.Fprintf(&sb, "\nLast delivery problem: %s", html.EscapeString(lastErr.Error()))
+		sb.WriteString(w.T("StatusDeliveryProblem", "Error", html.EscapeString(lastErr.Error())))
 		if !lastOK.IsZero() {
-			fmt.Fprintf(&sb, " (last success %s)", formatWhen(lastOK, b.loc))
+			sb.WriteString(w.T("StatusLastSuccess", "When", formatWhen(lastOK, b.loc)))
 		}
+	}
+	switch {
+	case !b.quiet.On():
+	case b.quiet.Contains(now.In(b.loc)):
+		sb.WriteString(w.T("StatusQuietNow", "Span", b.quiet.String()))
+	default:
+		sb.WriteString(w.T("StatusQuietLater", "Span", b.quiet.String()))
 	}
 	b.reply(ctx, sb.String(), nil)
 }

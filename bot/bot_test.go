@@ -12,6 +12,7 @@ import (
 	"github.com/doorman-upnp/doorman/approvals"
 	"github.com/doorman-upnp/doorman/approvals/approvalstest"
 	"github.com/doorman-upnp/doorman/bot/telegramtest"
+	"github.com/doorman-upnp/doorman/internal/testlog"
 	"github.com/doorman-upnp/doorman/storage"
 	"github.com/doorman-upnp/doorman/storage/storagetest"
 	"github.com/doorman-upnp/doorman/watcher"
@@ -38,6 +39,10 @@ type harness struct {
 	done   chan struct{}
 	chat   int64
 	codes  chan string
+	links  chan string
+	// configure, when set, changes the outbox's and the bot's settings
+	// before they start.
+	configure func(*OutboxConfig, *Config)
 }
 
 func (h *harness) pairingCode() string {
@@ -63,7 +68,7 @@ func newHarnessChat(t *testing.T, chat int64, allowed []int64) *harness {
 	tg := telegramtest.NewServer(botToken)
 	t.Cleanup(tg.Close)
 	db := storagetest.Open(t)
-	h := &harness{t: t, tg: tg, db: db, router: &approvalstest.Router{}, chat: chat, codes: make(chan string, 10)}
+	h := &harness{t: t, tg: tg, db: db, router: &approvalstest.Router{}, chat: chat, codes: make(chan string, 10), links: make(chan string, 10)}
 	h.start(allowed)
 	return h
 }
@@ -74,21 +79,27 @@ func (h *harness) start(allowed []int64) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{h.t}, nil))
-	outbox := NewOutbox(OutboxConfig{API: api, DB: h.db, Logger: logger, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Location: time.UTC})
+	logger := testlog.New(h.t, slog.LevelInfo)
+	ocfg := OutboxConfig{API: api, DB: h.db, Logger: logger, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Location: time.UTC}
+	bcfg := Config{API: api, DB: h.db, ChatID: h.chat, AllowedUsers: allowed,
+		ShowPairingCode: func(c PairingCode) { h.codes <- c.Code; h.links <- c.Link }, PollTimeout: time.Second, Location: time.UTC, Logger: logger,
+		Status: func() []watcher.ServiceStatus {
+			return []watcher.ServiceStatus{{Router: testRouter, Service: testSvc, Events: true, LastList: time.Now()}}
+		}}
+	if h.configure != nil {
+		h.configure(&ocfg, &bcfg)
+	}
+	outbox := NewOutbox(ocfg)
 	h.engine, err = approvals.New(approvals.Config{DB: h.db, Router: h.router, ChatID: h.chat, Wake: outbox.Wake, Logger: logger})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	b, err := New(Config{API: api, DB: h.db, Engine: h.engine, Outbox: outbox, ChatID: h.chat, AllowedUsers: allowed,
-		ShowPairingCode: func(code string, _ time.Time) { h.codes <- code }, PollTimeout: time.Second, Location: time.UTC, Logger: logger,
-		Status: func() []watcher.ServiceStatus {
-			return []watcher.ServiceStatus{{Router: testRouter, Service: testSvc, Events: true, LastList: time.Now()}}
-		}})
+	bcfg.Engine, bcfg.Outbox = h.engine, outbox
+	b, err := New(bcfg)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if err := b.StartPairing(); err != nil {
+	if err := b.StartPairing(context.Background()); err != nil {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -413,7 +424,7 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("no answer to %s", text)
 		return telegramtest.Message{}
 	}
-	if m := waitNew("/list"); !strings.Contains(m.Text, "1 port shares open") || !strings.Contains(m.Text, "trusted") {
+	if m := waitNew("/list"); !strings.Contains(m.Text, "1 port share open") || !strings.Contains(m.Text, "trusted") {
 		t.Errorf("/list = %s", m.Text)
 	}
 	trusted := waitNew("/trusted@" + h.tg.BotUsername())
@@ -464,8 +475,16 @@ func TestCommands(t *testing.T) {
 		}
 	}
 	cmds := h.tg.Commands()
-	if len(cmds) != len(commandMenu) {
+	if len(cmds) != 7 || cmds[0].Command != "list" || cmds[0].Description != "current port shares and their state" {
 		t.Errorf("registered commands = %+v", cmds)
+	}
+	// The German menu follows the English one; it may still be on its way.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.tg.CommandsFor("de")) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if de := h.tg.CommandsFor("de"); len(de) != 7 || de[0].Description != "aktuelle Portfreigaben und ihr Stand" {
+		t.Errorf("German commands = %+v", de)
 	}
 }
 
@@ -509,13 +528,6 @@ func FuzzParseCallbackData(f *testing.F) {
 			t.Errorf("%q parsed as %q %d, which writes back differently", data, verb, id)
 		}
 	})
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // 401 (token revoked) and 403 (bot removed from the chat) keep alerts in

@@ -68,7 +68,7 @@ func isDigestVerb(data string) bool {
 }
 
 // renderDigestPage renders one page of a digest with its buttons.
-func renderDigestPage(d storage.Digest, page int, staleAfter time.Duration, loc *time.Location) (string, Keyboard) {
+func renderDigestPage(w Words, d storage.Digest, page int, staleAfter time.Duration, loc *time.Location) (string, Keyboard) {
 	title := "🧹 <b>Weekly digest</b>"
 	if d.Due.IsZero() {
 		title = "🧹 <b>Digest</b>"
@@ -127,7 +127,7 @@ func renderDigestPage(d storage.Digest, page int, staleAfter time.Duration, loc 
 		case storage.DigestGone:
 			b.WriteString("\n    gone meanwhile")
 		}
-		if note := digestNote(it.Note); note != "" {
+		if note := w.digestNote(it.Note); note != "" {
 			b.WriteString("\n    ⚠️ " + note)
 		}
 		if it.State == storage.DigestOpen || it.State == storage.DigestRefused {

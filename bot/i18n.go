@@ -104,7 +104,14 @@ func (w Words) N(id string, count int, args ...any) string {
 
 func (w Words) localize(cfg *i18n.LocalizeConfig) string {
 	if w.loc == nil {
-		return cfg.MessageID
+		// A Words made without a catalog (a test's, or a path that
+		// forgot the audience) speaks English rather than ids; loading
+		// the built-in catalog costs a millisecond or so.
+		c, err := NewCatalog()
+		if err != nil || c.words[English].loc == nil {
+			return cfg.MessageID
+		}
+		w = c.words[English]
 	}
 	s, err := w.loc.Localize(cfg)
 	var missing *i18n.MessageNotFoundErr

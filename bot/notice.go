@@ -1,7 +1,6 @@
 package bot
 
 import (
-	"fmt"
 	"html"
 	"time"
 
@@ -23,54 +22,65 @@ func truncate(s string, n int) string {
 // refusalText explains a refused delete to the owner, as HTML: what happened
 // and what they can change on the router. Routers that refuse are set up to
 // let each device close only its own shares.
-func refusalText(code int) string {
-	why := "The router refused to close it"
+func (w Words) refusalText(code int) string {
+	why := w.T("Refused")
 	if code != 0 {
-		why += fmt.Sprintf(" (UPnP error %d)", code)
+		why = w.T("RefusedCode", "Code", code)
 	}
-	return why + ", so it is still open. Routers in a secure mode let each device close only its own shares. " +
-		"OpenWrt or miniupnpd: turn secure mode off (<code>option secure_mode '0'</code> in /etc/config/upnpd, or <code>secure_mode=no</code>) so doorman may remove other devices' shares. " +
-		"FRITZ!Box: withdraw the device's permission to open ports (Internet → Permit Access → the device → uncheck \"Permit independent port sharing\"). " +
-		"Then press Block again."
+	return why + " " + w.T("RefusedAdvice")
 }
 
 // unreachableText says that the router could not be reached, as HTML;
 // retry is what the owner can do about it.
-func unreachableText(errText, retry string) string {
-	return "Could not reach the router to close it: " + html.EscapeString(errText) + retry
+func (w Words) unreachableText(errText string, retry retryHint) string {
+	return w.T("Unreachable", "Error", html.EscapeString(errText)) + w.retry(retry)
 }
 
-// Retry hints after an unreachable router, by where the note stands.
+// retryHint is what the owner can do after an unreachable router, by where
+// the note stands.
+type retryHint int
+
 const (
-	retryBlock = ". The share may still be open; press Block again."
-	retryClose = ". Try again."
+	retryNone retryHint = iota
+	retryBlock
+	retryClose
 )
+
+func (w Words) retry(r retryHint) string {
+	switch r {
+	case retryBlock:
+		return w.T("RetryBlock")
+	case retryClose:
+		return w.T("RetryClose")
+	}
+	return ""
+}
 
 // failureNote words why a share was not closed (HTML), "" for a note that
 // says something else.
-func failureNote(n storage.Note, retry string) string {
+func (w Words) failureNote(n storage.Note, retry retryHint) string {
 	switch n.Kind {
 	case storage.NoteRefused:
-		return refusalText(n.UPnPCode)
+		return w.refusalText(n.UPnPCode)
 	case storage.NoteUnreachable:
-		return unreachableText(n.Error, retry)
+		return w.unreachableText(n.Error, retry)
 	case storage.NoteSeeBelow:
-		return "Not closed; see the message below."
+		return w.T("NotClosedSeeBelow")
 	}
 	return ""
 }
 
 // supersededNote words why a question no longer applies, as plain text.
-func supersededNote(n storage.Note) string {
+func (w Words) supersededNote(n storage.Note) string {
 	switch n.Kind {
 	case storage.NoteChanged:
-		return "The share changed; see the newer message."
+		return w.T("SupersededChanged")
 	case storage.NoteReopenedByOther:
-		return "The share closed, and the port was opened again by another device or app; see the newer message."
+		return w.T("SupersededReopenedByOther")
 	case storage.NoteAskedAgain:
-		return "Asked again in the newly paired chat."
+		return w.T("SupersededAskedAgain")
 	case storage.NoteBusyDevice:
-		return "The device opened many shares; one message about the whole device asks below."
+		return w.T("SupersededBusyDevice")
 	case storage.NoteText:
 		return n.Text
 	}
@@ -79,19 +89,19 @@ func supersededNote(n storage.Note) string {
 
 // pendingNote words the note of an alert that still waits for an answer, as
 // HTML. Text notes of older versions were HTML here.
-func pendingNote(n storage.Note) string {
+func (w Words) pendingNote(n storage.Note) string {
 	if n.Kind == storage.NoteText {
 		return n.Text
 	}
-	return failureNote(n, retryBlock)
+	return w.failureNote(n, retryBlock)
 }
 
 // allowedNote words the note of an allowed alert, as plain text; a note
 // left from before the decision (a failed Block) says nothing any more.
-func allowedNote(n storage.Note) string {
+func (w Words) allowedNote(n storage.Note) string {
 	switch n.Kind {
 	case storage.NoteTrustedDevice:
-		return "Everything this device opens is trusted, except what you blocked."
+		return w.T("TrustedDeviceNote")
 	case storage.NoteText:
 		return n.Text
 	}
@@ -99,52 +109,52 @@ func allowedNote(n storage.Note) string {
 }
 
 // digestNote words the note of a digest entry, as HTML.
-func digestNote(n storage.Note) string {
+func (w Words) digestNote(n storage.Note) string {
 	if n.Kind == storage.NoteText {
 		return n.Text
 	}
-	return failureNote(n, retryClose)
+	return w.failureNote(n, retryClose)
 }
 
 // renderNotice words a notice, as HTML.
-func renderNotice(n storage.Notice, loc *time.Location) string {
+func (w Words) renderNotice(n storage.Notice, loc *time.Location) string {
 	m := n.Mapping
+	share := w.T("NoticeShare", "Device", esc(m.InternalClient, 64), "Protocol", m.Protocol, "External", m.ExternalPort, "Internal", m.InternalPort)
 	switch n.Kind {
 	case storage.NoticeNotClosed, storage.NoticeStaleNotClosed:
 		retry := retryBlock
 		if n.Kind == storage.NoticeStaleNotClosed {
 			retry = retryClose
 		}
-		return "⚠️ <b>Not closed</b>: " + esc(m.InternalClient, 64) + fmt.Sprintf(" %s %d → %d. ", m.Protocol, m.ExternalPort, m.InternalPort) + failureNote(n.Note, retry)
+		return w.T("NoticeNotClosed", "Share", share, "Why", w.failureNote(n.Note, retry))
 	}
-	what := fmt.Sprintf("%s reopened %s %d → %d", esc(m.InternalClient, 64), m.Protocol, m.ExternalPort, m.InternalPort)
+	fields := []any{"Device", esc(m.InternalClient, 64), "Protocol", m.Protocol, "External", m.ExternalPort, "Internal", m.InternalPort}
+	what := w.T("NoticeReopened", fields...)
 	if m.Description != "" {
-		what += " (" + esc(m.Description, 80) + ")"
+		what = w.T("NoticeReopenedAs", append(fields, "Description", esc(m.Description, 80))...)
 	}
 	var b string
 	switch {
+	case n.Kind == storage.NoticeClosedAgain && n.RuleBy.Name != "":
+		b = w.T("NoticeClosedAgainSince", "What", what, "Since", n.RuleSince.In(loc).Format("2 Jan 2006"), "Name", esc(n.RuleBy.Name, 64))
 	case n.Kind == storage.NoticeClosedAgain:
-		b = "⛔ <b>Closed again</b>: " + what + ". It is blocked"
-		if n.RuleBy.Name != "" {
-			b += " since " + n.RuleSince.In(loc).Format("2 Jan 2006") + " by " + esc(n.RuleBy.Name, 64)
-		}
-		b += "."
+		b = w.T("NoticeClosedAgain", "What", what)
 	case n.Note.Kind == storage.NoteRefused:
-		b = "⚠️ <b>Blocked share is open</b>: " + what + ". " + refusalText(n.Note.UPnPCode)
+		b = w.T("NoticeBlockedOpen", "What", what, "Why", w.refusalText(n.Note.UPnPCode))
 	default:
-		b = "⚠️ <b>Blocked share is open</b>: " + what + ". " + unreachableText(n.Note.Error, "")
+		b = w.T("NoticeBlockedOpen", "What", what, "Why", w.unreachableText(n.Note.Error, retryNone))
 	}
 	if n.Unreported > 0 {
-		b += fmt.Sprintf(" (%d more times since the last notice.)", n.Unreported)
+		b += w.N("NoticeMoreTimes", n.Unreported)
 	}
 	return b
 }
 
 // noticeText returns the HTML of a notice item: its notice worded now, or
 // the text an older version of doorman queued.
-func noticeText(it storage.OutboxItem, loc *time.Location) string {
+func (w Words) noticeText(it storage.OutboxItem, loc *time.Location) string {
 	if it.Notice != nil {
-		return renderNotice(*it.Notice, loc)
+		return w.renderNotice(*it.Notice, loc)
 	}
 	return it.Text
 }

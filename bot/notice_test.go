@@ -23,7 +23,7 @@ func TestNoticesAreWorded(t *testing.T) {
 		{"closed again", storage.Notice{Kind: storage.NoticeClosedAgain, Mapping: cam, RuleSince: since, RuleBy: storage.User{Name: "Alice"}},
 			[]string{"⛔ <b>Closed again</b>: 192.168.77.30 reopened TCP 554 → 554 (IPCam RTSP). It is blocked since 2 Nov 2026 by Alice."}, []string{"more times"}},
 		{"closed again, counted", storage.Notice{Kind: storage.NoticeClosedAgain, Mapping: cam, Unreported: 1},
-			[]string{"It is blocked. (1 more times since the last notice.)"}, []string{"since 2"}},
+			[]string{"It is blocked. (1 more time since the last notice.)"}, []string{"since 2"}},
 		{"description escaped", storage.Notice{Kind: storage.NoticeClosedAgain, Mapping: evil},
 			[]string{"&lt;a href="}, []string{"<a "}},
 		{"refused", storage.Notice{Kind: storage.NoticeBlockedOpen, Mapping: cam, Note: refused},
@@ -37,7 +37,7 @@ func TestNoticesAreWorded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			text := noticeText(storage.OutboxItem{Kind: storage.OutboxNotice, Notice: &tt.notice}, time.UTC)
+			text := (Words{}).noticeText(storage.OutboxItem{Kind: storage.OutboxNotice, Notice: &tt.notice}, time.UTC)
 			for _, w := range tt.want {
 				if !strings.Contains(text, w) {
 					t.Errorf("notice lacks %q:\n%s", w, text)
@@ -54,7 +54,7 @@ func TestNoticesAreWorded(t *testing.T) {
 		})
 	}
 	// A notice queued by an older version is sent as it was written.
-	if got := noticeText(storage.OutboxItem{Kind: storage.OutboxNotice, Text: "⛔ <b>Closed again</b>: old"}, time.UTC); got != "⛔ <b>Closed again</b>: old" {
+	if got := (Words{}).noticeText(storage.OutboxItem{Kind: storage.OutboxNotice, Text: "⛔ <b>Closed again</b>: old"}, time.UTC); got != "⛔ <b>Closed again</b>: old" {
 		t.Errorf("old notice = %q", got)
 	}
 }
@@ -73,7 +73,7 @@ func TestAlertNotesAreWorded(t *testing.T) {
 		{"refused", storage.AlertPending, storage.Note{Kind: storage.NoteRefused, UPnPCode: 714}, "⚠️ The router refused to close it (UPnP error 714), so it is still open.", nil},
 		{"unreachable", storage.AlertPending, storage.Note{Kind: storage.NoteUnreachable, Error: "timeout"}, "⚠️ Could not reach the router to close it: timeout. The share may still be open; press Block again.", nil},
 		{"see below", storage.AlertPending, storage.Note{Kind: storage.NoteSeeBelow}, "⚠️ Not closed; see the message below.", nil},
-		{"trusted device", storage.AlertAllowed, storage.Note{Kind: storage.NoteTrustedDevice}, "this service again. Everything this device opens is trusted, except what you blocked.", nil},
+		{"trusted device", storage.AlertAllowed, storage.Note{Kind: storage.NoteTrustedDevice}, "this service again. Everything this device opens is trusted.", nil},
 		// A note from before the decision does not stand under it.
 		{"stale refusal", storage.AlertAllowed, storage.Note{Kind: storage.NoteRefused, UPnPCode: 606}, "this service again.", []string{"refused", "606"}},
 		{"changed", storage.AlertSuperseded, storage.Note{Kind: storage.NoteChanged}, "↪️ The share changed; see the newer message.", nil},

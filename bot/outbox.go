@@ -27,6 +27,13 @@ type OutboxConfig struct {
 	// MinBackoff and MaxBackoff bound the wait after a failed attempt
 	// (defaults 1 s and 5 min); a 429's retry_after is honoured exactly.
 	MinBackoff, MaxBackoff time.Duration
+	// Audience gives the language and topic of the chat (default:
+	// English, the main thread).
+	Audience *Audience
+	// QuietHours, in Location, make questions about ordinary shares
+	// arrive without a sound.
+	QuietHours QuietHours
+	Now        func() time.Time
 }
 
 // Outbox delivers what approvals queued in the database: alerts, edits of
@@ -46,6 +53,9 @@ type Outbox struct {
 	maxBackoff time.Duration
 	staleAfter time.Duration
 	devices    Devices
+	audience   *Audience
+	quiet      QuietHours
+	now        func() time.Time
 	wake       chan struct{}
 
 	// unrecorded holds messages Telegram accepted whose recording in the
@@ -71,6 +81,9 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		maxBackoff: cfg.MaxBackoff,
 		staleAfter: cfg.StaleAfter,
 		devices:    cfg.Devices,
+		audience:   cfg.Audience,
+		quiet:      cfg.QuietHours,
+		now:        cfg.Now,
 		wake:       make(chan struct{}, 1),
 		unrecorded: map[uint64]int{},
 		sleep:      pollSleep,
@@ -80,6 +93,12 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.audience == nil {
+		o.audience = defaultAudience(o.db, o.logger)
+	}
+	if o.now == nil {
+		o.now = time.Now
 	}
 	if o.staleAfter <= 0 {
 		o.staleAfter = approvals.DefaultStaleAfter
@@ -109,13 +128,17 @@ func (o *Outbox) Health() (lastOK time.Time, lastErr error) {
 	return o.lastOK, o.lastErr
 }
 
-// Len returns the number of items waiting.
+// Len returns the number of items waiting, for /status; -1 when the
+// database cannot be read, which is logged.
 func (o *Outbox) Len() int {
 	var n int
-	o.db.View(func(tx *storage.Tx) error {
+	if err := o.db.View(func(tx *storage.Tx) error {
 		_, _, _, n = tx.Count()
 		return nil
-	})
+	}); err != nil {
+		o.logger.Error("unable to count the messages waiting", "err", err)
+		return -1
+	}
 	return n
 }
 
@@ -269,12 +292,13 @@ func (o *Outbox) remove(seq uint64) error {
 func (o *Outbox) deliver(ctx context.Context, it storage.OutboxItem) error {
 	switch it.Kind {
 	case storage.OutboxNotice:
-		text := noticeText(it, o.loc)
+		text := o.audience.Words(it.ChatID).noticeText(it, o.loc)
 		if text == "" {
 			o.logger.Error("outbox notice says nothing; dropping it", "seq", it.Seq)
 			return o.remove(it.Seq)
 		}
-		if _, err := o.api.SendMessage(ctx, Outgoing{ChatID: it.ChatID, HTML: text, Keyboard: keyboardOf(it.Keyboard)}); err != nil {
+		// A notice reports what doorman did; it does not ring.
+		if _, err := o.api.SendMessage(ctx, o.outgoing(it.ChatID, text, nil, true)); err != nil {
 			return err
 		}
 		return o.remove(it.Seq)
@@ -301,14 +325,17 @@ func (o *Outbox) deliverAlert(ctx context.Context, it storage.OutboxItem) error 
 		return fmt.Errorf("bot: unable to read alert %d: %w", it.AlertID, err)
 	}
 	owner := alerts[0]
-	text, kb := renderMessage(alerts, makeView(ctx, o.db, o.devices, o.loc, alerts))
+	v := makeView(ctx, o.db, o.devices, o.loc, alerts)
+	v.words = o.audience.Words(it.ChatID)
+	text, kb := renderMessage(alerts, v)
 	switch {
 	case it.Kind == storage.OutboxAlert && owner.MessageID != 0:
 		// Sent before; recorded together with the removal, so this
 		// only happens if the item was queued twice.
 		return o.remove(it.Seq)
 	case it.Kind == storage.OutboxAlert:
-		return o.sendAndRecord(ctx, it, text, kb, fmt.Sprintf("alert %d", owner.ID), func(tx *storage.Tx, id int) error {
+		silent := o.quiet.Contains(o.now().In(o.loc)) && !ringsInQuietHours(alerts)
+		return o.sendAndRecord(ctx, it, text, kb, silent, fmt.Sprintf("alert %d", owner.ID), func(tx *storage.Tx, id int) error {
 			for _, a := range alerts {
 				cur, err := tx.Alert(a.ID)
 				if err != nil {
@@ -332,11 +359,11 @@ func (o *Outbox) deliverAlert(ctx context.Context, it storage.OutboxItem) error 
 // with record and removes the item. When the recording fails after
 // Telegram accepted the message, the retry only records it: sending it
 // again would show it twice.
-func (o *Outbox) sendAndRecord(ctx context.Context, it storage.OutboxItem, text string, kb Keyboard, what string, record func(tx *storage.Tx, messageID int) error) error {
+func (o *Outbox) sendAndRecord(ctx context.Context, it storage.OutboxItem, text string, kb Keyboard, silent bool, what string, record func(tx *storage.Tx, messageID int) error) error {
 	id, sent := o.unrecorded[it.Seq]
 	if !sent {
 		var err error
-		if id, err = o.api.SendMessage(ctx, Outgoing{ChatID: it.ChatID, HTML: text, Keyboard: kb}); err != nil {
+		if id, err = o.api.SendMessage(ctx, o.outgoing(it.ChatID, text, kb, silent)); err != nil {
 			return err
 		}
 	}
@@ -368,16 +395,20 @@ func (o *Outbox) edit(ctx context.Context, it storage.OutboxItem, chatID int64, 
 	return o.remove(it.Seq)
 }
 
-func keyboardOf(rows [][][2]string) Keyboard {
-	var kb Keyboard
-	for _, r := range rows {
-		var row []Button
-		for _, b := range r {
-			row = append(row, Button{Text: b[0], Data: b[1]})
+// outgoing addresses a message to a chat, in the topic the owner chose.
+func (o *Outbox) outgoing(chatID int64, text string, kb Keyboard, silent bool) Outgoing {
+	return Outgoing{ChatID: chatID, ThreadID: o.audience.Thread(chatID), HTML: text, Keyboard: kb, Silent: silent}
+}
+
+// ringsInQuietHours reports whether a question rings even in quiet hours:
+// one about a port attackers scan for.
+func ringsInQuietHours(alerts []storage.Alert) bool {
+	for _, a := range alerts {
+		if _, risky := approvals.RiskOf(a.Share.Mapping.InternalPort); risky {
+			return true
 		}
-		kb = append(kb, row)
 	}
-	return kb
+	return false
 }
 
 func (o *Outbox) deliverDigest(ctx context.Context, it storage.OutboxItem) error {
@@ -390,13 +421,14 @@ func (o *Outbox) deliverDigest(ctx context.Context, it storage.OutboxItem) error
 	if err != nil {
 		return fmt.Errorf("bot: unable to read digest %d: %w", it.DigestID, err)
 	}
-	text, kb := renderDigestPage(d, it.Page, o.staleAfter, o.loc)
+	text, kb := renderDigestPage(o.audience.Words(d.ChatID), d, it.Page, o.staleAfter, o.loc)
 	sent := d.MessageIDs[it.Page]
 	switch {
 	case it.Kind == storage.OutboxDigest && sent != 0:
 		return o.remove(it.Seq)
 	case it.Kind == storage.OutboxDigest:
-		return o.sendAndRecord(ctx, it, text, kb, fmt.Sprintf("digest %d", d.ID), func(tx *storage.Tx, id int) error {
+		// The digest is a weekly read, not an alarm.
+		return o.sendAndRecord(ctx, it, text, kb, true, fmt.Sprintf("digest %d", d.ID), func(tx *storage.Tx, id int) error {
 			cur, err := tx.Digest(d.ID)
 			if err != nil {
 				return err

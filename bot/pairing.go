@@ -35,16 +35,27 @@ type OwnerChat struct {
 	ChatID   int64
 	PairedBy storage.User
 	PairedAt time.Time
+	// ThreadID is the forum topic /start was sent in, 0 for none: every
+	// message goes there.
+	ThreadID int `json:",omitempty"`
+	// LanguageCode is the Telegram language of who paired, which chooses
+	// doorman's language unless DOORMAN_LANG does.
+	LanguageCode string `json:",omitempty"`
 }
 
 // LoadOwnerChat returns the paired chat, 0 if none.
 func LoadOwnerChat(db *storage.DB) (int64, error) {
+	o, err := loadOwner(db)
+	return o.ChatID, err
+}
+
+func loadOwner(db *storage.DB) (OwnerChat, error) {
 	var o OwnerChat
 	err := db.View(func(tx *storage.Tx) error {
 		_, err := tx.Meta(metaOwnerChat, &o)
 		return err
 	})
-	return o.ChatID, err
+	return o, err
 }
 
 type pairing struct {
@@ -55,7 +66,30 @@ type pairing struct {
 	locked   time.Time
 	// show tells the owner the code: printed to the terminal, never sent
 	// anywhere.
-	show func(code string, expires time.Time)
+	show func(PairingCode)
+	// username is the bot's, for the link that hands the code over with a
+	// tap; "" while unknown.
+	username string
+}
+
+// PairingCode is what the owner is shown to pair a chat.
+type PairingCode struct {
+	Code    string
+	Expires time.Time
+	// Link opens the bot in Telegram with the code filled in
+	// (https://t.me/<bot>?start=<code>); "" when the bot's name is not
+	// known yet.
+	Link string
+}
+
+// pairingLink is the deep link that hands code to the bot: tapped, Telegram
+// opens the chat with the bot and sends "/start <code>" on Start. The code's
+// letters, digits and dash are all a start parameter may hold.
+func pairingLink(username, code string) string {
+	if username == "" || strings.Trim(username, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" {
+		return ""
+	}
+	return "https://t.me/" + username + "?start=" + code
 }
 
 func newPairingCode() (string, error) {
@@ -97,19 +131,31 @@ func (p *pairing) fresh(now time.Time) error {
 	}
 	p.code, p.expires = code, now.Add(PairingValid)
 	if p.show != nil {
-		p.show(code, p.expires)
+		p.show(PairingCode{Code: code, Expires: p.expires, Link: pairingLink(p.username, code)})
 	}
 	return nil
 }
 
+// usernameWait bounds how long StartPairing asks Telegram for the bot's
+// name; without it the code is shown without a link.
+const usernameWait = 5 * time.Second
+
 // StartPairing shows a pairing code when no chat is paired yet; call it at
-// start. It does nothing when a chat is set.
-func (b *Bot) StartPairing() error {
+// start. It does nothing when a chat is set. It asks Telegram for the bot's
+// name first, for the link that pairs with a tap.
+func (b *Bot) StartPairing(ctx context.Context) error {
 	if b.engine.Chat() != 0 {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, usernameWait)
+	defer cancel()
+	me, err := b.api.GetMe(ctx)
+	if err != nil {
+		b.logger.Warn("unable to learn the bot's name; the pairing code is shown without a link", "err", err)
+	}
 	b.pair.mu.Lock()
 	defer b.pair.mu.Unlock()
+	b.pair.username = me.Username
 	return b.pair.fresh(b.now())
 }
 
@@ -139,34 +185,27 @@ func (p *pairing) try(code string, now time.Time) (reply string, ok bool) {
 	return "", true
 }
 
-const welcomeText = `✅ <b>Doorman is paired with this chat.</b>
-
-Doorman watches the port shares on your router: the doors into your network that devices open by themselves. For every new one you get a message here:
-✅ <b>Allow</b> trusts it: doorman stays quiet when this device opens it again.
-⛔ <b>Block</b> closes it on the router and keeps it closed.
-
-Once a week a digest lists the shares worth closing, each with a Close button.
-
-/list shows what is open now, /help tells more, /unpair disconnects this chat.`
-
 // handleUnpaired answers messages while no chat is paired: only /start with
 // the code counts; everything else is ignored.
 func (b *Bot) handleUnpaired(ctx context.Context, msg *Message) {
 	if msg.Command != "start" {
 		return
 	}
+	w := b.audience.WordsFor(msg.From)
+	// Answers go to the topic /start was sent in, which becomes the
+	// owner's topic.
 	reply := func(text string) {
-		if _, err := b.api.SendMessage(ctx, Outgoing{ChatID: msg.ChatID, HTML: text}); err != nil {
+		if _, err := b.api.SendMessage(ctx, Outgoing{ChatID: msg.ChatID, ThreadID: msg.ThreadID, HTML: text}); err != nil {
 			b.logger.Warn("unable to answer a pairing attempt", "err", err)
 		}
 	}
 	if !b.isAllowed(msg.From.ID) {
 		b.logger.Warn("refused pairing by a user not in DOORMAN_ALLOWED_USERS", "user", msg.From.ID, "chat", msg.ChatID)
-		reply("Sorry, you are not allowed to pair with this doorman.")
+		reply(w.T("PairNotAllowed"))
 		return
 	}
 	if msg.Args == "" {
-		reply("Send /start followed by the pairing code doorman shows where it runs.")
+		reply(w.T("PairHowTo"))
 		return
 	}
 	text, ok := b.pair.try(msg.Args, b.now())
@@ -175,15 +214,19 @@ func (b *Bot) handleUnpaired(ctx context.Context, msg *Message) {
 		reply(text)
 		return
 	}
-	owner := OwnerChat{ChatID: msg.ChatID, PairedBy: storage.User{ID: msg.From.ID, Name: msg.From.Display()}, PairedAt: b.now()}
+	owner := OwnerChat{
+		ChatID: msg.ChatID, PairedBy: storage.User{ID: msg.From.ID, Name: msg.From.Display()}, PairedAt: b.now(),
+		ThreadID: msg.ThreadID, LanguageCode: msg.From.LanguageCode,
+	}
 	if err := b.db.Update(func(tx *storage.Tx) error { return tx.SetMeta(metaOwnerChat, owner) }); err != nil {
 		b.logger.Error("unable to save the paired chat", "err", err)
-		reply("Doorman could not save the pairing; see its log.")
+		reply(w.T("PairNotSaved"))
 		return
 	}
+	b.audience.setPaired(owner)
 	b.engine.SetChat(msg.ChatID)
-	b.logger.Info("paired with a chat", "chat", msg.ChatID, "user", msg.From.ID)
-	reply(welcomeText)
+	b.logger.Info("paired with a chat", "chat", msg.ChatID, "topic", msg.ThreadID, "user", msg.From.ID, "lang", string(b.audience.Words(msg.ChatID).Lang()))
+	reply(b.audience.Words(msg.ChatID).T("Welcome"))
 	n, err := b.engine.ReportUnasked(ctx)
 	if err != nil {
 		b.logger.Error("unable to report the shares found before pairing", "err", err)
@@ -193,7 +236,7 @@ func (b *Bot) handleUnpaired(ctx context.Context, msg *Message) {
 
 func (b *Bot) cmdUnpair(ctx context.Context) {
 	if b.fixedChat {
-		b.reply(ctx, "This chat is set with DOORMAN_TELEGRAM_CHAT_ID; remove that setting to unpair.", nil)
+		b.reply(ctx, b.words().T("UnpairFixed"), nil)
 		return
 	}
 	chat := b.engine.Chat()
@@ -217,12 +260,14 @@ func (b *Bot) cmdUnpair(ctx context.Context) {
 	})
 	if err != nil {
 		b.logger.Error("unable to forget the paired chat", "err", err)
-		b.reply(ctx, "Doorman could not forget this chat; see its log.", nil)
+		b.reply(ctx, b.words().T("UnpairFailed"), nil)
 		return
 	}
+	thread, w := b.audience.Thread(chat), b.words()
+	b.audience.setPaired(OwnerChat{})
 	b.engine.SetChat(0)
 	b.logger.Info("unpaired", "chat", chat, "dropped_messages", dropped)
-	if _, err := b.api.SendMessage(ctx, Outgoing{ChatID: chat, HTML: "Unpaired. Doorman sends nothing here any more; it shows a new pairing code where it runs."}); err != nil {
+	if _, err := b.api.SendMessage(ctx, Outgoing{ChatID: chat, ThreadID: thread, HTML: w.T("Unpaired"), Silent: true}); err != nil {
 		b.logger.Warn("unable to answer /unpair", "err", err)
 	}
 	b.pair.mu.Lock()

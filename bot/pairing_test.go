@@ -31,7 +31,7 @@ func TestPairingCodes(t *testing.T) {
 func TestPairingLocksAfterWrongCodes(t *testing.T) {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	var shown []string
-	p := &pairing{show: func(code string, _ time.Time) { shown = append(shown, code) }}
+	p := &pairing{show: func(c PairingCode) { shown = append(shown, c.Code) }}
 	if err := p.fresh(now); err != nil {
 		t.Fatal(err)
 	}

@@ -114,6 +114,7 @@ type view struct {
 	now     time.Time
 	devices map[string]identify.Device // by IP; missing means unknown
 	shares  map[string]storage.Share   // by share key
+	words   Words                      // the chat's language
 }
 
 func (v view) device(ip string) identify.Device {
@@ -177,24 +178,25 @@ func shareLine(m watcher.Mapping, v view) string {
 	return b.String()
 }
 
-func stateLine(a storage.Alert, loc *time.Location) string {
+func stateLine(a storage.Alert, v view) string {
+	loc := v.loc
 	var s string
 	switch a.State {
 	case storage.AlertAllowed:
 		s = fmt.Sprintf("✅ <b>Allowed</b> by %s at %s. Doorman will not ask about this service again.", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, loc))
-		if note := allowedNote(a.Note); note != "" {
+		if note := v.words.allowedNote(a.Note); note != "" {
 			s += " " + html.EscapeString(note)
 		}
 	case storage.AlertBlocked:
 		s = fmt.Sprintf("⛔ <b>Blocked</b> by %s at %s: closed on the router, and closed again whenever it reopens.", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, loc))
-		if note := blockedNote(a.Note); note != "" {
+		if note := v.words.blockedNote(a.Note); note != "" {
 			s += " " + html.EscapeString(note)
 		}
 	case storage.AlertSuperseded:
-		s = "↪️ " + html.EscapeString(supersededNote(a.Note))
+		s = "↪️ " + html.EscapeString(v.words.supersededNote(a.Note))
 	default:
 		s = "Allow this share, or block it?"
-		if note := pendingNote(a.Note); note != "" {
+		if note := v.words.pendingNote(a.Note); note != "" {
 			s = "⚠️ " + note
 		}
 	}
@@ -238,11 +240,11 @@ func renderBatch(alerts []storage.Alert, v view) (string, Keyboard) {
 			}
 		case storage.AlertSuperseded:
 			if b.Len() < batchBudget {
-				b.WriteString("\n    ↪️ " + html.EscapeString(truncate(supersededNote(a.Note), 100)))
+				b.WriteString("\n    ↪️ " + html.EscapeString(truncate(v.words.supersededNote(a.Note), 100)))
 			}
 		case storage.AlertPending:
 			pending++
-			if note := pendingNote(a.Note); note != "" && b.Len() < batchBudget {
+			if note := v.words.pendingNote(a.Note); note != "" && b.Len() < batchBudget {
 				b.WriteString("\n    ⚠️ " + note)
 			}
 			kb = append(kb, []Button{

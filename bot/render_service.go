@@ -31,18 +31,18 @@ func namedApp(m watcher.Mapping) (identify.App, bool) {
 // openLine says what one share opens, in a person's words: "TCP 32400 open
 // to the internet", then where it leads when that is another port, the
 // protocol that opened it and its lease.
-func openLine(m watcher.Mapping, lease time.Duration) string {
+func openLine(w Words, m watcher.Mapping, lease time.Duration) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s <b>%d</b> open to the internet", m.Protocol, m.ExternalPort)
+	b.WriteString(w.T("ShareOpen", "Protocol", m.Protocol, "Port", m.ExternalPort))
 	if m.RemoteHost != "" {
-		fmt.Fprintf(&b, " (only from %s)", esc(m.RemoteHost, 64))
+		b.WriteString(w.T("ShareOnlyFrom", "Host", esc(m.RemoteHost, 64)))
 	}
 	if m.ExternalPort != m.InternalPort {
-		fmt.Fprintf(&b, ", to port %d of the device", m.InternalPort)
+		b.WriteString(w.T("ShareToPort", "Port", m.InternalPort))
 	}
 	fmt.Fprintf(&b, " · %s · %s", originName(m.Origin), FormatLease(lease))
 	if !m.Enabled {
-		b.WriteString(" · disabled")
+		b.WriteString(w.T("ShareDisabled"))
 	}
 	return b.String()
 }
@@ -54,15 +54,16 @@ func renderService(alerts []storage.Alert, v view) (string, Keyboard) {
 	owner := alerts[0]
 	m := owner.Share.Mapping
 	dev := v.device(m.InternalClient)
+	w := v.words
 	var b strings.Builder
 	changed := owner.Kind == storage.AlertChanged
 	for _, a := range alerts {
 		changed = changed || a.Previous != nil
 	}
 	if changed {
-		b.WriteString("🔁 <b>Port share changed</b>: ")
+		b.WriteString(w.T("ServiceChanged"))
 	} else {
-		b.WriteString("🚪 <b>New port share</b>: ")
+		b.WriteString(w.T("ServiceNew"))
 	}
 	app, named := namedApp(m)
 	for _, a := range alerts[1:] {
@@ -71,7 +72,7 @@ func renderService(alerts []storage.Alert, v view) (string, Keyboard) {
 		}
 	}
 	if named {
-		fmt.Fprintf(&b, "<b>%s</b> on ", esc(app.Name, 60))
+		b.WriteString(w.T("ServiceApp", "App", esc(app.Name, 60)))
 	}
 	b.WriteString(deviceName(dev) + "\n")
 	var descs []string
@@ -83,7 +84,7 @@ func renderService(alerts []storage.Alert, v view) (string, Keyboard) {
 			lease = cur.Mapping.LeaseDuration
 			firstSeen, lastSeen = minTime(firstSeen, cur.FirstSeen), maxTime(lastSeen, cur.LastSeen)
 		}
-		fmt.Fprintf(&b, "• %s\n", openLine(sm, lease))
+		fmt.Fprintf(&b, "• %s\n", openLine(w, sm, lease))
 		// A description that only repeats the app says nothing more.
 		if a, ok := identify.AppOf(sm); sm.Description != "" && !(ok && strings.HasPrefix(a.Why, "description")) && !slices.Contains(descs, sm.Description) {
 			descs = append(descs, sm.Description)
@@ -92,37 +93,37 @@ func renderService(alerts []storage.Alert, v view) (string, Keyboard) {
 	if r := riskLine(m); r != "" {
 		b.WriteString(r + "\n")
 	}
-	fmt.Fprintf(&b, "\nRouter %s (%s)", esc(watcher.RouterHost(m.Router), 64), esc(watcher.ShortServiceType(m.Service), 40))
+	b.WriteString("\n" + w.T("ServiceRouter", "Router", esc(watcher.RouterHost(m.Router), 64), "Service", esc(watcher.ShortServiceType(m.Service), 40)))
 	if named {
-		fmt.Fprintf(&b, " · app told by its %s", esc(app.Why, 80))
+		b.WriteString(w.T("ServiceAppWhy", "Why", esc(app.Why, 80)))
 	}
 	for _, d := range descs {
-		fmt.Fprintf(&b, "\nDescription: “%s”", esc(d, 200))
+		b.WriteString("\n" + w.T("ServiceDescription", "Description", esc(d, 200)))
 	}
 	if dev.MAC != "" {
-		fmt.Fprintf(&b, "\nMAC: <code>%s</code>", esc(dev.MAC, 17))
+		b.WriteString("\n" + w.T("ServiceMAC", "MAC", esc(dev.MAC, 17)))
 	}
 	for _, a := range alerts {
 		if p := a.Previous; p != nil {
-			fmt.Fprintf(&b, "\nBefore: %s %d → %s:%d “%s”", p.Protocol, p.ExternalPort, esc(p.InternalClient, 64), p.InternalPort, esc(p.Description, 80))
+			b.WriteString("\n" + w.T("ServiceBefore", "Protocol", p.Protocol, "External", p.ExternalPort, "Client", esc(p.InternalClient, 64), "Internal", p.InternalPort, "Description", esc(p.Description, 80)))
 		}
 	}
-	fmt.Fprintf(&b, "\nFirst seen: %s", formatWhen(firstSeen, v.loc))
+	b.WriteString("\n" + w.T("ServiceFirstSeen", "When", formatWhen(firstSeen, v.loc)))
 	if !lastSeen.IsZero() && lastSeen.Sub(firstSeen) >= time.Minute {
-		fmt.Fprintf(&b, " · last seen: %s", formatWhen(lastSeen, v.loc))
+		b.WriteString(w.T("ServiceLastSeen", "When", formatWhen(lastSeen, v.loc)))
 	}
 	b.WriteString("\n\n")
-	b.WriteString(stateLine(owner, v.loc))
+	b.WriteString(stateLine(owner, v))
 	if owner.State != storage.AlertPending {
 		return b.String(), nil
 	}
 	return b.String(), Keyboard{
 		{
-			{Text: "✅ Allow", Data: callbackData(verbAllow, owner.ID)},
-			{Text: "⛔ Block", Data: callbackData(verbBlock, owner.ID)},
+			{Text: w.T("ButtonAllow"), Data: callbackData(verbAllow, owner.ID)},
+			{Text: w.T("ButtonBlock"), Data: callbackData(verbBlock, owner.ID)},
 		},
-		{{Text: "✅ Allow everything from this device", Data: callbackData(verbAllowDevice, owner.ID)}},
-		{{Text: "⛔ Block everything from this device", Data: callbackData(verbBlockDevice, owner.ID)}},
+		{{Text: w.T("ButtonAllowDevice"), Data: callbackData(verbAllowDevice, owner.ID)}},
+		{{Text: w.T("ButtonBlockDevice"), Data: callbackData(verbBlockDevice, owner.ID)}},
 	}
 }
 
@@ -133,19 +134,17 @@ func renderBusy(alerts []storage.Alert, v view) (string, Keyboard) {
 	owner := alerts[0]
 	m := owner.Share.Mapping
 	dev := v.device(m.InternalClient)
+	w := v.words
 	var b strings.Builder
-	fmt.Fprintf(&b, "🚨 <b>Unusually active device</b>: %s opened %d port shares within moments", deviceName(dev), len(alerts))
-	fmt.Fprintf(&b, " on router %s.\n\n", esc(watcher.RouterHost(m.Router), 64))
-	b.WriteString("A device that opens this many doors to the internet for no reason may be infected. <b>Check it for malware</b>, and take away its permission to open ports:\n")
-	b.WriteString("• <b>FRITZ!Box</b>: Internet → Permit Access → Port Sharing → the device → uncheck “Permit independent port sharing for this device” (Internet → Freigaben → Portfreigaben → Gerät → „Selbstständige Portfreigaben für dieses Gerät erlauben“ abwählen).\n")
-	b.WriteString("• <b>OpenWrt</b>: deny the device in miniupnpd's ACL (Network → UPnP, an ACL entry “deny” for its address), or turn UPnP off.\n")
+	b.WriteString(w.N("BusyTitle", len(alerts), "Device", deviceName(dev), "Router", esc(watcher.RouterHost(m.Router), 64)))
+	b.WriteString("\n\n" + w.T("BusyAdvice"))
 	if dev.MAC != "" {
-		fmt.Fprintf(&b, "MAC: <code>%s</code>\n", esc(dev.MAC, 17))
+		b.WriteString("\n" + w.T("ServiceMAC", "MAC", esc(dev.MAC, 17)))
 	}
-	b.WriteString("\nShares:")
+	b.WriteString("\n\n" + w.T("BusyShares"))
 	for i, a := range alerts {
 		if i == busyListed {
-			fmt.Fprintf(&b, "\n…and %d more; /list shows them all.", len(alerts)-busyListed)
+			b.WriteString("\n" + w.N("BusyMore", len(alerts)-busyListed))
 			break
 		}
 		sm := a.Share.Mapping
@@ -156,21 +155,17 @@ func renderBusy(alerts []storage.Alert, v view) (string, Keyboard) {
 		fmt.Fprintf(&b, " · %s", originName(sm.Origin))
 	}
 	b.WriteString("\n\n")
-	switch owner.State {
-	case storage.AlertPending:
-		b.WriteString("Block everything from this device, or allow it?")
-		if note := pendingNote(owner.Note); note != "" {
-			b.WriteString("\n⚠️ " + note)
-		}
-	default:
-		b.WriteString(stateLine(owner, v.loc))
-	}
 	if owner.State != storage.AlertPending {
+		b.WriteString(stateLine(owner, v))
 		return b.String(), nil
 	}
+	b.WriteString(w.T("BusyQuestion"))
+	if note := w.pendingNote(owner.Note); note != "" {
+		b.WriteString("\n⚠️ " + note)
+	}
 	return b.String(), Keyboard{
-		{{Text: "⛔ Block everything from this device", Data: callbackData(verbBlockDevice, owner.ID)}},
-		{{Text: "✅ Allow everything from this device", Data: callbackData(verbAllowDevice, owner.ID)}},
+		{{Text: w.T("ButtonBlockDevice"), Data: callbackData(verbBlockDevice, owner.ID)}},
+		{{Text: w.T("ButtonAllowDevice"), Data: callbackData(verbAllowDevice, owner.ID)}},
 	}
 }
 
@@ -189,9 +184,9 @@ func maxTime(a, b time.Time) time.Time {
 }
 
 // blockedNote words the note of a blocked alert, as plain text.
-func blockedNote(n storage.Note) string {
+func (w Words) blockedNote(n storage.Note) string {
 	if n.Kind == storage.NoteBlockedDevice {
-		return "Everything this device opens is closed, now and whenever it opens more."
+		return w.T("BlockedDeviceNote")
 	}
 	return ""
 }

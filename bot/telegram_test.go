@@ -761,7 +761,7 @@ func TestConcurrentUse(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
-			if _, err := api.SendMessage(c, Outgoing{ChatID: int64(100+i), HTML: "hi"}); err != nil {
+			if _, err := api.SendMessage(c, Outgoing{ChatID: int64(100 + i), HTML: "hi"}); err != nil {
 				t.Error(err)
 			}
 		})

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/doorman-upnp/doorman/internal/testlog"
 )
 
 // fakeResolver answers reverse lookups from a function and counts them.
@@ -72,33 +74,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// testWriter logs to the test while it runs; lookups that finish after the
-// test (they outlive their callers by design) are not logged.
-type testWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func testLog(t *testing.T) *testWriter {
-	w := &testWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return w
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 func noProbe(context.Context, netip.Addr) bool { return false }
 
 // newTest returns an Identifier reading the test files, sending nothing and
@@ -118,7 +93,7 @@ func newTest(t *testing.T, cfg Config) *Identifier {
 		cfg.Probe = noProbe
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(testLog(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
+		cfg.Logger = testlog.New(t, slog.LevelDebug)
 	}
 	id := New(cfg)
 	id.interfaces = func() ([]net.Interface, error) { return nil, nil }
@@ -177,7 +152,10 @@ func TestDeviceEmbeddedVendors(t *testing.T) {
 		{filepath.Join("testdata", "arp-home.txt"), filepath.Join("testdata", "no-such-file.txt")},
 		{},
 	} {
-		id := newTest(t, Config{OUIFiles: files})
+		// Decoding the embedded table takes over the default second
+		// under -race on a busy machine; the lookups answer at once, so
+		// a long timeout only waits for the table.
+		id := newTest(t, Config{OUIFiles: files, LookupTimeout: 30 * time.Second})
 		if got := id.Device(t.Context(), "192.168.178.20"); got.Vendor != "Apple" {
 			t.Errorf("OUIFiles %q: vendor %q, want Apple from the embedded table", files, got.Vendor)
 		}
@@ -470,9 +448,16 @@ func TestReverseDNSTimeout(t *testing.T) {
 
 // A caller's own deadline is kept even when shorter than the timeout.
 func TestDeviceHonoursContext(t *testing.T) {
+	// The lookups outlive the callers by design; they end with the test,
+	// not a minute later, so that no goroutine is left behind.
+	testDone := make(chan struct{})
+	t.Cleanup(func() { close(testDone) })
 	r := &fakeResolver{answer: func(ctx context.Context, _ string) ([]string, error) {
-		<-ctx.Done()
-		return nil, ctx.Err()
+		select {
+		case <-ctx.Done():
+		case <-testDone:
+		}
+		return nil, context.Canceled
 	}}
 	id := newTest(t, Config{Resolver: r, LookupTimeout: time.Minute})
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)

@@ -311,9 +311,7 @@ type OutboxItem struct {
 	Notice *Notice `json:",omitempty"`
 	// Text is the HTML of a notice queued by an older version of doorman,
 	// sent as it is.
-	Text string `json:",omitempty"`
-	// Keyboard of a notice, as rows of {text, callback data}.
-	Keyboard  [][][2]string `json:",omitempty"`
+	Text      string `json:",omitempty"`
 	CreatedAt time.Time
 	Attempts  int
 	LastError string `json:",omitempty"`

@@ -19,8 +19,9 @@ type Config struct {
 	IGDURLs []string
 	// RequestTimeout bounds each request to a router (default 5 s).
 	RequestTimeout time.Duration
-	// DiscoveryTimeout is how long an SSDP search waits for answers
-	// (default 2 s, at least 1 s).
+	// DiscoveryTimeout is how long SSDP discovery waits at most for the
+	// default gateway to answer (default 2 s, at least 1 s); discovery
+	// returns as soon as the gateway's descriptions are read.
 	DiscoveryTimeout time.Duration
 	// MaxMappings caps the entries read from one connection service
 	// (default 4096); a router that lists more is cut off with
@@ -47,10 +48,14 @@ type Client struct {
 	httpClient       *http.Client
 	// reqErrs counts failed SOAP requests (stats.go).
 	reqErrs *requestErrors
+	// unconfirmedDeletes holds "router-URL service-type" for each service
+	// found to lack GetSpecificPortMappingEntry, so that the log says so
+	// once (delete_listed.go).
+	unconfirmedDeletes sync.Map
 
 	// Seams for tests: the routing table and the SSDP search.
 	defaultGateways func() ([]netip.Addr, error)
-	search          func(ctx context.Context, searchTarget string) ([]*http.Response, error)
+	search          func(ctx context.Context, targets []string, answer func(searchAnswer)) error
 }
 
 // New returns a Client for cfg.

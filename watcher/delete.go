@@ -29,22 +29,35 @@ import (
 // A delete that got no answer (timeout, connection refused) is not checked:
 // a router that does not answer the delete will not answer the check.
 func (c *Client) DeleteMapping(ctx context.Context, gw *Gateway, k Key) error {
+	svc, k, proto, err := deleteTarget(gw, k)
+	if err != nil {
+		return err
+	}
+	return c.deleteAndCheck(ctx, gw, svc, k, proto)
+}
+
+// deleteTarget checks that k is a mapping on gw and returns its service,
+// k with Router filled in, and its protocol as routers want it.
+func deleteTarget(gw *Gateway, k Key) (*Service, Key, string, error) {
 	if k.Router != "" && k.Router != gw.URL {
-		return &DeleteError{Key: k, Err: fmt.Errorf("the mapping is on %s, not on this router (%s)", k.Router, gw.URL)}
+		return nil, k, "", &DeleteError{Key: k, Err: fmt.Errorf("the mapping is on %s, not on this router (%s)", k.Router, gw.URL)}
 	}
 	if k.Router == "" {
 		k.Router = gw.URL
 	}
 	svc := gw.service(k.Service)
 	if svc == nil {
-		return &DeleteError{Key: k, Err: fmt.Errorf("the router offers no %q service", k.Service)}
+		return nil, k, "", &DeleteError{Key: k, Err: fmt.Errorf("the router offers no %q service", k.Service)}
 	}
 	proto := normalizeProtocol(k.Protocol)
 	if proto == "" || k.ExternalPort == 0 {
-		return &DeleteError{Key: k, Err: fmt.Errorf("not a port mapping key: protocol %q, port %d", k.Protocol, k.ExternalPort)}
+		return nil, k, "", &DeleteError{Key: k, Err: fmt.Errorf("not a port mapping key: protocol %q, port %d", k.Protocol, k.ExternalPort)}
 	}
-	log := c.logger.With("router", gw.URL, "service", svc.ShortType(), "mapping", k.String())
+	return svc, k, proto, nil
+}
 
+func (c *Client) deleteAndCheck(ctx context.Context, gw *Gateway, svc *Service, k Key, proto string) error {
+	log := c.logger.With("router", gw.URL, "service", svc.ShortType(), "mapping", k.String())
 	delErr := svc.client.DeletePortMappingCtx(ctx, k.RemoteHost, k.ExternalPort, proto)
 	if delErr != nil && UPnPErrorCode(delErr) == 0 {
 		return &DeleteError{Key: k, Err: delErr}

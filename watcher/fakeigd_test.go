@@ -1,7 +1,6 @@
 package watcher
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/doorman-upnp/doorman/internal/testlog"
 )
 
 // fakeIGD is an Internet Gateway Device on httptest. It serves a root
@@ -277,19 +278,8 @@ func testClient(t *testing.T, cfg Config) *Client {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 2 * time.Second
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Logger = testlog.New(t, slog.LevelDebug)
 	return New(cfg)
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	sc := bufio.NewScanner(strings.NewReader(string(p)))
-	for sc.Scan() {
-		w.t.Log(sc.Text())
-	}
-	return len(p), nil
 }
 
 func gatewayOf(t *testing.T, c *Client, url string) *Gateway {

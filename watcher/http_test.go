@@ -14,58 +14,43 @@ import (
 	"time"
 )
 
-func TestPlainSOAPTarget(t *testing.T) {
-	const st = "urn:schemas-upnp-org:service:WANIPConnection:1"
-	tests := []struct {
-		endpoint, serviceType string
-		want                  soapTarget
-		ok                    bool
-	}{
-		{"http://192.168.1.1:5000/ctl/IPConn", st, soapTarget{addr: "192.168.1.1:5000", host: "192.168.1.1:5000", path: "/ctl/IPConn"}, true},
-		{"http://192.168.1.1/upnp/control?WANIPConn1", st, soapTarget{addr: "192.168.1.1:80", host: "192.168.1.1", path: "/upnp/control?WANIPConn1"}, true},
-		{"http://[fe80::1%25br0]:49000/igdupnp/control/WANIPConn1", st, soapTarget{addr: "[fe80::1%br0]:49000", host: "[fe80::1]:49000", path: "/igdupnp/control/WANIPConn1"}, true},
-		{"http://fritz.box:49000/igdupnp/control/WANIPConn1", st, soapTarget{addr: "fritz.box:49000", host: "fritz.box:49000", path: "/igdupnp/control/WANIPConn1"}, true},
-		{"http://192.168.1.1:5000/ctl/a%20b", st, soapTarget{addr: "192.168.1.1:5000", host: "192.168.1.1:5000", path: "/ctl/a%20b"}, true},
-		// Left to net/http, or refused there.
-		{"https://192.168.1.1:5443/ctl/IPConn", st, soapTarget{}, false},
-		{"http://user:pw@192.168.1.1/ctl", st, soapTarget{}, false},
-		{"http:opaque", st, soapTarget{}, false},
-		{"http://192.168.1.1:5000/ctl", st + "\r\nX-Injected: 1", soapTarget{}, false},
-		{"http://192.168.1.1:5000/ctl", `urn:a"b`, soapTarget{}, false},
-		{"http://192.168.1.1:5000/ctl", "urn:a b", soapTarget{}, false},
-	}
-	for _, tt := range tests {
-		got, ok := plainSOAPTarget(tt.endpoint, tt.serviceType)
-		if ok != tt.ok || got != tt.want {
-			t.Errorf("plainSOAPTarget(%q, %q) = %+v, %v; want %+v, %v", tt.endpoint, tt.serviceType, got, ok, tt.want, tt.ok)
-		}
-	}
-}
-
-// The request postSOAP writes by hand is one net/http reads as intended.
-func TestSOAPRequestParses(t *testing.T) {
+// The request as the router receives it: the UDA's header spelling
+// (SOAPAction, not net/http's Soapaction), a quoted action, and one
+// request per connection.
+func TestSOAPRequestOnTheWire(t *testing.T) {
 	const st = "urn:schemas-upnp-org:service:WANIPConnection:2"
-	target, ok := plainSOAPTarget("http://192.168.77.1:5000/ctl/IPConn", st)
-	if !ok {
-		t.Fatal("no target")
-	}
 	var b bytes.Buffer
 	writeSOAPRequestBody(&b, st, "GetGenericPortMappingEntry", []soapArg{{"NewPortMappingIndex", "7"}})
-	body := b.Bytes()
-	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(soapRequest(nil, target, st, "GetGenericPortMappingEntry", body))))
+	wantBody := b.Bytes()
+	raw := make(chan []byte, 1)
+	addr := serveOneConn(t, func(c net.Conn) {
+		var got bytes.Buffer
+		req, err := http.ReadRequest(bufio.NewReader(io.TeeReader(c, &got)))
+		if err == nil {
+			io.Copy(io.Discard, req.Body)
+		}
+		raw <- got.Bytes()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	})
+	sc := New(Config{RequestTimeout: 2 * time.Second}).newSOAPConnection("http://"+addr+"/ctl/IPConn", st)
+	if _, err := sc.post(context.Background(), "GetGenericPortMappingEntry", wantBody); err != nil {
+		t.Fatal(err)
+	}
+	got := <-raw
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(got)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ := io.ReadAll(req.Body)
-	if req.Method != "POST" || req.RequestURI != "/ctl/IPConn" || req.Host != "192.168.77.1:5000" || !req.Close ||
-		req.Header.Get("SOAPAction") != `"`+st+`#GetGenericPortMappingEntry"` ||
-		req.Header.Get("Content-Type") != `text/xml; charset="utf-8"` || !bytes.Equal(got, body) {
-		t.Errorf("request read back as %s %s host %q close %v headers %v body %q", req.Method, req.RequestURI, req.Host, req.Close, req.Header, got)
+	body, _ := io.ReadAll(req.Body)
+	if req.Method != "POST" || req.RequestURI != "/ctl/IPConn" || req.Host != addr || !req.Close ||
+		!bytes.Contains(got, []byte("\r\nSOAPAction: \""+st+"#GetGenericPortMappingEntry\"\r\n")) ||
+		req.Header.Get("Content-Type") != `text/xml; charset="utf-8"` || !bytes.Equal(body, wantBody) {
+		t.Errorf("request on the wire:\n%s", got)
 	}
 }
 
-// postSOAP's failure paths, against a server that misbehaves on purpose.
-func TestPostSOAPFailures(t *testing.T) {
+// post's failure paths, against a server that misbehaves on purpose.
+func TestSOAPPostFailures(t *testing.T) {
 	tests := []struct {
 		name  string
 		serve func(c net.Conn)
@@ -119,10 +104,10 @@ func TestPostSOAPFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			target, _ := plainSOAPTarget("http://"+serveOneConn(t, tt.serve)+"/ctl", ipConn2)
+			sc := New(Config{}).newSOAPConnection("http://"+serveOneConn(t, tt.serve)+"/ctl", ipConn2)
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
-			a, err := postSOAP(ctx, newRouterDialer(), target, soapRequest(nil, target, ipConn2, "GetGenericPortMappingEntry", nil), &soapBuffers{})
+			a, err := sc.post(ctx, "GetGenericPortMappingEntry", nil)
 			tt.check(t, a, err)
 		})
 	}

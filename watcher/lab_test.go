@@ -39,18 +39,14 @@ const (
 	ipConn1        = "urn:schemas-upnp-org:service:WANIPConnection:1"
 )
 
-func TestMain(m *testing.M) {
-	if spec := os.Getenv(labChildEnv); spec != "" {
-		os.Exit(runLabChild(spec))
-	}
-	os.Exit(m.Run())
-}
-
 // labChildSpec tells the child what to do.
 type labChildSpec struct {
 	Mode   string // "delete" or "watch"
 	IGDURL string // empty: SSDP discovery (inside the lab only)
 	Key    Key    // for "delete"
+	// Listed, if set, is deleted as listed (DeleteListedMapping) instead
+	// of Key.
+	Listed *Mapping
 	Watch  labWatchSpec
 }
 
@@ -70,6 +66,7 @@ type labEvent struct {
 	// delete
 	Code    int  `json:",omitempty"`
 	Refused bool `json:",omitempty"`
+	Changed bool `json:",omitempty"` // ErrMappingChanged
 
 	// snapshot
 	Reason   string    `json:",omitempty"`
@@ -126,8 +123,12 @@ func runLabChild(rawSpec string) int {
 			report(labEvent{Type: "delete", Err: err.Error()})
 			return 1
 		}
-		err = c.DeleteMapping(ctx, gws[0], spec.Key)
-		e := labEvent{Type: "delete", Code: UPnPErrorCode(err), Refused: errors.Is(err, ErrDeleteRefused)}
+		if spec.Listed != nil {
+			err = c.DeleteListedMapping(ctx, gws[0], *spec.Listed)
+		} else {
+			err = c.DeleteMapping(ctx, gws[0], spec.Key)
+		}
+		e := labEvent{Type: "delete", Code: UPnPErrorCode(err), Refused: errors.Is(err, ErrDeleteRefused), Changed: errors.Is(err, ErrMappingChanged)}
 		if err != nil {
 			e.Err = err.Error()
 		}

@@ -42,11 +42,13 @@ const (
 	maxMalformedInARow = 3
 	// listWindow is how many GetGenericPortMappingEntry requests are in
 	// flight at once. Routers close the connection after every answer, so
-	// one at a time spends most of the listing on connection setup; four
-	// in flight list 320 entries from the lab's miniupnpd in about 40 ms
-	// instead of 105 ms. Eight overflowed its listen backlog in the lab
-	// and stalled a second on a SYN retransmit; a router that fails a
-	// request while several are in flight is read one at a time.
+	// one at a time spends most of the listing on connection setup. Four
+	// in flight list 320 entries from the lab's miniupnpd in 54-59 ms
+	// instead of 77-83 ms (upnpc -l: 42-45 ms), which keeps doorman list
+	// within 1.5x of upnpc -l (deploy/lab/bench-list.sh); one at a time
+	// is 1.8x. Eight overflowed its listen backlog in the lab and stalled
+	// a second on a SYN retransmit; a router that fails a request while
+	// several are in flight is read one at a time.
 	listWindow = 4
 	retryPause = 200 * time.Millisecond
 )

@@ -1,7 +1,6 @@
 package watcher
 
 import (
-	"bufio"
 	"context"
 	"net/http"
 	"net/url"
@@ -112,37 +111,5 @@ func TestEveryCapturedRouterIsRead(t *testing.T) {
 	}
 	if want := len(files) - len(unusable); seen != want || want < 18 {
 		t.Errorf("read %d of %d descriptions", seen, want)
-	}
-}
-
-// Every captured SSDP answer parses as the HTTP response it is (which is how
-// the search reads it) and names a description URL; TestDiscover* shows
-// that only one on the default gateway is believed.
-func TestEveryCapturedSSDPAnswer(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "routers", "*-ssdp.txt"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no SSDP captures: %v", err)
-	}
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			raw, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			text := strings.ReplaceAll(string(raw), "\r\n", "\n")
-			text = strings.ReplaceAll(text, "\n", "\r\n")
-			if !strings.HasSuffix(text, "\r\n\r\n") {
-				text += "\r\n"
-			}
-			resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(text)), nil)
-			if err != nil {
-				t.Fatalf("not an HTTP response: %v", err)
-			}
-			location := resp.Header.Get("Location")
-			u, err := url.Parse(location)
-			if err != nil || u.Scheme != "http" || u.Hostname() == "" {
-				t.Fatalf("LOCATION %q is not a description URL", location)
-			}
-		})
 	}
 }

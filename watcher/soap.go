@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/huin/goupnp/soap"
@@ -51,29 +49,20 @@ type PortMappingEntry struct {
 // soapConnection calls the actions of one WAN connection service.
 type soapConnection struct {
 	httpClient  *http.Client
-	dialer      *net.Dialer
 	endpoint    string
 	serviceType string
 	timeout     time.Duration
 	errs        *requestErrors // may be nil
-	// plain is set for an http:// control URL, which postSOAP serves;
-	// anything else goes through httpClient.
-	plain   soapTarget
-	plainOK bool
-	bufs    sync.Pool // of *soapBuffers, for postSOAP
 }
 
 func (c *Client) newSOAPConnection(endpoint, serviceType string) *soapConnection {
-	sc := &soapConnection{
+	return &soapConnection{
 		httpClient:  c.httpClient,
-		dialer:      c.dialer,
 		endpoint:    endpoint,
 		serviceType: serviceType,
 		timeout:     c.requestTimeout,
 		errs:        c.reqErrs,
 	}
-	sc.plain, sc.plainOK = plainSOAPTarget(endpoint, serviceType)
-	return sc
 }
 
 type soapArg struct{ name, value string }
@@ -170,41 +159,37 @@ func (c *soapConnection) call(ctx context.Context, action string, args []soapArg
 	defer cancel()
 	defer func() { c.errs.note(ctx, action, err) }()
 
-	bufs, _ := c.bufs.Get().(*soapBuffers)
-	if bufs == nil {
-		bufs = &soapBuffers{}
-	}
-	// The answer's body is in bufs: they go back only once it is decoded.
-	defer c.bufs.Put(bufs)
-	bufs.reqBody.Reset()
-	writeSOAPRequestBody(&bufs.reqBody, c.serviceType, action, args)
-	body := bufs.reqBody.Bytes()
-	var a soapAnswer
-	if c.plainOK {
-		bufs.req = soapRequest(bufs.req[:0], c.plain, c.serviceType, action, body)
-		a, err = postSOAP(ctx, c.dialer, c.plain, bufs.req, bufs)
-	} else {
-		a, err = c.postHTTP(ctx, action, body)
-	}
+	var body bytes.Buffer
+	body.Grow(512) // an envelope with a few arguments
+	writeSOAPRequestBody(&body, c.serviceType, action, args)
+	a, err := c.post(ctx, action, body.Bytes())
 	if err != nil {
 		return wrapSOAPError(ctx, action, c.endpoint, err)
 	}
 	return c.decodeAnswer(ctx, action, a, out, scan)
 }
 
-// postHTTP sends a request through net/http, for control URLs postSOAP does
-// not take (HTTPS).
-func (c *soapConnection) postHTTP(ctx context.Context, action string, body []byte) (soapAnswer, error) {
-	// A copy: net/http may still be writing the body after Do returns, and
-	// body is a pooled buffer.
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(bytes.Clone(body)))
+// soapAnswer is a router's answer to one SOAP request.
+type soapAnswer struct {
+	statusCode int
+	status     string
+	body       []byte // at most maxSOAPBytes
+	readErr    error  // reading the body failed part way
+}
+
+// post sends one SOAP request and reads the answer, at most maxSOAPBytes
+// of it. A failure to read the body part way is kept in the answer, not
+// returned: decodeAnswer decides whether what came is enough.
+func (c *soapConnection) post(ctx context.Context, action string, body []byte) (soapAnswer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return soapAnswer{}, fmt.Errorf("building the request: %w", err)
 	}
 	req.Header.Set("Content-Type", `text/xml; charset="utf-8"`)
 	// Quoted, as UPnP Device Architecture 1.0 wants; some routers reject it
-	// bare.
-	req.Header.Set("SOAPAction", `"`+c.serviceType+"#"+action+`"`)
+	// bare. Set in the map directly to keep the spelling of the UDA and
+	// miniupnpc: Header.Set would send "Soapaction".
+	req.Header["SOAPAction"] = []string{`"` + c.serviceType + "#" + action + `"`}
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
 		return soapAnswer{}, err
@@ -212,6 +197,9 @@ func (c *soapConnection) postHTTP(ctx context.Context, action string, body []byt
 	defer resp.Body.Close()
 	a := soapAnswer{statusCode: resp.StatusCode, status: resp.Status}
 	a.body, a.readErr = io.ReadAll(&limitedReader{r: resp.Body, max: maxSOAPBytes})
+	if a.readErr != nil && !errors.Is(a.readErr, ErrResponseTooLarge) {
+		a.readErr = withCtxErr(ctx, a.readErr)
+	}
 	return a, nil
 }
 
@@ -227,7 +215,7 @@ func (c *soapConnection) decodeAnswer(ctx context.Context, action string, a soap
 	if a.statusCode == http.StatusOK && scan != nil && scan(a.body) {
 		return nil
 	}
-	fault, decodeErr := decodeSOAPBody(newXMLDecoder(bytes.NewReader(a.body), maxSOAPBytes), out)
+	fault, decodeErr := decodeSOAPBody(newSOAPDecoder(a.body), out)
 	// Faults come with 500, but some routers send them with 200 and others
 	// send a 500 with no body at all: the body decides first, then the
 	// status.
@@ -249,6 +237,16 @@ func (c *soapConnection) decodeAnswer(ctx context.Context, action string, a soap
 }
 
 const soapEnvelopeNS = "http://schemas.xmlsoap.org/soap/envelope/"
+
+// newSOAPDecoder returns a decoder for an answer's body, which post has
+// already cut at maxSOAPBytes. On a bytes.Reader the decoder needs no
+// bufio.Reader of its own, which takes a quarter off decoding an answer
+// (22 µs instead of 30 µs for a GetGenericPortMappingEntry answer).
+func newSOAPDecoder(body []byte) *xml.Decoder {
+	d := xml.NewDecoder(bytes.NewReader(body))
+	d.CharsetReader = charsetReader
+	return d
+}
 
 // decodeSOAPBody walks to the envelope's Body and decodes its first element:
 // a Fault, or the action's response into out.

@@ -247,6 +247,7 @@ func renderHTML(s string) (string, error) {
 			name := strings.ToLower(s[i:j])
 			if !closing {
 				if !isHTMLTag(name) {
+					//lint:ignore ST1005 the fake answers with Telegram's own error text, byte for byte
 					return "", fmt.Errorf("Unsupported start tag %q at byte offset %d", name, start)
 				}
 				// Skip attributes; quoted values may contain '>'.
@@ -260,6 +261,7 @@ func renderHTML(s string) (string, error) {
 					j++
 				}
 				if j >= len(s) {
+					//lint:ignore ST1005 the fake answers with Telegram's own error text, byte for byte
 					return "", fmt.Errorf("Unclosed start tag at byte offset %d", start)
 				}
 				open = append(open, name)
@@ -270,12 +272,15 @@ func renderHTML(s string) (string, error) {
 				j++
 			}
 			if j >= len(s) || s[j] != '>' {
+				//lint:ignore ST1005 the fake answers with Telegram's own error text, byte for byte
 				return "", fmt.Errorf("Unclosed end tag at byte offset %d", start)
 			}
 			if len(open) == 0 {
+				//lint:ignore ST1005 the fake answers with Telegram's own error text, byte for byte
 				return "", fmt.Errorf("Unexpected end tag at byte offset %d", start)
 			}
 			if top := open[len(open)-1]; top != name {
+				//lint:ignore ST1005 the fake answers with Telegram's own error text, byte for byte
 				return "", fmt.Errorf("Unmatched end tag at byte offset %d, expected \"</%s>\", found \"</%s>\"", start, top, name)
 			}
 			open = open[:len(open)-1]
@@ -286,6 +291,7 @@ func renderHTML(s string) (string, error) {
 		}
 	}
 	if len(open) > 0 {
+		//lint:ignore ST1005 the fake answers with Telegram's own error text, byte for byte
 		return "", fmt.Errorf("Can't find end tag corresponding to start tag %q", open[len(open)-1])
 	}
 	return out.String(), nil

@@ -95,7 +95,7 @@ func settings() []setting {
 		},
 		{
 			env: "DOORMAN_DISCOVERY_TIMEOUT", flag: "discovery-timeout", arg: "DURATION", def: "2s",
-			help: "How long SSDP discovery waits for the router to answer",
+			help: "How long SSDP discovery waits at most for the router to answer",
 			apply: func(c *config, v string) error {
 				d, err := parseDuration(v, time.Second, time.Minute)
 				c.DiscoveryTimeout = d

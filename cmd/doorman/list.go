@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/doorman-upnp/doorman/watcher"
 )
@@ -72,103 +71,28 @@ type mappingJSON struct {
 	Origin         string `json:"origin"`
 }
 
-// writeMappingsJSON writes the list by hand: `doorman list` is measured
-// against upnpc -l, and encoding/json's reflection and indenting took about
-// a millisecond of a 50 ms run. The bytes are exactly those of json.Encoder
-// with two-space indentation (TestMappingsJSONMatchesEncodingJSON and
-// FuzzAppendJSONString hold them to it).
+// writeMappingsJSON writes the list as a JSON array, indented by two spaces.
+// encoding/json's cost, about a millisecond for 320 mappings, is invisible
+// next to reading them from the router.
 func writeMappingsJSON(w io.Writer, ms []watcher.Mapping) error {
-	if len(ms) == 0 {
-		_, err := io.WriteString(w, "[]\n")
-		return err
+	out := make([]mappingJSON, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, mappingJSON{
+			Router:         m.Router,
+			Protocol:       m.Protocol,
+			ExternalPort:   m.ExternalPort,
+			RemoteHost:     m.RemoteHost,
+			InternalClient: m.InternalClient,
+			InternalPort:   m.InternalPort,
+			Enabled:        m.Enabled,
+			Description:    m.Description,
+			LeaseDuration:  int64(m.LeaseDuration / time.Second),
+			Origin:         string(m.Origin),
+		})
 	}
-	b := make([]byte, 0, 64+len(ms)*320)
-	b = append(b, '[')
-	for i, m := range ms {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, "\n  {\n    \"router\": "...)
-		b = appendJSONString(b, m.Router)
-		b = append(b, ",\n    \"protocol\": "...)
-		b = appendJSONString(b, m.Protocol)
-		b = append(b, ",\n    \"external_port\": "...)
-		b = strconv.AppendUint(b, uint64(m.ExternalPort), 10)
-		b = append(b, ",\n    \"remote_host\": "...)
-		b = appendJSONString(b, m.RemoteHost)
-		b = append(b, ",\n    \"internal_client\": "...)
-		b = appendJSONString(b, m.InternalClient)
-		b = append(b, ",\n    \"internal_port\": "...)
-		b = strconv.AppendUint(b, uint64(m.InternalPort), 10)
-		b = append(b, ",\n    \"enabled\": "...)
-		b = strconv.AppendBool(b, m.Enabled)
-		b = append(b, ",\n    \"description\": "...)
-		b = appendJSONString(b, m.Description)
-		b = append(b, ",\n    \"lease_duration\": "...)
-		b = strconv.AppendInt(b, int64(m.LeaseDuration/time.Second), 10)
-		b = append(b, ",\n    \"origin\": "...)
-		b = appendJSONString(b, string(m.Origin))
-		b = append(b, "\n  }"...)
-	}
-	b = append(b, "\n]\n"...)
-	_, err := w.Write(b)
-	return err
-}
-
-// appendJSONString appends s as encoding/json writes a string with HTML
-// escaping on, its default: <, > and & as \u escapes, U+2028 and U+2029
-// escaped, invalid UTF-8 as U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
 
 func writeMappingsTable(w io.Writer, gateways []*watcher.Gateway, ms []watcher.Mapping) error {

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"rsc.io/qr"
+
+	"github.com/doorman-upnp/doorman/bot"
 )
 
 // TestDrawQR reads the drawn code back, two modules a character, and
@@ -69,5 +72,20 @@ func TestDrawQR(t *testing.T) {
 func TestIsTerminal(t *testing.T) {
 	if isTerminal(&bytes.Buffer{}) {
 		t.Error("a buffer is a terminal")
+	}
+}
+
+func TestPairingPrinter(t *testing.T) {
+	expires := time.Date(2026, 12, 1, 21, 40, 0, 0, time.UTC)
+	var out bytes.Buffer
+	pairingPrinter(&out, time.UTC)(bot.PairingCode{Code: "ABCDE-FGHJK", Expires: expires, Link: "https://t.me/doorman_home_bot?start=ABCDE-FGHJK"})
+	want := "doorman: pairing code ABCDE-FGHJK: open https://t.me/doorman_home_bot?start=ABCDE-FGHJK on your phone, or send \"/start ABCDE-FGHJK\" to your bot in Telegram, before 21:40; that chat then gets the alerts. In a group, send it there.\n"
+	if out.String() != want {
+		t.Errorf("printed %q, want %q (and no QR code: a buffer is no terminal)", out.String(), want)
+	}
+	out.Reset()
+	pairingPrinter(&out, time.UTC)(bot.PairingCode{Code: "ABCDE-FGHJK", Expires: expires})
+	if want := "doorman: pairing code ABCDE-FGHJK: send \"/start ABCDE-FGHJK\" to your bot in Telegram before 21:40; that chat then gets the alerts.\n"; out.String() != want {
+		t.Errorf("without a link printed %q, want %q", out.String(), want)
 	}
 }

@@ -77,7 +77,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 		Logger:           logger,
 	})
 	devices := identify.New(identify.Config{Logger: logger})
-	presence := approvals.NewPresenceTracker(db, devices.Present, nil)
+	presence := approvals.NewPresenceTracker(db, devices.Present, nil, logger)
 	// The engine needs the watcher to delete, and the watcher hands its
 	// listings to the engine: the callback closes over the variable.
 	var engine *approvals.Engine
@@ -132,7 +132,12 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 			return err
 		}
 	}
-	outbox := bot.NewOutbox(bot.OutboxConfig{API: api, DB: db, Logger: logger, Location: cfg.Location, StaleAfter: cfg.StaleAfter, Devices: devices})
+	audience, err := bot.NewAudience(bot.AudienceConfig{DB: db, Lang: cfg.Lang, TopicID: cfg.TopicID})
+	if err != nil {
+		return err
+	}
+	outbox := bot.NewOutbox(bot.OutboxConfig{API: api, DB: db, Logger: logger, Location: cfg.Location, StaleAfter: cfg.StaleAfter, Devices: devices,
+		Audience: audience, QuietHours: cfg.QuietHours})
 	engineCfg.ChatID, engineCfg.Wake = chat, outbox.Wake
 	if engine, err = approvals.New(engineCfg); err != nil {
 		return err
@@ -145,12 +150,13 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 		API: api, DB: db, Engine: engine, Outbox: outbox, ChatID: cfg.ChatID,
 		AllowedUsers: cfg.AllowedUsers, Status: w.Status, Location: cfg.Location, Logger: logger, Devices: devices,
 		ShowPairingCode: pairingPrinter(e.stderr, cfg.Location),
+		Audience:        audience, QuietHours: cfg.QuietHours,
 	})
 	if err != nil {
 		return err
 	}
 	logger.Info("doorman starting", "version", version, "db", cfg.DBPath, "chat", chat, "events", cfg.Events)
-	if err := b.StartPairing(); err != nil {
+	if err := b.StartPairing(ctx); err != nil {
 		return err
 	}
 	if chat != 0 {
@@ -177,11 +183,22 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 }
 
 // pairingPrinter shows a pairing code on doorman's terminal (standard
-// error, where its log goes), and nowhere else.
-func pairingPrinter(w io.Writer, loc *time.Location) func(code string, expires time.Time) {
-	return func(code string, expires time.Time) {
-		fmt.Fprintf(w, "doorman: pairing code %s: send \"/start %s\" to your bot in Telegram before %s; that chat then gets the alerts.\n",
-			code, code, expires.In(loc).Format("15:04"))
+// error, where its log goes), and nowhere else: the code, the link that pairs
+// with a tap, and, in an interactive terminal, the link as a QR code for a
+// phone's camera.
+func pairingPrinter(w io.Writer, loc *time.Location) func(bot.PairingCode) {
+	return func(p bot.PairingCode) {
+		until := p.Expires.In(loc).Format("15:04")
+		if p.Link == "" {
+			fmt.Fprintf(w, "doorman: pairing code %s: send \"/start %s\" to your bot in Telegram before %s; that chat then gets the alerts.\n",
+				p.Code, p.Code, until)
+			return
+		}
+		fmt.Fprintf(w, "doorman: pairing code %s: open %s on your phone, or send \"/start %s\" to your bot in Telegram, before %s; that chat then gets the alerts. In a group, send it there.\n",
+			p.Code, p.Link, p.Code, until)
+		if isTerminal(w) {
+			drawQR(w, p.Link)
+		}
 	}
 }
 

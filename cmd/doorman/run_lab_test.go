@@ -532,6 +532,9 @@ func TestLabPairing(t *testing.T) {
 	if len(strings.ReplaceAll(code, "-", "")) < 8 {
 		t.Fatalf("pairing code %q is too short (line %q)", code, line)
 	}
+	if link := "https://t.me/" + tg.BotUsername() + "?start=" + code; !strings.Contains(line, link) {
+		t.Errorf("the pairing line lacks the link %s: %q", link, line)
+	}
 	const strangerChat, ownerChat = int64(9001), int64(9002)
 	tg.SendText(strangerChat, labStrang, "/start ABCDE-23456")
 	if _, err := tg.WaitMessage(waitCtx(t, 10*time.Second), func(m telegramtest.Message) bool {

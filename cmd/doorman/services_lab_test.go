@@ -127,7 +127,7 @@ func TestLabRunRealAppsOneQuestionEach(t *testing.T) {
 		running[i] = l.StartApp(t, apps[i].host, apps[i].app)
 		running[i].WaitShares(t)
 	}
-	l.Run(t, "dev2", "natpmpc", "-g", l.RouterIP, "-a", "51413", "51500", "tcp", "600")
+	l.Run(t, "dev2", "natpmpc", "-g", l.RouterIP, "-a", "51500", "51413", "tcp", "600")
 	addShare(t, l, "dev3", "-e", "syncthing-22001", "-a", running[2].IP, "22000", "22001", "TCP")
 	time.Sleep(2 * time.Second)
 	synced(t, tg)
