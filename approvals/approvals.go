@@ -54,6 +54,9 @@ type Config struct {
 	StaleAfter time.Duration
 	// Presence, when set, lets the digest name devices that left.
 	Presence Presence
+	// AppName, when set, names the app behind a share, so that a trust
+	// of a port does not pass to another app on it.
+	AppName AppNamer
 	// BusyDevice is when a device counts as unusually active (default
 	// DefaultBusyLimit); BusyOff turns it off.
 	BusyDevice BusyLimit
@@ -85,6 +88,7 @@ type Engine struct {
 	observe        func(Event)
 	macOf          func(string) string
 	busyLimit      BusyLimit
+	appName        AppNamer
 	now            func() time.Time
 	logger         *slog.Logger
 
@@ -151,6 +155,7 @@ func New(cfg Config) (*Engine, error) {
 		observe:        cfg.Observe,
 		macOf:          cfg.MACOf,
 		busyLimit:      cfg.BusyDevice,
+		appName:        cfg.AppName,
 		recent:         map[string][]time.Time{},
 		now:            cfg.Now,
 		logger:         cfg.Logger,
@@ -235,7 +240,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	in := transitionInput{
 		Listing: l, First: !e.listed[listed], Chat: e.Chat(), MAC: e.mac, Refused: e.refused,
 		Now: e.now(), KeepGone: e.keepGone, NoticeInterval: e.noticeInterval,
-		Recent: e.recent, Busy: e.busyLimit,
+		Recent: e.recent, Busy: e.busyLimit, AppName: e.appName,
 	}
 	var out transitionOutput
 	err := e.db.Update(func(tx *storage.Tx) error {
@@ -449,6 +454,10 @@ func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
+		rules, err := tx.Rules()
+		if err != nil {
+			return err
+		}
 		byRouter := map[string][]storage.Share{}
 		var routers []string
 		for _, s := range shares {
@@ -468,10 +477,7 @@ func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 				}
 				s.AlertID = 0
 			}
-			if _, ok, err := tx.RuleFor(storage.ServiceOf(s.Mapping), e.mac(s.Mapping.InternalClient)); err != nil || ok {
-				if err != nil {
-					return err
-				}
+			if _, ok := ruleFor(rules, s.Mapping, e.mac(s.Mapping.InternalClient), e.appName); ok {
 				continue
 			}
 			if _, ok := byRouter[s.Mapping.Router]; !ok {

@@ -265,7 +265,8 @@ func (e *Engine) putRule(tx *storage.Tx, kind storage.RuleKind, scope storage.Ru
 	for _, r := range rules {
 		// A rule of the other kind for the same goes, including one made
 		// before ports for this service.
-		same := r.Covers(svc, mac) && (r.Scope == scope || (scope == storage.ScopePort && r.Scope == storage.ScopeService))
+		same := r.Covers(svc, mac) && (r.Scope == scope || (scope == storage.ScopePort && r.Scope == storage.ScopeService)) &&
+			!(r.Kind == storage.RuleTrust && r.Scope == storage.ScopePort && otherApp(e.appName, r.Example, m))
 		if !same {
 			continue
 		}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/doorman-upnp/doorman/identify"
 	"github.com/doorman-upnp/doorman/storage"
 	"github.com/doorman-upnp/doorman/watcher"
 )
@@ -97,19 +96,24 @@ func ruleRank(r storage.Rule) int {
 	return n
 }
 
+// AppNamer names the app behind a mapping from its description or port,
+// "" when nothing tells (cmd/doorman passes identify's table). A guess
+// from the protocol alone names no app.
+type AppNamer func(watcher.Mapping) string
+
 // ruleFor returns the index of the rule in rules that covers m on a device
 // with the given MAC ("" if unknown). A trust of a port does not cover a
-// share that identify names as another app than the share the owner
-// allowed: the device runs something new on that port, and the owner is
-// asked again.
-func ruleFor(rules []storage.Rule, m watcher.Mapping, mac string) (int, bool) {
+// share that app names as another app than the share the owner allowed:
+// the device runs something new on that port, and the owner is asked
+// again.
+func ruleFor(rules []storage.Rule, m watcher.Mapping, mac string, app AppNamer) (int, bool) {
 	svc := storage.ServiceOf(m)
 	best := -1
 	for i, r := range rules {
 		if !r.Covers(svc, mac) {
 			continue
 		}
-		if r.Kind == storage.RuleTrust && r.Scope == storage.ScopePort && otherApp(r.Example, m) {
+		if r.Kind == storage.RuleTrust && r.Scope == storage.ScopePort && otherApp(app, r.Example, m) {
 			continue
 		}
 		if best < 0 || ruleRank(r) > ruleRank(rules[best]) {
@@ -119,21 +123,14 @@ func ruleFor(rules []storage.Rule, m watcher.Mapping, mac string) (int, bool) {
 	return best, best >= 0
 }
 
-// otherApp reports whether identify names an app for both mappings, from
-// their descriptions or ports, and the names differ. A name guessed only
-// from the protocol that opened the share ("opened with PCP") tells no app.
-func otherApp(a, b watcher.Mapping) bool {
-	x, okA := namedApp(a)
-	y, okB := namedApp(b)
-	return okA && okB && x != y
-}
-
-func namedApp(m watcher.Mapping) (string, bool) {
-	app, ok := identify.AppOf(m)
-	if !ok || strings.HasPrefix(app.Why, "opened with") {
-		return "", false
+// otherApp reports whether app names an app for both mappings and the
+// names differ.
+func otherApp(app AppNamer, a, b watcher.Mapping) bool {
+	if app == nil {
+		return false
 	}
-	return app.Name, true
+	x, y := app(a), app(b)
+	return x != "" && y != "" && x != y
 }
 
 // recentWithin returns the times of ts within window before now.

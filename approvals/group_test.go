@@ -3,12 +3,24 @@ package approvals
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/doorman-upnp/doorman/storage"
 	"github.com/doorman-upnp/doorman/watcher"
 )
+
+// testApps names two apps by their descriptions, as identify's table does.
+func testApps(m watcher.Mapping) string {
+	switch {
+	case strings.HasPrefix(m.Description, "Plex"):
+		return "Plex"
+	case strings.HasPrefix(m.Description, "Transmission"):
+		return "Transmission"
+	}
+	return ""
+}
 
 func udp(m watcher.Mapping) watcher.Mapping {
 	m.Protocol = "UDP"
@@ -84,6 +96,7 @@ func TestServiceIsOneQuestionAndOneDecision(t *testing.T) {
 
 func TestAllowCoversTheServiceButNotAnotherApp(t *testing.T) {
 	f := newFixture(t)
+	f.engine.appName = testApps
 	f.list(true)
 	plex := share(32400, "192.168.77.21", "Plex Media Server")
 	ch := f.list(true, plex)
@@ -95,8 +108,18 @@ func TestAllowCoversTheServiceButNotAnotherApp(t *testing.T) {
 	}
 	other := share(32400, "192.168.77.21", "Transmission at 32400")
 	other.ExternalPort = 32402
-	if ch := f.list(true, plex, renewal, other); len(ch.Alerts) != 1 {
-		t.Errorf("another app on the allowed port was not asked about: %+v", ch)
+	ch = f.list(true, plex, renewal, other)
+	if len(ch.Alerts) != 1 {
+		t.Fatalf("another app on the allowed port was not asked about: %+v", ch)
+	}
+	// Allowed too, it has a rule of its own; Plex keeps its own.
+	f.decide(ch.Alerts[0], Allow)
+	if rs := f.rules(); len(rs) != 2 {
+		t.Errorf("rules = %+v, want one per app", rs)
+	}
+	other.ExternalPort = 32403
+	if ch := f.list(true, plex, renewal, other); len(ch.Alerts) != 0 {
+		t.Errorf("the allowed second app was asked about again: %+v", ch)
 	}
 }
 

@@ -30,6 +30,8 @@ type transitionInput struct {
 	Chat int64
 	// MAC returns the MAC known for an address, "" if none.
 	MAC func(ip string) string
+	// AppName names the app of a share, for trusts of a port.
+	AppName AppNamer
 	// Refused holds when a block rule last failed to close a share, by
 	// share key; the transition only reads it.
 	Refused map[string]time.Time
@@ -284,7 +286,7 @@ func (t *transitioner) applyRules(share storage.Share) storage.RuleKind {
 	if t.in.MAC != nil {
 		mac = t.in.MAC(share.Mapping.InternalClient)
 	}
-	i, ok := ruleFor(t.rules, share.Mapping, mac)
+	i, ok := ruleFor(t.rules, share.Mapping, mac, t.in.AppName)
 	if !ok {
 		return ""
 	}
