@@ -35,6 +35,10 @@ const (
 	// DefaultKeepGone is how long a share that disappeared is remembered,
 	// so that it is recognised when it comes back.
 	DefaultKeepGone = 30 * 24 * time.Hour
+	// DefaultGather is how long doorman run holds a new question: a
+	// burst of shares takes well under a second, a person does not notice
+	// the wait.
+	DefaultGather = time.Second
 	// BatchSize is how many already-open shares one message asks about.
 	BatchSize = 15
 )
@@ -54,6 +58,11 @@ type Config struct {
 	StaleAfter time.Duration
 	// Presence, when set, lets the digest name devices that left.
 	Presence Presence
+	// Gather holds a new question this long before it is sent, so that
+	// the shares a device opens in one go land in one message, and the
+	// first ones of a busy device in the busy device's (0: send at once;
+	// run uses DefaultGather).
+	Gather time.Duration
 	// AppName, when set, names the app behind a share, so that a trust
 	// of a port does not pass to another app on it.
 	AppName AppNamer
@@ -89,6 +98,7 @@ type Engine struct {
 	macOf          func(string) string
 	busyLimit      BusyLimit
 	appName        AppNamer
+	gather         time.Duration
 	now            func() time.Time
 	logger         *slog.Logger
 
@@ -103,6 +113,8 @@ type Engine struct {
 	// recent holds when each device (by address) opened new shares, within
 	// the busy-device window.
 	recent map[string][]time.Time
+	// held are new questions not sent yet (Gather), by alert.
+	held map[uint64]time.Time
 }
 
 // EventKind says what happened to a share.
@@ -156,7 +168,9 @@ func New(cfg Config) (*Engine, error) {
 		macOf:          cfg.MACOf,
 		busyLimit:      cfg.BusyDevice,
 		appName:        cfg.AppName,
+		gather:         cfg.Gather,
 		recent:         map[string][]time.Time{},
+		held:           map[uint64]time.Time{},
 		now:            cfg.Now,
 		logger:         cfg.Logger,
 		listed:         map[string]bool{},
@@ -181,6 +195,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.busyLimit == (BusyLimit{}) {
 		e.busyLimit = DefaultBusyLimit
+	}
+	if err := e.sendUnsent(); err != nil {
+		return nil, err
 	}
 	if e.logger == nil {
 		e.logger = slog.New(slog.DiscardHandler)
@@ -259,6 +276,12 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	}
 	for dev, ts := range out.Recent {
 		e.recent[dev] = ts
+	}
+	for _, id := range out.Held {
+		e.held[id] = in.Now
+	}
+	if len(out.Held) > 0 {
+		time.AfterFunc(e.gather, e.sendHeld)
 	}
 	for dev, ts := range e.recent {
 		if len(recentWithin(ts, in.Now, e.busyLimit.Window)) == 0 {
@@ -375,10 +398,14 @@ func (e *Engine) storeTransition(tx *storage.Tx, in transitionInput, out *transi
 		if err := tx.PutAlert(a); err != nil {
 			return err
 		}
+		edited[a.ID] = true // rendered when sent, with the shares that join it
+		if e.gather > 0 {
+			out.Held = append(out.Held, a.ID)
+			continue
+		}
 		if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: a.ID, ChatID: in.Chat, CreatedAt: in.Now}); err != nil {
 			return err
 		}
-		edited[a.ID] = true // rendered when sent, with the shares that join it
 	}
 	ids, err := e.askExisting(tx, in.Chat, out.AskBatch, in.Now)
 	if err != nil {

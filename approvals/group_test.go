@@ -257,3 +257,56 @@ func TestBusyLimitString(t *testing.T) {
 		t.Errorf("String() = %q", s)
 	}
 }
+
+func TestGatheredQuestionsGoOutOnceAndBusyOnesNever(t *testing.T) {
+	f := newFixture(t)
+	f.engine.gather = time.Hour // sent by hand below, not by the timer
+	f.list(true)
+	tcp := share(51413, "192.168.77.21", "Transmission at 51413")
+	f.list(true, tcp)
+	f.list(true, tcp, udp(tcp))
+	if n := len(f.messages()); n != 0 {
+		t.Fatalf("%d messages before the gather time", n)
+	}
+	f.now = f.now.Add(time.Hour)
+	f.engine.sendHeld()
+	if msgs := f.messages(); len(msgs) != 1 {
+		t.Fatalf("messages = %+v, want the service's one", msgs)
+	}
+	// A burst: the first questions are folded before they are sent, and
+	// only the busy device's message goes out.
+	f.clearOutbox()
+	var burst []watcher.Mapping
+	for i := range 8 {
+		burst = append(burst, share(uint16(30000+i), "192.168.77.22", fmt.Sprint("burst ", i)))
+		f.list(true, append([]watcher.Mapping{tcp, udp(tcp)}, burst...)...)
+	}
+	f.now = f.now.Add(time.Hour)
+	f.engine.sendHeld()
+	msgs := f.messages()
+	if len(msgs) != 1 || !f.alert(msgs[0].AlertID).Busy {
+		t.Fatalf("messages = %+v, want the busy device's only", msgs)
+	}
+}
+
+func TestHeldQuestionIsSentAfterARestart(t *testing.T) {
+	f := newFixture(t)
+	f.engine.gather = time.Hour
+	f.list(true)
+	f.list(true, share(8080, "192.168.77.21", "web"))
+	if n := len(f.messages()); n != 0 {
+		t.Fatalf("%d messages before the gather time", n)
+	}
+	if _, err := New(Config{DB: f.db, Router: f.router, ChatID: 42}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.messages()); n != 1 {
+		t.Errorf("%d messages after the restart, want the held one", n)
+	}
+	if _, err := New(Config{DB: f.db, Router: f.router, ChatID: 42}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.messages()); n != 1 {
+		t.Errorf("%d messages after a second restart, want it once", n)
+	}
+}

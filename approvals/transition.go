@@ -81,6 +81,9 @@ type transitionOutput struct {
 	Rules []storage.Rule
 	// Recent is Input.Recent of the devices that opened shares now.
 	Recent map[string][]time.Time
+	// Held are the new messages held back (Config.Gather), filled in
+	// when the questions are stored.
+	Held []uint64
 	// Router is the service's record to store, nil for none.
 	Router  *storage.Router
 	Enforce []enforcement

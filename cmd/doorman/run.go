@@ -110,7 +110,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 	})
 	parts := []func(context.Context) error{w.Run}
 
-	engineCfg := approvals.Config{DB: db, Router: w, StaleAfter: cfg.StaleAfter, BusyDevice: cfg.BusyDevice, AppName: appName, MACOf: devices.KnownMAC, Presence: presence, Logger: logger}
+	engineCfg := approvals.Config{DB: db, Router: w, StaleAfter: cfg.StaleAfter, Gather: approvals.DefaultGather, BusyDevice: cfg.BusyDevice, AppName: appName, MACOf: devices.KnownMAC, Presence: presence, Logger: logger}
 	if terminal {
 		t := newTerminal(e.stdout, cfg.Location)
 		engineCfg.Observe = t.print
