@@ -140,16 +140,6 @@ func deviceName(d identify.Device) string {
 	return name
 }
 
-// appLine names the app behind a share where the table knows it; a match on
-// the NAT-PMP origin alone is left out, the alert says the origin anyway.
-func appLine(m watcher.Mapping) string {
-	app, ok := identify.AppOf(m)
-	if !ok || strings.HasPrefix(app.Why, "opened with") {
-		return ""
-	}
-	return esc(app.Name, 60) + " <i>(" + esc(app.Why, 80) + ")</i>"
-}
-
 func riskLine(m watcher.Mapping) string {
 	r, ok := approvals.RiskOf(m.InternalPort)
 	if !ok {
