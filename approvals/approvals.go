@@ -115,6 +115,9 @@ type Engine struct {
 	recent map[string][]time.Time
 	// held are new questions not sent yet (Gather), by alert.
 	held map[uint64]time.Time
+	// asked and deferred are transitionInput's Asked and Deferred.
+	asked    map[string]time.Time
+	deferred map[string]bool
 }
 
 // EventKind says what happened to a share.
@@ -171,6 +174,8 @@ func New(cfg Config) (*Engine, error) {
 		gather:         cfg.Gather,
 		recent:         map[string][]time.Time{},
 		held:           map[uint64]time.Time{},
+		asked:          map[string]time.Time{},
+		deferred:       map[string]bool{},
 		now:            cfg.Now,
 		logger:         cfg.Logger,
 		listed:         map[string]bool{},
@@ -257,7 +262,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	in := transitionInput{
 		Listing: l, First: !e.listed[listed], Chat: e.Chat(), MAC: e.mac, Refused: e.refused,
 		Now: e.now(), KeepGone: e.keepGone, NoticeInterval: e.noticeInterval,
-		Recent: e.recent, Busy: e.busyLimit, AppName: e.appName,
+		Recent: e.recent, Busy: e.busyLimit, AppName: e.appName, Asked: e.asked, Deferred: e.deferred,
 	}
 	var out transitionOutput
 	err := e.db.Update(func(tx *storage.Tx) error {
@@ -279,6 +284,20 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	}
 	for _, id := range out.Held {
 		e.held[id] = in.Now
+	}
+	for svc, at := range out.Asked {
+		e.asked[svc] = at
+	}
+	for svc, at := range e.asked {
+		if in.Now.Sub(at) >= e.noticeInterval {
+			delete(e.asked, svc)
+		}
+	}
+	for _, key := range out.Deferred {
+		e.deferred[key] = true
+	}
+	for _, key := range out.Undeferred {
+		delete(e.deferred, key)
 	}
 	if len(out.Held) > 0 {
 		time.AfterFunc(e.gather, e.sendHeld)

@@ -179,7 +179,13 @@ func (t *transitioner) group() {
 	count := map[string]int{}
 	for i, q := range ask {
 		devs[i] = deviceKey(q.Share.Mapping.InternalClient)
-		count[devs[i]]++
+		// New shares count; a share another device took over does not
+		// make this one busy (and the limit on changes holds it).
+		n := count[devs[i]]
+		if q.Kind != storage.AlertChanged {
+			n++
+		}
+		count[devs[i]] = n
 	}
 	t.out.Recent = map[string][]time.Time{}
 	busy := map[string]bool{}
@@ -223,6 +229,65 @@ func (t *transitioner) group() {
 			serviceLead[svc] = i
 		}
 	}
+	t.limitChanges(serviceLead)
+}
+
+// limitChanges keeps changes from sending more than one new message per
+// service and NoticeInterval: a share that flips between devices or ports
+// would otherwise send one per flip. A change that would lead a new
+// message about a service that had one from a change within the interval
+// is stored unasked and asked about once the interval is over.
+func (t *transitioner) limitChanges(serviceLead map[string]int) {
+	drop := map[int]bool{}
+	for svc, i := range serviceLead {
+		q := t.out.Ask[i]
+		if q.Kind != storage.AlertChanged || q.Busy {
+			continue
+		}
+		if at, ok := t.in.Asked[svc]; ok && t.in.Now.Sub(at) < t.in.NoticeInterval {
+			drop[i] = true
+			continue
+		}
+		if t.out.Asked == nil {
+			t.out.Asked = map[string]time.Time{}
+		}
+		t.out.Asked[svc] = t.in.Now
+	}
+	if len(drop) == 0 {
+		for _, q := range t.out.Ask {
+			if key := storage.ShareKey(q.Share.Mapping.Key()); t.in.Deferred[key] {
+				t.out.Undeferred = append(t.out.Undeferred, key)
+			}
+		}
+		return
+	}
+	// The shares that would join a dropped message are left unasked too.
+	var kept []question
+	index := map[int]int{}
+	for i, q := range t.out.Ask {
+		lead := i
+		if q.With >= 0 {
+			lead = q.With
+		}
+		key := storage.ShareKey(q.Share.Mapping.Key())
+		if drop[lead] {
+			q.Share.AlertID = 0
+			t.out.Put = append(t.out.Put, q.Share)
+			if !t.in.Deferred[key] {
+				t.out.Deferred = append(t.out.Deferred, key)
+			}
+			continue
+		}
+		if q.With >= 0 {
+			q.With = index[q.With]
+		}
+		index[i] = len(kept)
+		kept = append(kept, q)
+		if t.in.Deferred[key] {
+			t.out.Undeferred = append(t.out.Undeferred, key)
+		}
+	}
+	t.out.Ask = kept
 }
 
 // fold closes the pending service questions of the devices that became

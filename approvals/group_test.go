@@ -310,3 +310,27 @@ func TestHeldQuestionIsSentAfterARestart(t *testing.T) {
 		t.Errorf("%d messages after a second restart, want it once", n)
 	}
 }
+
+func TestFlipsBetweenDevicesSendOneMessagePerServiceAndInterval(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	a, b := share(8080, "192.168.77.21", "web"), share(8080, "192.168.77.22", "web")
+	f.list(true, a)
+	for i := range 10 {
+		f.now = f.now.Add(time.Second)
+		if i%2 == 0 {
+			f.list(true, b)
+		} else {
+			f.list(true, a)
+		}
+	}
+	// A's first question, then one from a change for B and one for A.
+	if n := len(f.messages()); n != 3 {
+		t.Errorf("%d messages from 10 flips, want 3", n)
+	}
+	// Past the interval, the share that the limit left unasked is asked.
+	f.now = f.now.Add(DefaultNoticeInterval)
+	if ch := f.list(true, a); len(ch.Alerts) != 1 {
+		t.Errorf("after the interval: %+v, want the unasked share asked", ch)
+	}
+}

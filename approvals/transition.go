@@ -40,8 +40,13 @@ type transitionInput struct {
 	Pending []storage.Alert
 	// Recent holds when each device (by address) last opened new shares,
 	// within Busy's window, and Busy says when a device is busy.
-	Recent         map[string][]time.Time
-	Busy           BusyLimit
+	Recent map[string][]time.Time
+	Busy   BusyLimit
+	// Asked holds when a change last made a new message about a service
+	// (serviceKey), and Deferred the shares whose change the limit of one
+	// such message per NoticeInterval left unasked, by share key.
+	Asked          map[string]time.Time
+	Deferred       map[string]bool
 	Now            time.Time
 	KeepGone       time.Duration
 	NoticeInterval time.Duration
@@ -81,6 +86,13 @@ type transitionOutput struct {
 	Rules []storage.Rule
 	// Recent is Input.Recent of the devices that opened shares now.
 	Recent map[string][]time.Time
+	// Asked are the services (serviceKey) a change made a new message
+	// about now; Deferred the share keys a change left unasked, because
+	// the service had a message from a change within NoticeInterval, and
+	// Undeferred those asked about (or covered) since.
+	Asked      map[string]time.Time
+	Deferred   []string
+	Undeferred []string
 	// Held are the new messages held back (Config.Gather), filled in
 	// when the questions are stored.
 	Held []uint64
@@ -166,6 +178,12 @@ func (t *transitioner) listed(m watcher.Mapping, old storage.Share, had bool) {
 		rule := t.applyRules(share)
 		if t.in.First {
 			t.emit(EventOpen, m, nil, rule)
+		}
+		if key := storage.ShareKey(m.Key()); t.in.Deferred[key] && rule == "" && share.AlertID == 0 && t.in.Chat != 0 {
+			// A change the limit left unasked: asked now, if the limit
+			// lets it (group).
+			t.out.Ask = append(t.out.Ask, question{Kind: storage.AlertChanged, Share: share})
+			return
 		}
 		t.out.Put = append(t.out.Put, share)
 		return

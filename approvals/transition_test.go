@@ -60,6 +60,15 @@ func summary(out transitionOutput) string {
 	}
 	c := out.Changes
 	add("new=%d changed=%d gone=%d returned=%d", c.New, c.Changed, c.Gone, c.Returned)
+	for svc := range out.Asked {
+		add("asked %s", svc)
+	}
+	if len(out.Deferred) > 0 {
+		add("deferred %d", len(out.Deferred))
+	}
+	if len(out.Undeferred) > 0 {
+		add("undeferred")
+	}
 	return strings.Join(b, "; ")
 }
 
@@ -154,7 +163,7 @@ func TestTransition(t *testing.T) {
 		{name: "unchanged, first listing since start", stored: []storage.Share{open(web, 5)}, alerts: pending, listing: []watcher.Mapping{web}, mod: func(in *transitionInput) { in.First = true },
 			want: "put 8080 open alert=5; event open 8080 ; router; new=0 changed=0 gone=0 returned=0"},
 		{name: "changed", stored: []storage.Share{open(web, 5)}, alerts: pending, listing: []watcher.Mapping{other},
-			want: "ask changed TCP 8080; supersede 5 superseded-changed; event changed 8080 ; router; new=0 changed=1 gone=0 returned=0"},
+			want: "ask changed TCP 8080; supersede 5 superseded-changed; event changed 8080 ; router; new=0 changed=1 gone=0 returned=0; asked 192.168.77.22/8080"},
 		{name: "returned while pending", stored: []storage.Share{gone(web, 5, time.Hour)}, alerts: pending, listing: []watcher.Mapping{web},
 			want: "put 8080 open alert=5; event new 8080 ; router; new=0 changed=0 gone=0 returned=1"},
 		{name: "returned after an answer is asked again", stored: []storage.Share{gone(web, 5, time.Hour)}, alerts: answered, listing: []watcher.Mapping{web},
@@ -199,6 +208,19 @@ func TestTransition(t *testing.T) {
 
 		{name: "a flip by closing and reopening edits the question", stored: []storage.Share{gone(web, 5, time.Second)}, listing: []watcher.Mapping{flipped}, mod: pendingOn(webQuestion),
 			want: "put 8080 open alert=5; update 5 \"web 2\"; event changed 8080 ; router; new=0 changed=0 gone=0 returned=1"},
+
+		{name: "a change within ten minutes of a message from a change is left unasked", stored: []storage.Share{open(web, 5)}, alerts: answered, listing: []watcher.Mapping{other},
+			mod: func(in *transitionInput) { in.Asked = map[string]time.Time{"192.168.77.22/8080": now.Add(-time.Minute)} },
+			want: "put 8080 open alert=0; event changed 8080 ; router; new=0 changed=1 gone=0 returned=0; deferred 1"},
+		{name: "a change asked about is counted for the limit", stored: []storage.Share{open(web, 5)}, alerts: answered, listing: []watcher.Mapping{other},
+			mod: func(in *transitionInput) { in.Asked = map[string]time.Time{"192.168.77.22/8080": now.Add(-11 * time.Minute)} },
+			want: "ask changed TCP 8080; event changed 8080 ; router; new=0 changed=1 gone=0 returned=0; asked 192.168.77.22/8080"},
+		{name: "a change left unasked is asked once the limit is over", stored: []storage.Share{open(other, 0)}, listing: []watcher.Mapping{other},
+			mod: func(in *transitionInput) {
+				in.Asked = map[string]time.Time{"192.168.77.22/8080": now.Add(-11 * time.Minute)}
+				in.Deferred = map[string]bool{storage.ShareKey(other.Key()): true}
+			},
+			want: "ask changed TCP 8080; router; new=0 changed=0 gone=0 returned=0; asked 192.168.77.22/8080; undeferred"},
 
 		// A Block covers the device's inside port, an Allow too, but not
 		// another app.
