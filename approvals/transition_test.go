@@ -210,10 +210,14 @@ func TestTransition(t *testing.T) {
 			want: "put 8080 open alert=5; update 5 \"web 2\"; event changed 8080 ; router; new=0 changed=0 gone=0 returned=1"},
 
 		{name: "a change within ten minutes of a message from a change is left unasked", stored: []storage.Share{open(web, 5)}, alerts: answered, listing: []watcher.Mapping{other},
-			mod: func(in *transitionInput) { in.Asked = map[string]time.Time{"192.168.77.22/8080": now.Add(-time.Minute)} },
+			mod: func(in *transitionInput) {
+				in.Asked = map[string]time.Time{"192.168.77.22/8080": now.Add(-time.Minute)}
+			},
 			want: "put 8080 open alert=0; event changed 8080 ; router; new=0 changed=1 gone=0 returned=0; deferred 1"},
 		{name: "a change asked about is counted for the limit", stored: []storage.Share{open(web, 5)}, alerts: answered, listing: []watcher.Mapping{other},
-			mod: func(in *transitionInput) { in.Asked = map[string]time.Time{"192.168.77.22/8080": now.Add(-11 * time.Minute)} },
+			mod: func(in *transitionInput) {
+				in.Asked = map[string]time.Time{"192.168.77.22/8080": now.Add(-11 * time.Minute)}
+			},
 			want: "ask changed TCP 8080; event changed 8080 ; router; new=0 changed=1 gone=0 returned=0; asked 192.168.77.22/8080"},
 		{name: "a change left unasked is asked once the limit is over", stored: []storage.Share{open(other, 0)}, listing: []watcher.Mapping{other},
 			mod: func(in *transitionInput) {
