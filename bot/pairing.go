@@ -20,11 +20,6 @@ const (
 	metaOwnerChat = "owner_chat"
 	// PairingValid is how long a code works.
 	PairingValid = 10 * time.Minute
-	// pairingTries wrong codes lock pairing for pairingLock, so a stranger
-	// who finds the bot cannot guess: 5 tries per 10 minutes against 32^10
-	// codes.
-	pairingTries = 5
-	pairingLock  = 10 * time.Minute
 	// Without 0/O, 1/I/L, so a code read off a screen is typed right.
 	codeAlphabet = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 	codeLength   = 10
@@ -59,11 +54,10 @@ func loadOwner(db *storage.DB) (OwnerChat, error) {
 }
 
 type pairing struct {
-	mu       sync.Mutex
-	code     string
-	expires  time.Time
-	failures int
-	locked   time.Time
+	mu      sync.Mutex
+	code    string
+	expires time.Time
+	lock    pairLock // wrong codes, per chat and user (pairlock.go)
 	// show tells the owner the code: printed to the terminal, never sent
 	// anywhere.
 	show func(PairingCode)
@@ -159,29 +153,32 @@ func (b *Bot) StartPairing(ctx context.Context) error {
 	return b.pair.fresh(b.now())
 }
 
-// try checks a code; on success it forgets the code, so it works once.
-func (p *pairing) try(code string, now time.Time) (reply string, ok bool) {
+// try checks a code sent by user in chat; on success it forgets the code,
+// so it works once. reply is "" for an attempt to ignore: a locked chat
+// reminded of its lock a moment ago.
+func (p *pairing) try(w Words, code string, chat, user int64, now time.Time) (reply string, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if now.Before(p.locked) {
-		return fmt.Sprintf("Too many wrong codes. Pairing is locked for %s.", formatDuration(p.locked.Sub(now))), false
+	if scope, until := p.lock.locked(now, chat, user); scope != lockNone {
+		if !p.lock.remind(now, chat, user) {
+			return "", false
+		}
+		return w.lockText(scope, until, now), false
 	}
 	if p.code == "" || now.After(p.expires) {
 		if err := p.fresh(now); err != nil {
-			return "Doorman could not make a new code; see its log.", false
+			return w.T("PairNoNewCode"), false
 		}
-		return "That code has expired. Doorman shows a new one where it runs.", false
+		return w.T("PairExpired"), false
 	}
 	if subtle.ConstantTimeCompare([]byte(normalizeCode(code)), []byte(normalizeCode(p.code))) != 1 {
-		p.failures++
-		if p.failures >= pairingTries {
-			p.failures = 0
-			p.locked = now.Add(pairingLock)
-			return fmt.Sprintf("That is not the pairing code. Pairing is locked for %s.", formatDuration(pairingLock)), false
+		if scope, until := p.lock.wrong(now, chat, user); scope != lockNone {
+			return w.T("PairWrong") + " " + w.lockText(scope, until, now), false
 		}
-		return "That is not the pairing code.", false
+		return w.T("PairWrong"), false
 	}
-	p.code, p.failures = "", 0
+	p.code = ""
+	p.lock.reset()
 	return "", true
 }
 
@@ -200,7 +197,7 @@ func (b *Bot) handleUnpaired(ctx context.Context, msg *Message) {
 		}
 	}
 	if !b.isAllowed(msg.From.ID) {
-		b.logger.Warn("refused pairing by a user not in DOORMAN_ALLOWED_USERS", "user", msg.From.ID, "chat", msg.ChatID)
+		b.logger.Warn("refused pairing by a user not among the allowed users", "user", msg.From.ID, "chat", msg.ChatID)
 		reply(w.T("PairNotAllowed"))
 		return
 	}
@@ -208,7 +205,11 @@ func (b *Bot) handleUnpaired(ctx context.Context, msg *Message) {
 		reply(w.T("PairHowTo"))
 		return
 	}
-	text, ok := b.pair.try(msg.Args, b.now())
+	text, ok := b.pair.try(w, msg.Args, msg.ChatID, msg.From.ID, b.now())
+	if !ok && text == "" {
+		b.logger.Debug("ignored a pairing attempt from a locked chat", "user", msg.From.ID, "chat", msg.ChatID)
+		return
+	}
 	if !ok {
 		b.logger.Warn("refused a pairing attempt", "user", msg.From.ID, "chat", msg.ChatID, "reason", text)
 		reply(text)

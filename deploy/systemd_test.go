@@ -76,6 +76,9 @@ func TestSystemdUnit(t *testing.T) {
 		{"Service", "ProtectSystem", "strict"},
 		{"Service", "ProtectHome", "yes"},
 		{"Service", "Restart", "on-failure"},
+		// cmd/doorman's exitUsage, and only it: a damaged database or a
+		// panic exits 1 and must be restarted.
+		{"Service", "RestartPreventExitStatus", "2"},
 		{"Install", "WantedBy", "multi-user.target"},
 	} {
 		if got := u.last(want.section, want.key); got != want.value {

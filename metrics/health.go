@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/doorman-upnp/doorman/storage"
 	"github.com/doorman-upnp/doorman/watcher"
 )
 
@@ -44,10 +45,14 @@ func Check(now time.Time, cfg HealthConfig, src Sources) (ok bool, reason string
 		t := src.Telegram()
 		tg = &t
 	}
-	return judge(now, cfg, services, st, stErr, tg)
+	var wf *storage.WriteFault
+	if src.WriteFault != nil {
+		wf = src.WriteFault()
+	}
+	return judge(now, cfg, services, st, stErr, wf, tg)
 }
 
-func judge(now time.Time, cfg HealthConfig, services []watcher.ServiceStatus, st State, stErr error, tg *Telegram) (bool, string) {
+func judge(now time.Time, cfg HealthConfig, services []watcher.ServiceStatus, st State, stErr error, wf *storage.WriteFault, tg *Telegram) (bool, string) {
 	var problems []string
 	up := now.Sub(cfg.Started)
 
@@ -72,6 +77,10 @@ func judge(now time.Time, cfg HealthConfig, services []watcher.ServiceStatus, st
 
 	if stErr != nil {
 		problems = append(problems, "unable to read the database: "+oneLine(stErr.Error()))
+	}
+	if wf != nil {
+		// At once, not after a grace: doorman forgets every change meanwhile.
+		problems = append(problems, fmt.Sprintf("database: cannot write for %s (%d failed): %s", age(now.Sub(wf.Since)), wf.Count, oneLine(wf.Err.Error())))
 	}
 
 	if tg != nil {

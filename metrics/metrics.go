@@ -46,6 +46,9 @@ type Sources struct {
 	// Telegram says how Telegram answers; nil when doorman runs without it
 	// (terminal mode), and then only the router counts for health.
 	Telegram func() Telegram
+	// WriteFault says whether changes to the database fail to be saved
+	// (storage.DB.WriteFault): a full disk, a read-only file system.
+	WriteFault func() *storage.WriteFault
 }
 
 // ShareKey is a router and a share state.
@@ -155,6 +158,7 @@ type collector struct {
 	shares, alertsSent, queued, decisions, rules        *prometheus.Desc
 	routerErrors, eventsSubscribed, lastList, listError *prometheus.Desc
 	telegramOK, healthy, info, scrapeError              *prometheus.Desc
+	writeFailing                                        *prometheus.Desc
 }
 
 func newCollector(src Sources, health HealthConfig, version string, now func() time.Time) *collector {
@@ -190,12 +194,14 @@ func newCollector(src Sources, health HealthConfig, version string, now func() t
 			"doorman's version, always 1.", []string{"version"}, nil),
 		scrapeError: prometheus.NewDesc("doorman_state_read_errors",
 			"1 when the database could not be read for this scrape.", nil, nil),
+		writeFailing: prometheus.NewDesc("doorman_state_write_failing",
+			"1 while changes to the database fail to be saved (a full disk, a read-only file system).", nil, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.shares, c.alertsSent, c.queued, c.decisions, c.rules,
-		c.routerErrors, c.eventsSubscribed, c.lastList, c.listError, c.telegramOK, c.healthy, c.info, c.scrapeError} {
+		c.routerErrors, c.eventsSubscribed, c.lastList, c.listError, c.telegramOK, c.healthy, c.info, c.scrapeError, c.writeFailing} {
 		ch <- d
 	}
 }
@@ -271,7 +277,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.telegramOK, unixSeconds(t.LastOK))
 	}
 
-	ok, _ := judge(c.now(), c.health, services, st, stErr, tg)
+	var wf *storage.WriteFault
+	if c.src.WriteFault != nil {
+		wf = c.src.WriteFault()
+		gauge(c.writeFailing, boolValue(wf != nil))
+	}
+
+	ok, _ := judge(c.now(), c.health, services, st, stErr, wf, tg)
 	gauge(c.healthy, boolValue(ok))
 }
 

@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -295,6 +297,19 @@ func TestHealthz(t *testing.T) {
 		{"never sent", withQueue(withTelegram(fakeSources(), Telegram{LastOK: t0.Add(-time.Minute), LastError: "telegram: unable to sendMessage: Bad Request: chat not found (400)"}), 3, t0.Add(-50*time.Minute)), healthConfig(), 503,
 			"3 message(s) waiting to be sent, the oldest for 50m (last error: telegram: unable to sendMessage: Bad Request: chat not found (400))"},
 		{"queued just now", withQueue(fakeSources(), 1, t0.Add(-time.Second)), healthConfig(), 200, "ok"},
+		{"database cannot be written", func() Sources {
+			s := fakeSources()
+			s.WriteFault = func() *storage.WriteFault {
+				return &storage.WriteFault{Since: t0.Add(-5 * time.Minute), Count: 12, Err: errors.New("storage: /var/lib/doorman/doorman.db: unable to save changes: database cannot be written: write /var/lib/doorman/doorman.db: read-only file system")}
+			}
+			return s
+		}(), justStarted, 503,
+			"database: cannot write for 5m (12 failed): storage: /var/lib/doorman/doorman.db: unable to save changes: database cannot be written: write /var/lib/doorman/doorman.db: read-only file system"},
+		{"database written again", func() Sources {
+			s := fakeSources()
+			s.WriteFault = func() *storage.WriteFault { return nil }
+			return s
+		}(), healthConfig(), 200, "ok"},
 		{"router and Telegram", withTelegram(stale(fakeSources(), time.Hour, ""), Telegram{TokenRejected: true}), healthConfig(), 503,
 			"router 192.168.1.1 not read for 1h0m; Telegram rejected the bot token (401)"},
 	}
@@ -367,8 +382,8 @@ func TestServeAddrInUse(t *testing.T) {
 	cfg := testConfig(fakeSources())
 	cfg.Addr = ln.Addr().String()
 	err = Serve(context.Background(), cfg)
-	if err == nil || !strings.Contains(err.Error(), "DOORMAN_METRICS_ADDR") {
-		t.Errorf("Serve on a port in use = %v", err)
+	if err == nil || !strings.Contains(err.Error(), "unable to listen on "+cfg.Addr) || strings.Contains(err.Error(), "DOORMAN_") {
+		t.Errorf("Serve on a port in use = %v, want the address and no setting's name", err)
 	}
 }
 
@@ -443,5 +458,37 @@ func TestReadState(t *testing.T) {
 	}
 	if st.Queued != 2 || !st.OldestQueued.Equal(t0.Add(-time.Hour)) {
 		t.Errorf("Queued = %d, oldest %v; want 2, %v", st.Queued, st.OldestQueued, t0.Add(-time.Hour))
+	}
+}
+
+// TestHealthzUnwritableDatabase: a database on a read-only file system
+// makes /healthz say so, with the reason.
+func TestHealthzUnwritableDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "doorman.db")
+	db, err := storage.Open(context.Background(), path, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	readOnlyMount := func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		if flag&(os.O_RDWR|os.O_WRONLY) != 0 {
+			return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EROFS}
+		}
+		return os.OpenFile(name, flag, perm)
+	}
+	db, err = storage.Open(context.Background(), path, storage.Options{OpenFile: readOnlyMount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	src := fakeSources()
+	src.WriteFault = db.WriteFault
+	code, body := get(t, serve(t, testConfig(src)).URL+"/healthz")
+	if code != 503 || !strings.HasPrefix(body, "database: cannot write") || !strings.Contains(body, "read-only file system") {
+		t.Errorf("/healthz = %d %q, want 503 and the reason", code, body)
+	}
+	_, metrics := get(t, serve(t, testConfig(src)).URL+"/metrics")
+	if !strings.Contains(metrics, "doorman_state_write_failing 1") {
+		t.Error("doorman_state_write_failing is not 1")
 	}
 }

@@ -21,7 +21,7 @@ const shutdownTimeout = 5 * time.Second
 
 // Config configures the metrics server.
 type Config struct {
-	// Addr is host:port to listen on (DOORMAN_METRICS_ADDR).
+	// Addr is host:port to listen on.
 	Addr    string
 	Sources Sources
 	Health  HealthConfig
@@ -84,7 +84,7 @@ func Handler(cfg Config) (http.Handler, error) {
 func Serve(ctx context.Context, cfg Config) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("metrics: unable to listen on %s (DOORMAN_METRICS_ADDR): %w", cfg.Addr, err)
+		return fmt.Errorf("metrics: unable to listen on %s: %w", cfg.Addr, err)
 	}
 	return ServeListener(ctx, ln, cfg)
 }

@@ -3,9 +3,11 @@ package storage
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,8 +97,8 @@ func TestOpenBadFiles(t *testing.T) {
 		path string
 		want error
 	}{
-		{"garbage", garbage, ErrCorrupt},
-		{"noise", noise, ErrCorrupt},
+		{"garbage", garbage, ErrDamaged},
+		{"noise", noise, ErrDamaged},
 		{"newer schema", newer, ErrSchema},
 		{"a directory", unreadable, nil},
 	}
@@ -291,3 +293,114 @@ func TestStripDigits(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// readOnlyFS opens files for reading only, whatever is asked: writes then
+// fail as on a file system remounted read-only under a running doorman.
+func readOnlyFS(name string, flag int, perm os.FileMode) (*os.File, error) {
+	return os.OpenFile(name, flag&^(os.O_RDWR|os.O_WRONLY|os.O_CREATE), perm)
+}
+
+// refusingFS refuses to open files for writing, as a read-only mount does.
+func refusingFS(name string, flag int, perm os.FileMode) (*os.File, error) {
+	if flag&(os.O_RDWR|os.O_WRONLY) != 0 {
+		return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EROFS}
+	}
+	return os.OpenFile(name, flag, perm)
+}
+
+func TestUnwritableDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "doorman.db")
+	db, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *Tx) error { return tx.PutShare(Share{Mapping: mapping(80, "192.168.1.2", "web")}) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	tests := []struct {
+		name      string
+		open      func(string, int, os.FileMode) (*os.File, error)
+		atOpen    bool
+		wantInErr string
+	}{
+		{"read-only mount at start", refusingFS, true, "read-only file system"},
+		{"writes fail while running", readOnlyFS, false, "bad file descriptor"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log strings.Builder
+			db, err := Open(context.Background(), path, Options{OpenFile: tt.open, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if got := db.WriteFault() != nil; got != tt.atOpen {
+				t.Errorf("WriteFault at open = %v, want %v", db.WriteFault(), tt.atOpen)
+			}
+			for i := range 20 {
+				err := db.Update(func(tx *Tx) error { return tx.SetMeta("telegram_offset", i) })
+				if !errors.Is(err, ErrUnwritable) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tt.wantInErr) {
+					t.Fatalf("Update %d error = %v, want ErrUnwritable naming the file and %q", i, err, tt.wantInErr)
+				}
+			}
+			var shares []Share
+			if err := db.View(func(tx *Tx) (err error) { shares, err = tx.Shares(""); return err }); err != nil || len(shares) != 1 {
+				t.Errorf("reading: %d shares, %v", len(shares), err)
+			}
+			f := db.WriteFault()
+			if f == nil || !errors.Is(f.Err, ErrUnwritable) || f.Count < 20 {
+				t.Errorf("WriteFault = %+v", f)
+			}
+			if n := strings.Count(log.String(), "\n"); n != 1 || !strings.Contains(log.String(), "unable to save changes") {
+				t.Errorf("log has %d lines, want 1:\n%s", n, log.String())
+			}
+			if db.DamageErr() != nil {
+				t.Errorf("an unwritable file counts as damaged: %v", db.DamageErr())
+			}
+		})
+	}
+}
+
+func TestWriteFaultEpisodes(t *testing.T) {
+	var log strings.Builder
+	db := &DB{path: "x.db", logger: slog.New(slog.NewTextHandler(&log, nil))}
+	t0 := time.Unix(1000, 0)
+	full := errors.New("no space left on device")
+	db.noteWrite(t0, nil)
+	for i := range 5 {
+		db.noteWrite(t0.Add(time.Duration(i)*time.Minute), full)
+	}
+	if f := db.WriteFault(); f == nil || f.Count != 5 || !f.Since.Equal(t0) || f.Err != full {
+		t.Errorf("WriteFault = %+v", f)
+	}
+	db.noteWrite(t0.Add(10*time.Minute), nil)
+	db.noteWrite(t0.Add(11*time.Minute), nil)
+	if f := db.WriteFault(); f != nil {
+		t.Errorf("WriteFault after a saved change = %+v", f)
+	}
+	db.noteWrite(t0.Add(12*time.Minute), full)
+	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], "unable to save") || !strings.Contains(lines[1], "saved again") || !strings.Contains(lines[1], "failed=5") || !strings.Contains(lines[2], "unable to save") {
+		t.Errorf("log, want one line per start and end of an episode:\n%s", log.String())
+	}
+}
+
+func TestPanicInTransaction(t *testing.T) {
+	db := openTemp(t)
+	err := db.View(func(tx *Tx) error {
+		var shares []Share
+		_ = shares[len(shares)] // a bug in a caller, not damage
+		return nil
+	})
+	if err == nil || errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "bug") {
+		t.Errorf("error = %v, want a bug that is not damage", err)
+	}
+	if db.DamageErr() != nil {
+		t.Error("a bug was announced as damage")
+	}
+	if err := db.Update(func(tx *Tx) error { return tx.SetMeta("x", 1) }); err != nil {
+		t.Errorf("the database does not work after a recovered panic: %v", err)
+	}
+}

@@ -49,6 +49,7 @@ func runCheck(ctx context.Context, args []string, e env) int {
 		events = "off"
 	}
 	d.ok("settings", "usable (database %s, events %s)", cfg.DBPath, events)
+	d.checkDatabase(ctx, cfg.DBPath)
 
 	logger := newLogger(cfg, e.stderr)
 	client := watcher.New(watcher.Config{
@@ -66,6 +67,9 @@ func runCheck(ctx context.Context, args []string, e env) int {
 type doctor struct {
 	w      io.Writer
 	failed int
+	// damagedDB is set when the database line said it is damaged, so
+	// that the chat line does not say it again.
+	damagedDB bool
 }
 
 func (d *doctor) ok(what, format string, args ...any) {
@@ -242,6 +246,39 @@ func (d *doctor) checkTelegram(ctx context.Context, cfg config, logger *slog.Log
 	}
 }
 
+// checkDatabase opens the state file, which checks every page of it,
+// unless a running doorman holds it (that doorman checked it at its start).
+func (d *doctor) checkDatabase(ctx context.Context, path string) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		d.note("database", "%s does not exist yet; doorman run makes it", path)
+		return
+	}
+	db, err := storage.Open(ctx, path, storage.Options{Timeout: checkDBTimeout})
+	switch {
+	case errors.Is(err, storage.ErrInUse):
+		d.note("database", "%s is in use by a running doorman, which checked it when it started", path)
+		return
+	case errors.Is(err, storage.ErrDamaged):
+		d.damagedDB = true
+		d.fail("database", fmt.Sprintf("%s is damaged (%s)", path, damageDetail(path, err)), repairAdvice(path))
+		return
+	case err != nil:
+		d.fail("database", err.Error(), "run doorman check as the user doorman runs as")
+		return
+	}
+	defer db.Close()
+	if wf := db.WriteFault(); wf != nil {
+		d.fail("database", fmt.Sprintf("%s can be read but not written: %v", path, wf.Err), "make room on the disk, or mount it read-write again (a memory card that became read-only by itself is wearing out)")
+		return
+	}
+	var shares, rules int
+	db.View(func(tx *storage.Tx) error {
+		shares, rules, _, _ = tx.Count()
+		return nil
+	})
+	d.ok("database", "%s is sound (remembers %d share(s) and %d rule(s))", path, shares, rules)
+}
+
 // pairedChat reads the chat paired with /start from the database, if it can
 // without getting in a running doorman's way: that doorman holds the file,
 // and opening it waits a moment at most.
@@ -256,6 +293,9 @@ func (d *doctor) pairedChat(ctx context.Context, path string) (int64, bool) {
 	case errors.Is(err, storage.ErrInUse):
 		d.note("chat", "the database %s is in use by a running doorman, so the paired chat was not read; /status in that chat shows it works (or set DOORMAN_TELEGRAM_CHAT_ID to check a chat here)", path)
 		return 0, false
+	case errors.Is(err, storage.ErrDamaged) && d.damagedDB:
+		d.note("chat", "the paired chat was not read: the database is damaged (see above)")
+		return 0, false
 	case err != nil:
 		d.fail("chat", fmt.Sprintf("unable to read the paired chat: %v", err),
 			"run doorman check as the user doorman runs as, or set DOORMAN_TELEGRAM_CHAT_ID")
@@ -264,6 +304,9 @@ func (d *doctor) pairedChat(ctx context.Context, path string) (int64, bool) {
 	defer db.Close()
 	chat, err := bot.LoadOwnerChat(db)
 	switch {
+	case errors.Is(err, storage.ErrDamaged) && d.damagedDB:
+		d.note("chat", "the paired chat was not read: the database is damaged (see above)")
+		return 0, false
 	case err != nil:
 		d.fail("chat", fmt.Sprintf("unable to read the paired chat: %v", err), "set DOORMAN_TELEGRAM_CHAT_ID")
 		return 0, false

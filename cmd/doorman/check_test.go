@@ -320,6 +320,26 @@ func TestCheckProblems(t *testing.T) {
 			mark: "–", check: "chat", say: []string{"in use by a running doorman"}, code: 0,
 		},
 		{
+			name: "sound database",
+			setup: func(t *testing.T, v map[string]string, _ *testIGD, _ *telegramtest.Server) {
+				openDB(t, v["DOORMAN_DB"]).Close()
+			},
+			mark: "✓", check: "database", say: []string{"is sound", "0 share(s)"}, code: 0,
+		},
+		{
+			name:  "no database yet",
+			setup: func(*testing.T, map[string]string, *testIGD, *telegramtest.Server) {},
+			mark:  "–", check: "database", say: []string{"does not exist yet"}, code: 0,
+		},
+		{
+			name: "damaged database",
+			setup: func(t *testing.T, v map[string]string, _ *testIGD, _ *telegramtest.Server) {
+				delete(v, "DOORMAN_TELEGRAM_CHAT_ID")
+				v["DOORMAN_DB"] = damagedDB(t)
+			},
+			mark: "✗", check: "database", say: []string{"is damaged", "doorman repair --db"}, code: 1,
+		},
+		{
 			name: "bad setting",
 			setup: func(_ *testing.T, v map[string]string, _ *testIGD, _ *telegramtest.Server) {
 				v["DOORMAN_POLL_INTERVAL"] = "soon"

@@ -136,6 +136,7 @@ func withMetrics(parts []func(context.Context) error, cfg config, logger *slog.L
 		Services:     m.watcher.Status,
 		State:        func() (metrics.State, error) { return metrics.ReadState(m.db) },
 		RouterErrors: m.client.RequestErrors,
+		WriteFault:   m.db.WriteFault,
 	}
 	var tg *telegramHealth
 	if m.api != nil {
@@ -160,6 +161,10 @@ func withMetrics(parts []func(context.Context) error, cfg config, logger *slog.L
 			wg.Go(func() { tg.run(ctx) })
 		}
 		err := metrics.Serve(ctx, mcfg)
+		if err != nil && ctx.Err() == nil {
+			// The metrics package does not know the setting's name.
+			err = fmt.Errorf("DOORMAN_METRICS_ADDR: %w", err)
+		}
 		cancel()
 		wg.Wait()
 		return err

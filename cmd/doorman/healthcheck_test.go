@@ -15,6 +15,7 @@ import (
 
 	"github.com/doorman-upnp/doorman/bot"
 	"github.com/doorman-upnp/doorman/bot/telegramtest"
+	"github.com/doorman-upnp/doorman/storage/storagetest"
 	"github.com/doorman-upnp/doorman/watcher"
 )
 
@@ -189,6 +190,24 @@ func TestMetricsPart(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("metrics part did not stop")
+	}
+}
+
+// A metrics address that is taken stops doorman with the setting named.
+func TestMetricsAddrInUse(t *testing.T) {
+	db := storagetest.Open(t)
+	client := watcher.New(watcher.Config{IGDURLs: []string{"http://127.0.0.1:1/rootDesc.xml"}})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := defaultConfig()
+	cfg.MetricsAddr = ln.Addr().String()
+	parts := withMetrics(nil, cfg, slog.New(slog.DiscardHandler), monitored{db: db, client: client, watcher: client.NewWatcher(watcher.WatchConfig{})})
+	err = parts[0](context.Background())
+	if err == nil || !strings.HasPrefix(err.Error(), "DOORMAN_METRICS_ADDR: metrics: unable to listen on "+cfg.MetricsAddr) {
+		t.Errorf("metrics on a taken address = %v", err)
 	}
 }
 

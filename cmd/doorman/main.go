@@ -62,6 +62,7 @@ func commands() []command {
 		{"watch", "print the router's port shares as they change, storing nothing", runWatch},
 		{"list", "print the router's port shares", runList},
 		{"check", "check the setup: router, events, Telegram token and chat; one line each, with the fix", runCheck},
+		{"repair", "repair a damaged database: keep a copy of it and start a new one with what can still be read", runRepair},
 		{"healthcheck", "ask the running doorman whether it is healthy (needs DOORMAN_METRICS_ADDR; exit 0 or 1)", runHealthcheck},
 		{"version", "print doorman's version", runVersion},
 	}

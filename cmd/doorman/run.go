@@ -28,7 +28,7 @@ func runRun(ctx context.Context, args []string, e env) int {
 	}
 	logger := newLogger(cfg, e.stderr)
 	if err := daemon(ctx, cfg, logger, e); err != nil {
-		printError(e.stderr, err)
+		printError(e.stderr, asDamaged(cfg.DBPath, err))
 		return 1
 	}
 	return 0
@@ -64,11 +64,14 @@ func runWatch(ctx context.Context, args []string, e env) int {
 // Telegram (pairing a chat first when none is configured); without one it
 // prints what happens to the terminal.
 func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
-	db, err := storage.Open(ctx, cfg.DBPath, storage.Options{})
+	db, err := storage.Open(ctx, cfg.DBPath, storage.Options{Logger: logger})
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	// storage says once that changes are not saved; the rest of doorman
+	// says so at debug level only.
+	logger = slog.New(newQuietUnwritable(logger.Handler()))
 	terminal := cfg.TelegramToken == ""
 
 	client := watcher.New(watcher.Config{
@@ -91,6 +94,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 			if s.Gateway == nil || s.Service == nil {
 				return
 			}
+			defer logPanic(logger, "handling a listing")
 			var ips []string
 			for _, m := range s.Mappings {
 				ips = append(ips, m.InternalClient)
@@ -108,7 +112,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 			}
 		},
 	})
-	parts := []func(context.Context) error{w.Run}
+	parts := []func(context.Context) error{w.Run, stopOnDamage(db)}
 
 	engineCfg := approvals.Config{DB: db, Router: w, StaleAfter: cfg.StaleAfter, Gather: approvals.DefaultGather, BusyDevice: cfg.BusyDevice, AppName: appName, MACOf: devices.KnownMAC, Presence: presence, Logger: logger}
 	if terminal {
@@ -183,6 +187,20 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 	return runParts(ctx, logger, withMetrics(parts, cfg, logger, monitored{db: db, client: client, watcher: w, api: api, outbox: outbox}))
 }
 
+// stopOnDamage stops doorman when a transaction finds the database
+// damaged: every later one may fail the same way, and the owner needs the
+// message with the way out.
+func stopOnDamage(db *storage.DB) func(context.Context) error {
+	return func(ctx context.Context) error {
+		select {
+		case <-db.Damaged():
+			return asDamaged(db.Path(), db.DamageErr())
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
 // pairingPrinter shows a pairing code on doorman's terminal (standard
 // error, where its log goes), and nowhere else: the code, the link that pairs
 // with a tap, and, in an interactive terminal, the link as a QR code for a
@@ -214,7 +232,7 @@ func runParts(ctx context.Context, logger *slog.Logger, parts []func(context.Con
 	errs := make([]error, len(parts))
 	for i, part := range parts {
 		wg.Go(func() {
-			errs[i] = part(ctx)
+			errs[i] = recoverPart(logger, part)(ctx)
 			cancel()
 		})
 	}

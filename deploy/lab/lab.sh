@@ -21,9 +21,9 @@
 #   dl-TAG-w    the WAN side of wan0, 203.0.113.1/24; nothing listens there,
 #               and it counts the IPv4 packets that reach it (wan-packets)
 #   dl-TAG-h    doorman's host, 192.168.77.10, default route via the router
-#   dl-TAG-dN   device N, 192.168.77.(20+N), default route via the router,
-#               and /etc/netns/dl-TAG-dN/resolv.conf naming its own loopback
-#               as DNS server, so that a real app's lookups stay in the lab
+#   dl-TAG-dN   device N, 192.168.77.(20+N), default route via the router
+#   Each host has /etc/netns/NS/resolv.conf naming its own loopback as DNS
+#   server, so that doorman's and a real app's lookups stay in the lab
 #
 # miniupnpd announces EXT_IP to its clients; that address is never contacted,
 # and nothing in the lab sends traffic outside the namespaces.
@@ -262,6 +262,8 @@ cmd_up() {
 	ip netns exec "$rns" sysctl -qw net.ipv4.ip_forward=1
 
 	add_host "$tag" h "$DOORMAN_IP"
+	# doorman's reverse lookups of device names stay in the lab too.
+	add_resolver "$(ns "$tag" h)"
 	local i
 	for i in $(seq 1 "$devices"); do
 		add_host "$tag" "d$i" "$LAN_PREFIX.$((20 + i))"
