@@ -21,9 +21,13 @@ import (
 // Router is what approvals needs from the watcher: deleting a share and
 // making sure it is gone.
 type Router interface {
-	// DeleteMapping deletes the mapping and verifies it is gone; a router
-	// that keeps it returns an error matching watcher.ErrDeleteRefused.
-	DeleteMapping(ctx context.Context, k watcher.Key) error
+	// DeleteListedMapping deletes the share m as a listing showed it and
+	// verifies it is gone; a router that keeps it returns an error
+	// matching watcher.ErrDeleteRefused. When another device (or inside
+	// port) holds m's port by now, nothing is deleted, the error matches
+	// watcher.ErrMappingChanged and the router is listed again, so that
+	// the new share is asked about like any other.
+	DeleteListedMapping(ctx context.Context, m watcher.Mapping) error
 }
 
 // Defaults for Config.

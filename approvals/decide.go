@@ -100,7 +100,14 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 	var blockErr error
 	var closed []watcher.Mapping
 	for _, t := range targets {
-		if err := e.router.DeleteMapping(ctx, t.Key()); err != nil {
+		err := e.router.DeleteListedMapping(ctx, t)
+		if errors.Is(err, watcher.ErrMappingChanged) {
+			// Another device's share took the port: nothing was deleted,
+			// and the listing it triggers asks about that share.
+			e.logger.Info("not closing a share that leads elsewhere now", "router", t.Router, "share", t.Key().String(), "err", err)
+			continue
+		}
+		if err != nil {
 			e.logger.Warn("block failed", "router", t.Router, "share", t.Key().String(), "client", t.InternalClient, "err", err)
 			if blockErr == nil {
 				blockErr = err

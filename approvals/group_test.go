@@ -334,3 +334,33 @@ func TestFlipsBetweenDevicesSendOneMessagePerServiceAndInterval(t *testing.T) {
 		t.Errorf("after the interval: %+v, want the unasked share asked", ch)
 	}
 }
+
+func TestBlockDeletesOnlyTheListedShare(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	camera := share(2323, "192.168.77.21", "telnetd camera")
+	ch := f.list(true, camera)
+	// Between the listing and the press, another device took the port.
+	taken := share(2323, "192.168.77.30", "console")
+	f.router.Changed = map[watcher.Key]watcher.Mapping{camera.Key(): taken}
+	a := f.decide(ch.Alerts[0], Block)
+	if a.State != storage.AlertBlocked || f.router.Count() != 0 {
+		t.Errorf("alert %s, %d deletes; want the Block recorded and nothing deleted", a.State, f.router.Count())
+	}
+	// The listing the watcher makes then asks about the new share, and
+	// the camera's block does not touch it.
+	f.router.Changed = nil
+	ch = f.list(true, taken)
+	if len(ch.Alerts) != 1 || ch.Enforced != 0 {
+		t.Errorf("the share that took the port: %+v, want it asked about", ch)
+	}
+	// A block rule whose share changed hands as it acts deletes nothing
+	// and says nothing.
+	f.clearOutbox()
+	camera.ExternalPort = 2424
+	f.router.Changed = map[watcher.Key]watcher.Mapping{camera.Key(): share(2424, "192.168.77.31", "other")}
+	ch = f.list(true, taken, camera)
+	if ch.Enforced != 1 || f.router.Count() != 0 || len(f.outbox()) != 0 {
+		t.Errorf("enforcing on a changed share: %+v, %d deletes, outbox %+v", ch, f.router.Count(), f.outbox())
+	}
+}
