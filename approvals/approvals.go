@@ -57,6 +57,9 @@ type Config struct {
 	Wake           func()
 	NoticeInterval time.Duration
 	KeepGone       time.Duration
+	// KeepHistory is how long decided alerts and digests are kept
+	// (default DefaultKeepHistory); see Prune.
+	KeepHistory time.Duration
 	// StaleAfter is how long a share may be open before the digest lists
 	// it (default 14 days).
 	StaleAfter time.Duration
@@ -73,6 +76,9 @@ type Config struct {
 	// BusyDevice is when a device counts as unusually active (default
 	// DefaultBusyLimit); BusyOff turns it off.
 	BusyDevice BusyLimit
+	// DigestPager, when set, splits digests into pages that fit a chat
+	// message (bot.DigestPager).
+	DigestPager DigestPager
 	// MACOf returns the MAC doorman knows for a LAN address without
 	// waiting ("" if none), so rules follow devices across DHCP changes.
 	MACOf func(ip string) string
@@ -96,8 +102,10 @@ type Engine struct {
 	wake           func()
 	noticeInterval time.Duration
 	keepGone       time.Duration
+	keepHistory    time.Duration
 	staleAfter     time.Duration
 	presence       Presence
+	pager          DigestPager
 	observe        func(Event)
 	macOf          func(string) string
 	busyLimit      BusyLimit
@@ -122,6 +130,8 @@ type Engine struct {
 	// asked and deferred are transitionInput's Asked and Deferred.
 	asked    map[string]time.Time
 	deferred map[string]bool
+	// prunedAt is when history was last pruned.
+	prunedAt time.Time
 }
 
 // EventKind says what happened to a share.
@@ -169,8 +179,10 @@ func New(cfg Config) (*Engine, error) {
 		wake:           cfg.Wake,
 		noticeInterval: cfg.NoticeInterval,
 		keepGone:       cfg.KeepGone,
+		keepHistory:    cfg.KeepHistory,
 		staleAfter:     cfg.StaleAfter,
 		presence:       cfg.Presence,
+		pager:          cfg.DigestPager,
 		observe:        cfg.Observe,
 		macOf:          cfg.MACOf,
 		busyLimit:      cfg.BusyDevice,
@@ -195,6 +207,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.keepGone <= 0 {
 		e.keepGone = DefaultKeepGone
+	}
+	if e.keepHistory <= 0 {
+		e.keepHistory = DefaultKeepHistory
 	}
 	if e.staleAfter <= 0 {
 		e.staleAfter = DefaultStaleAfter
@@ -254,6 +269,7 @@ func (e *Engine) HandleListing(ctx context.Context, l Listing) (Changes, error) 
 	for _, en := range enforce {
 		e.enforce(ctx, en)
 	}
+	e.maybePrune(ctx)
 	return ch, nil
 }
 
@@ -359,13 +375,7 @@ func loadTransition(tx *storage.Tx, in *transitionInput) error {
 	if in.Rules, err = tx.Rules(); err != nil {
 		return err
 	}
-	alerts, err := tx.Alerts()
-	in.Pending = nil
-	for _, a := range alerts {
-		if a.State == storage.AlertPending {
-			in.Pending = append(in.Pending, a)
-		}
-	}
+	in.Pending, err = tx.PendingAlerts()
 	return err
 }
 

@@ -332,7 +332,9 @@ func shortError(err error) string {
 // same way: the rule just made covers them too.
 func (e *Engine) decideSiblings(tx *storage.Tx, decided storage.Alert, wholeDevice bool) error {
 	dm := decided.Share.Mapping
-	alerts, err := tx.Alerts()
+	// The open questions only: the cost of an answer does not grow with
+	// the history.
+	alerts, err := tx.PendingAlerts()
 	if err != nil {
 		return err
 	}

@@ -15,9 +15,19 @@ import (
 // asks whether it is still needed.
 const DefaultStaleAfter = 14 * 24 * time.Hour
 
-// digestPageItems keeps a digest page under Telegram's 4096 characters: a
-// line per share is at most about 350 characters, descriptions cut at 80.
-const digestPageItems = 8
+// DigestPager spreads the entries of a digest over pages that each fit one
+// chat message, in every state their entries can reach by a press. How long
+// an entry is in the chat is for bot to know, which words it; approvals
+// writes no chat text.
+type DigestPager interface {
+	// Paginate returns the page of each entry of d, the items first, then
+	// the rules: starting at 0, in order, never skipping a page.
+	Paginate(d storage.Digest) []int
+}
+
+// fallbackPageEntries is the page size without a DigestPager (tests, the
+// terminal, which sends no digest), or when it answers something unusable.
+const fallbackPageEntries = 8
 
 // Presence tells when a device was last seen on the LAN, where doorman can
 // tell; ok is false when it cannot.
@@ -110,7 +120,7 @@ func (e *Engine) MakeDigest(ctx context.Context, due time.Time, skipEmpty bool) 
 		if skipEmpty && len(d.Items) == 0 && len(d.Rules) == 0 {
 			return nil
 		}
-		paginate(&d)
+		e.paginate(&d)
 		if err := tx.PutDigest(&d); err != nil {
 			return err
 		}
@@ -131,19 +141,49 @@ func (e *Engine) MakeDigest(ctx context.Context, due time.Time, skipEmpty bool) 
 	return d, nil
 }
 
-// paginate spreads items, then rules, over pages of a few entries each.
-func paginate(d *storage.Digest) {
-	n := 0
+// paginate spreads items, then rules, over pages as the pager says.
+func (e *Engine) paginate(d *storage.Digest) {
+	n := len(d.Items) + len(d.Rules)
+	var pages []int
+	if e.pager != nil {
+		pages = e.pager.Paginate(*d)
+	}
+	if !validPages(pages, n) {
+		if e.pager != nil {
+			e.logger.Error("the digest pager answered unusable pages; using pages of a few entries", "entries", n, "pages", len(pages))
+		}
+		pages = make([]int, n)
+		for i := range pages {
+			pages[i] = i / fallbackPageEntries
+		}
+	}
+	d.Pages = 1
 	for i := range d.Items {
-		d.Items[i].Page = n / digestPageItems
-		n++
+		d.Items[i].Page = pages[i]
 	}
 	for i := range d.Rules {
-		d.Rules[i].Page = n / digestPageItems
-		n++
+		d.Rules[i].Page = pages[len(d.Items)+i]
 	}
-	d.Pages = max(1, (n+digestPageItems-1)/digestPageItems)
+	if n > 0 {
+		d.Pages = pages[n-1] + 1
+	}
 	d.MessageIDs = make([]int, d.Pages)
+}
+
+// validPages reports whether pages gives n entries pages from 0 on, in
+// order, with none left empty.
+func validPages(pages []int, n int) bool {
+	if len(pages) != n {
+		return false
+	}
+	prev := 0
+	for i, p := range pages {
+		if (i == 0 && p != 0) || p < prev || p > prev+1 {
+			return false
+		}
+		prev = p
+	}
+	return true
 }
 
 // ErrDigestItem means a digest button names nothing that can be acted on.

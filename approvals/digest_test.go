@@ -192,7 +192,7 @@ func TestDigestPages(t *testing.T) {
 	f := newFixture(t)
 	f.list(true)
 	var ms []watcher.Mapping
-	for i := range 2*digestPageItems + 3 {
+	for i := range 2*fallbackPageEntries + 3 {
 		ms = append(ms, share(uint16(20000+i), "192.168.77.21", fmt.Sprintf("app %d", i)))
 	}
 	f.list(true, ms...)
@@ -312,5 +312,49 @@ func TestKeepSparesAnotherDevice(t *testing.T) {
 	f.db.View(func(tx *storage.Tx) (err error) { s, _, err = tx.Share(storage.ShareKey(other.Key())); return err })
 	if !s.SnoozedUntil.IsZero() {
 		t.Error("the other device's share was snoozed")
+	}
+}
+
+type fixedPager []int
+
+func (p fixedPager) Paginate(storage.Digest) []int { return p }
+
+// The pager decides the pages; an answer that does not fit the digest is
+// not believed.
+func TestDigestPager(t *testing.T) {
+	tests := []struct {
+		name      string
+		pages     []int
+		wantPages int
+		wantLast  int
+	}{
+		{"one page", []int{0, 0, 0}, 1, 0},
+		{"one each", []int{0, 1, 2}, 3, 2},
+		{"too few answers", []int{0, 0}, 1, 0},
+		{"a page skipped", []int{0, 2, 2}, 1, 0},
+		{"not from 0", []int{1, 1, 1}, 1, 0},
+		{"going back", []int{0, 1, 0}, 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.engine.pager = fixedPager(tt.pages)
+			f.list(true)
+			f.list(true, share(20000, "192.168.77.21", "a"), share(20001, "192.168.77.21", "b"), share(20002, "192.168.77.21", "c"))
+			f.now = f.now.Add(DefaultStaleAfter + time.Hour)
+			d, err := f.engine.MakeDigest(context.Background(), time.Time{}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Pages != tt.wantPages || len(d.MessageIDs) != tt.wantPages || d.Items[2].Page != tt.wantLast {
+				t.Errorf("pages = %d, last item on page %d; want %d, %d", d.Pages, d.Items[2].Page, tt.wantPages, tt.wantLast)
+			}
+		})
+	}
+}
+
+func TestValidPages(t *testing.T) {
+	if !validPages(nil, 0) || !validPages([]int{0, 0, 1, 1, 2}, 5) || validPages([]int{0}, 0) || validPages([]int{0, -1}, 2) {
+		t.Error("validPages is wrong")
 	}
 }

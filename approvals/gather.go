@@ -71,7 +71,7 @@ func (e *Engine) sendUnsent() error {
 		for _, it := range items {
 			queued[it.AlertID] = true
 		}
-		alerts, err := tx.Alerts()
+		alerts, err := tx.PendingAlerts()
 		if err != nil {
 			return err
 		}

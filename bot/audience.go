@@ -56,6 +56,16 @@ func (a *Audience) setPaired(o OwnerChat) {
 	a.paired = o
 }
 
+// moved follows the paired chat to the supergroup it became, with its
+// language and topic.
+func (a *Audience) moved(from, to int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.paired.ChatID == from {
+		a.paired.ChatID = to
+	}
+}
+
 // Words returns the texts for a chat: the configured language, else the
 // language of who paired it, else English.
 func (a *Audience) Words(chatID int64) Words {

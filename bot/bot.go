@@ -85,9 +85,19 @@ func New(cfg Config) (*Bot, error) {
 		loc: cfg.Location, logger: cfg.Logger, now: cfg.Now, audience: cfg.Audience, quiet: cfg.QuietHours,
 	}
 	b.pair.show = cfg.ShowPairingCode
+	if cfg.Outbox.owner == nil {
+		cfg.Outbox.owner = cfg.Engine
+	}
 	switch {
 	case cfg.ChatID != 0:
-		cfg.Engine.SetChat(cfg.ChatID)
+		chat, moved, err := FollowChat(cfg.DB, cfg.ChatID)
+		if err != nil {
+			return nil, err
+		}
+		if moved && cfg.Logger != nil {
+			cfg.Logger.Warn("DOORMAN_TELEGRAM_CHAT_ID names a group that became a supergroup; writing to the supergroup", "set_chat", cfg.ChatID, "chat", chat)
+		}
+		cfg.Engine.SetChat(chat)
 	case cfg.Engine.Chat() == 0:
 		owner, err := LoadOwnerChat(cfg.DB)
 		if err != nil {

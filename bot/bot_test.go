@@ -80,7 +80,7 @@ func (h *harness) start(allowed []int64) {
 		h.t.Fatal(err)
 	}
 	logger := testlog.New(h.t, slog.LevelInfo)
-	ocfg := OutboxConfig{API: api, DB: h.db, Logger: logger, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Location: time.UTC}
+	ocfg := OutboxConfig{API: api, DB: h.db, Logger: logger, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Location: time.UTC, Pace: testPace}
 	bcfg := Config{API: api, DB: h.db, ChatID: h.chat, AllowedUsers: allowed,
 		ShowPairingCode: func(c PairingCode) { h.codes <- c.Code; h.links <- c.Link }, PollTimeout: time.Second, Location: time.UTC, Logger: logger,
 		Status: func() []watcher.ServiceStatus {
@@ -90,7 +90,8 @@ func (h *harness) start(allowed []int64) {
 		h.configure(&ocfg, &bcfg)
 	}
 	outbox := NewOutbox(ocfg)
-	h.engine, err = approvals.New(approvals.Config{DB: h.db, Router: h.router, ChatID: h.chat, Wake: outbox.Wake, Logger: logger})
+	h.engine, err = approvals.New(approvals.Config{DB: h.db, Router: h.router, ChatID: h.chat, Wake: outbox.Wake, Logger: logger,
+		DigestPager: NewDigestPager(ocfg.Audience, 0, time.UTC)})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -552,3 +553,7 @@ func TestRejectedBotKeepsAlerts(t *testing.T) {
 		})
 	}
 }
+
+// testPace lets tests send as fast as they like; pacing has tests of its
+// own.
+var testPace = Pace{Interval: time.Microsecond, GroupInterval: time.Microsecond}

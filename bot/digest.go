@@ -113,8 +113,8 @@ func renderDigestPage(w Words, d storage.Digest, page int, staleAfter time.Durat
 		for _, r := range it.Reasons {
 			why = append(why, staleReasonText(r))
 		}
-		// A page holds eight entries; these caps keep it under Telegram's
-		// 4096 characters whatever the devices call themselves.
+		// These caps bound an entry whatever the devices call
+		// themselves; DigestPager fills pages up to Telegram's limit.
 		fmt.Fprintf(&b, "\n    why: %s", esc(strings.Join(why, "; "), 160))
 		if it.Risk != "" {
 			fmt.Fprintf(&b, "\n    risky: %s", esc(it.Risk, 120))

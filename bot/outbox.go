@@ -20,13 +20,20 @@ type OutboxConfig struct {
 	DB       *storage.DB
 	Location *time.Location
 	Logger   *slog.Logger
+	// Owner keeps the owner chat, where everything but an edit goes when
+	// it is sent; bot.New sets the engine here when it is nil. Without
+	// one, items go to the chat they were queued for.
+	Owner ChatOwner
 	// Devices, when set, names the devices in alerts.
 	Devices Devices
 	// StaleAfter is shown on kept digest entries (default 14 days).
 	StaleAfter time.Duration
 	// MinBackoff and MaxBackoff bound the wait after a failed attempt
 	// (defaults 1 s and 5 min); a 429's retry_after is honoured exactly.
+	// A chat Telegram refuses is tried again after MaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
+	// Pace keeps the outbox within Telegram's limits (defaults: Pace).
+	Pace Pace
 	// Audience gives the language and topic of the chat (default:
 	// English, the main thread).
 	Audience *Audience
@@ -36,19 +43,32 @@ type OutboxConfig struct {
 	Now        func() time.Time
 }
 
+// ChatOwner keeps the owner chat; approvals.Engine is one.
+type ChatOwner interface {
+	Chat() int64
+	SetChat(chatID int64)
+}
+
 // Outbox delivers what approvals queued in the database: alerts, edits of
-// alerts, notices. An item leaves the database only after Telegram confirmed
-// it, so an outage or a crash loses nothing. A delivery under way when
-// doorman stops is let finish (deliverGrace), so that a message Telegram
-// took is recorded and not sent again after the restart. The windows left
-// are a crash between Telegram's answer and the removal, which lasts one
-// bbolt commit, and an answer slower than deliverGrace during a stop; both
-// send that one message twice.
+// alerts, notices, digests. An item leaves the database only after
+// Telegram confirmed it, so an outage or a crash loses nothing. A delivery
+// under way when doorman stops is let finish (deliverGrace), so that a
+// message Telegram took is recorded and not sent again after the restart.
+// The windows left are a crash between Telegram's answer and the removal,
+// which lasts one bbolt commit, and an answer slower than deliverGrace
+// during a stop; both send that one message twice.
+//
+// Items go by priority (storage.OutboxClass: questions, then edits, then
+// notices, then digests), oldest first within a class, paced chat by chat
+// (Pace), so that a new question waits for at most one pacing interval
+// whatever else is queued. Edits of one message queued meanwhile are done
+// by one call.
 type Outbox struct {
 	api        API
 	db         *storage.DB
 	loc        *time.Location
 	logger     *slog.Logger
+	owner      ChatOwner
 	minBackoff time.Duration
 	maxBackoff time.Duration
 	staleAfter time.Duration
@@ -57,11 +77,19 @@ type Outbox struct {
 	quiet      QuietHours
 	now        func() time.Time
 	wake       chan struct{}
+	// update writes to the database; tests make it fail.
+	update func(fn func(tx *storage.Tx) error) error
+
+	// The fields below belong to Run's one loop.
 
 	// unrecorded holds messages Telegram accepted whose recording in the
 	// database failed, by outbox sequence, so the retry records them
 	// instead of sending them again.
 	unrecorded map[uint64]int
+	pace       *pacer
+	// refused holds the chats Telegram refuses (a wrong chat ID, the bot
+	// removed): their items wait while the others go on.
+	refused map[int64]refusal
 
 	mu       sync.Mutex
 	lastOK   time.Time
@@ -77,6 +105,7 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		db:         cfg.DB,
 		loc:        cfg.Location,
 		logger:     cfg.Logger,
+		owner:      cfg.Owner,
 		minBackoff: cfg.MinBackoff,
 		maxBackoff: cfg.MaxBackoff,
 		staleAfter: cfg.StaleAfter,
@@ -86,8 +115,11 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		now:        cfg.Now,
 		wake:       make(chan struct{}, 1),
 		unrecorded: map[uint64]int{},
+		pace:       newPacer(cfg.Pace),
+		refused:    map[int64]refusal{},
 		sleep:      pollSleep,
 	}
+	o.update = o.db.Update
 	if o.loc == nil {
 		o.loc = time.Local
 	}
@@ -112,7 +144,8 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 	return o
 }
 
-// Wake tells the outbox that something was queued.
+// Wake tells the outbox that something was queued, or that the owner chat
+// changed.
 func (o *Outbox) Wake() {
 	select {
 	case o.wake <- struct{}{}:
@@ -145,12 +178,9 @@ func (o *Outbox) Len() int {
 // Run delivers items until ctx is done.
 func (o *Outbox) Run(ctx context.Context) error {
 	for {
-		var it storage.OutboxItem
-		var ok bool
-		err := o.db.View(func(tx *storage.Tx) (err error) {
-			it, ok, err = tx.NextOutbox()
-			return err
-		})
+		// Pacing and the retries of a refused chat wait on timers, so
+		// they go by the real clock, not by Now (quiet hours).
+		p, wait, err := o.next(time.Now())
 		if err != nil {
 			o.logger.Error("unable to read the outbox", "err", err)
 			if err := o.sleep(ctx, o.maxBackoff); err != nil {
@@ -158,11 +188,9 @@ func (o *Outbox) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		if !ok {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-o.wake:
+		if p == nil {
+			if err := o.idle(ctx, wait); err != nil {
+				return err
 			}
 			continue
 		}
@@ -170,15 +198,16 @@ func (o *Outbox) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		err = o.deliverFinishing(ctx, it)
+		err = o.deliverFinishing(ctx, p)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		if err == nil {
-			o.succeeded()
+			o.succeeded(p.chat)
 			continue
 		}
-		wait, keep := o.judge(it, err)
+		it := p.item
+		wait, keep := o.judge(p, err)
 		if !keep {
 			o.logger.Error("dropping an outbox item Telegram will never accept", "seq", it.Seq, "kind", string(it.Kind), "alert", it.AlertID, "err", err)
 			if derr := o.remove(it.Seq); derr != nil {
@@ -188,13 +217,30 @@ func (o *Outbox) Run(ctx context.Context) error {
 		}
 		it.Attempts++
 		it.LastError = err.Error()
-		if uerr := o.db.Update(func(tx *storage.Tx) error { return tx.UpdateOutbox(it) }); uerr != nil && !errors.Is(uerr, storage.ErrNotFound) {
+		if uerr := o.update(func(tx *storage.Tx) error { return tx.UpdateOutbox(it) }); uerr != nil && !errors.Is(uerr, storage.ErrNotFound) {
 			o.logger.Error("unable to record a failed delivery", "seq", it.Seq, "err", uerr)
 		}
 		if err := o.sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
+}
+
+// idle waits for something to be queued, or for wait when it is not 0.
+func (o *Outbox) idle(ctx context.Context, wait time.Duration) error {
+	var timer <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-o.wake:
+	case <-timer:
+	}
+	return nil
 }
 
 // deliverGrace is how long a delivery under way may go on once doorman
@@ -205,15 +251,16 @@ const deliverGrace = 3 * time.Second
 
 // deliverFinishing delivers it, going on for up to deliverGrace after ctx
 // is done.
-func (o *Outbox) deliverFinishing(ctx context.Context, it storage.OutboxItem) error {
+func (o *Outbox) deliverFinishing(ctx context.Context, p *pick) error {
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(deliverGrace, cancel) })
 	defer stop()
-	return o.deliver(dctx, it)
+	return o.deliver(dctx, p)
 }
 
-func (o *Outbox) succeeded() {
+func (o *Outbox) succeeded(chat int64) {
+	o.accepted(chat)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.failures > 0 {
@@ -223,15 +270,20 @@ func (o *Outbox) succeeded() {
 }
 
 // judge decides how long to wait after a failed attempt, or that the item
-// can never be delivered (keep == false).
-func (o *Outbox) judge(it storage.OutboxItem, err error) (wait time.Duration, keep bool) {
+// can never be delivered (keep == false). A chat Telegram refuses holds up
+// only the items for it (see refuse), so the wait is then 0.
+func (o *Outbox) judge(p *pick, err error) (wait time.Duration, keep bool) {
+	it := p.item
 	o.mu.Lock()
 	o.lastErr = err
 	o.failures++
 	n := o.failures
 	o.mu.Unlock()
-	log := o.logger.With("seq", it.Seq, "kind", string(it.Kind), "attempt", it.Attempts+1, "err", err)
+	log := o.logger.With("seq", it.Seq, "kind", string(it.Kind), "chat", p.chat, "attempt", it.Attempts+1, "err", err)
 	var apiErr *APIError
+	if errors.As(err, &apiErr) && (apiErr.MigrateToChatID != 0 || IsForbidden(err) || isChatNotFound(err)) {
+		return 0, o.chatRefused(p, apiErr)
+	}
 	switch {
 	case !errors.As(err, &apiErr):
 		// Not Telegram's answer but doorman's own trouble (the database):
@@ -240,11 +292,6 @@ func (o *Outbox) judge(it storage.OutboxItem, err error) (wait time.Duration, ke
 			log.Error("unable to deliver an outbox item; will retry")
 		}
 		return backoff(o.minBackoff, o.maxBackoff, n), true
-	case apiErr.MigrateToChatID != 0:
-		if n == 1 {
-			log.Error("the group became a supergroup with a new chat ID; alerts wait in the outbox until DOORMAN_TELEGRAM_CHAT_ID is set to it", "new_chat_id", apiErr.MigrateToChatID)
-		}
-		return o.maxBackoff, true
 	case RetryAfterOf(err) > 0:
 		log.Warn("Telegram asks doorman to slow down", "retry_after", RetryAfterOf(err))
 		return RetryAfterOf(err), true
@@ -253,11 +300,6 @@ func (o *Outbox) judge(it storage.OutboxItem, err error) (wait time.Duration, ke
 		// meanwhile, and the retries stay slow.
 		if n == 1 {
 			log.Error("Telegram rejected the bot token; alerts wait in the outbox until it is fixed")
-		}
-		return o.maxBackoff, true
-	case IsForbidden(err), isChatNotFound(err):
-		if n == 1 {
-			log.Error("Telegram refused the chat (bot removed from it, or a wrong DOORMAN_TELEGRAM_CHAT_ID); alerts wait in the outbox")
 		}
 		return o.maxBackoff, true
 	case IsRetryable(err):
@@ -285,33 +327,42 @@ func backoff(minD, maxD time.Duration, n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-func (o *Outbox) remove(seq uint64) error {
-	return o.db.Update(func(tx *storage.Tx) error { return tx.RemoveOutbox(seq) })
+// remove deletes delivered items.
+func (o *Outbox) remove(seqs ...uint64) error {
+	return o.update(func(tx *storage.Tx) error {
+		for _, seq := range seqs {
+			if err := tx.RemoveOutbox(seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
-func (o *Outbox) deliver(ctx context.Context, it storage.OutboxItem) error {
+func (o *Outbox) deliver(ctx context.Context, p *pick) error {
+	it := p.item
 	switch it.Kind {
 	case storage.OutboxNotice:
-		text := o.audience.Words(it.ChatID).noticeText(it, o.loc)
+		text := o.audience.Words(p.chat).noticeText(it, o.loc)
 		if text == "" {
 			o.logger.Error("outbox notice says nothing; dropping it", "seq", it.Seq)
 			return o.remove(it.Seq)
 		}
-		// A notice reports what doorman did; it does not ring.
-		if _, err := o.api.SendMessage(ctx, o.outgoing(it.ChatID, text, nil, true)); err != nil {
-			return err
-		}
-		return o.remove(it.Seq)
+		// Like an alert, a notice Telegram took is not sent again when
+		// its removal fails. A notice reports what doorman did; it does
+		// not ring.
+		return o.sendAndRecord(ctx, p, text, nil, true, "notice", func(*storage.Tx, int) error { return nil })
 	case storage.OutboxAlert, storage.OutboxEdit:
-		return o.deliverAlert(ctx, it)
+		return o.deliverAlert(ctx, p)
 	case storage.OutboxDigest, storage.OutboxDigestEdit:
-		return o.deliverDigest(ctx, it)
+		return o.deliverDigest(ctx, p)
 	}
 	o.logger.Error("unknown outbox item kind; dropping it", "seq", it.Seq, "kind", string(it.Kind))
 	return o.remove(it.Seq)
 }
 
-func (o *Outbox) deliverAlert(ctx context.Context, it storage.OutboxItem) error {
+func (o *Outbox) deliverAlert(ctx context.Context, p *pick) error {
+	it := p.item
 	var alerts []storage.Alert
 	err := o.db.View(func(tx *storage.Tx) (err error) {
 		alerts, err = tx.MessageAlerts(it.AlertID)
@@ -326,22 +377,28 @@ func (o *Outbox) deliverAlert(ctx context.Context, it storage.OutboxItem) error 
 	}
 	owner := alerts[0]
 	v := makeView(ctx, o.db, o.devices, o.loc, alerts)
-	v.words = o.audience.Words(it.ChatID)
+	v.words = o.audience.Words(p.chat)
 	text, kb := renderMessage(alerts, v)
 	switch {
 	case it.Kind == storage.OutboxAlert && owner.MessageID != 0:
 		// Sent before; recorded together with the removal, so this
 		// only happens if the item was queued twice.
 		return o.remove(it.Seq)
+	case it.Kind == storage.OutboxAlert && !anyPending(alerts):
+		// Superseded or decided (a sibling's answer, a rule) before it
+		// went out: the question is moot, and a newer message, if any,
+		// asks what is left.
+		o.logger.Info("not sending a question answered or superseded before it went out", "seq", it.Seq, "alert", owner.ID, "state", string(owner.State))
+		return o.remove(it.Seq)
 	case it.Kind == storage.OutboxAlert:
 		silent := o.quiet.Contains(o.now().In(o.loc)) && !ringsInQuietHours(alerts)
-		return o.sendAndRecord(ctx, it, text, kb, silent, fmt.Sprintf("alert %d", owner.ID), func(tx *storage.Tx, id int) error {
+		return o.sendAndRecord(ctx, p, text, kb, silent, fmt.Sprintf("alert %d", owner.ID), func(tx *storage.Tx, id int) error {
 			for _, a := range alerts {
 				cur, err := tx.Alert(a.ID)
 				if err != nil {
 					return err
 				}
-				cur.ChatID, cur.MessageID = it.ChatID, id
+				cur.ChatID, cur.MessageID = p.chat, id
 				if err := tx.PutAlert(&cur); err != nil {
 					return err
 				}
@@ -352,22 +409,33 @@ func (o *Outbox) deliverAlert(ctx context.Context, it storage.OutboxItem) error 
 		o.logger.Warn("not editing an alert whose message was never sent", "alert", owner.ID)
 		return o.remove(it.Seq)
 	}
-	return o.edit(ctx, it, owner.ChatID, owner.MessageID, text, kb)
+	return o.edit(ctx, p, owner.MessageID, text, kb)
+}
+
+func anyPending(alerts []storage.Alert) bool {
+	for _, a := range alerts {
+		if a.State == storage.AlertPending {
+			return true
+		}
+	}
+	return false
 }
 
 // sendAndRecord sends a message and, in one transaction, records its ID
 // with record and removes the item. When the recording fails after
 // Telegram accepted the message, the retry only records it: sending it
 // again would show it twice.
-func (o *Outbox) sendAndRecord(ctx context.Context, it storage.OutboxItem, text string, kb Keyboard, silent bool, what string, record func(tx *storage.Tx, messageID int) error) error {
+func (o *Outbox) sendAndRecord(ctx context.Context, p *pick, text string, kb Keyboard, silent bool, what string, record func(tx *storage.Tx, messageID int) error) error {
+	it := p.item
 	id, sent := o.unrecorded[it.Seq]
 	if !sent {
 		var err error
-		if id, err = o.api.SendMessage(ctx, o.outgoing(it.ChatID, text, kb, silent)); err != nil {
+		o.pace.took(time.Now(), p.chat)
+		if id, err = o.api.SendMessage(ctx, o.outgoing(p, text, kb, silent)); err != nil {
 			return err
 		}
 	}
-	err := o.db.Update(func(tx *storage.Tx) error {
+	err := o.update(func(tx *storage.Tx) error {
 		if err := record(tx, id); err != nil {
 			return err
 		}
@@ -381,10 +449,14 @@ func (o *Outbox) sendAndRecord(ctx context.Context, it storage.OutboxItem, text 
 	return nil
 }
 
-// edit updates a sent message; one deleted in the chat, or already showing
-// the text, needs nothing more.
-func (o *Outbox) edit(ctx context.Context, it storage.OutboxItem, chatID int64, messageID int, text string, kb Keyboard) error {
-	err := o.api.EditMessage(ctx, chatID, messageID, text, kb)
+// edit updates a sent message in p.chat, the chat it lives in; one
+// deleted in the chat, or already showing the text, needs nothing more.
+// The edits of the same message queued before this one rendered (p.same)
+// are done with it.
+func (o *Outbox) edit(ctx context.Context, p *pick, messageID int, text string, kb Keyboard) error {
+	it := p.item
+	o.pace.took(time.Now(), p.chat)
+	err := o.api.EditMessage(ctx, p.chat, messageID, text, kb)
 	switch {
 	case err == nil, IsNotModified(err):
 	case IsMessageGone(err):
@@ -392,12 +464,12 @@ func (o *Outbox) edit(ctx context.Context, it storage.OutboxItem, chatID int64, 
 	default:
 		return err
 	}
-	return o.remove(it.Seq)
+	return o.remove(append([]uint64{it.Seq}, p.same...)...)
 }
 
-// outgoing addresses a message to a chat, in the topic the owner chose.
-func (o *Outbox) outgoing(chatID int64, text string, kb Keyboard, silent bool) Outgoing {
-	return Outgoing{ChatID: chatID, ThreadID: o.audience.Thread(chatID), HTML: text, Keyboard: kb, Silent: silent}
+// outgoing addresses a message to where p goes (see destination).
+func (o *Outbox) outgoing(p *pick, text string, kb Keyboard, silent bool) Outgoing {
+	return Outgoing{ChatID: p.chat, ThreadID: p.thread, HTML: text, Keyboard: kb, Silent: silent}
 }
 
 // ringsInQuietHours reports whether a question rings even in quiet hours:
@@ -411,7 +483,8 @@ func ringsInQuietHours(alerts []storage.Alert) bool {
 	return false
 }
 
-func (o *Outbox) deliverDigest(ctx context.Context, it storage.OutboxItem) error {
+func (o *Outbox) deliverDigest(ctx context.Context, p *pick) error {
+	it := p.item
 	var d storage.Digest
 	err := o.db.View(func(tx *storage.Tx) (err error) { d, err = tx.Digest(it.DigestID); return err })
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && (it.Page < 0 || it.Page >= len(d.MessageIDs))) {
@@ -421,23 +494,26 @@ func (o *Outbox) deliverDigest(ctx context.Context, it storage.OutboxItem) error
 	if err != nil {
 		return fmt.Errorf("bot: unable to read digest %d: %w", it.DigestID, err)
 	}
-	text, kb := renderDigestPage(o.audience.Words(d.ChatID), d, it.Page, o.staleAfter, o.loc)
+	text, kb := renderDigestPage(o.audience.Words(p.chat), d, it.Page, o.staleAfter, o.loc)
 	sent := d.MessageIDs[it.Page]
 	switch {
 	case it.Kind == storage.OutboxDigest && sent != 0:
 		return o.remove(it.Seq)
 	case it.Kind == storage.OutboxDigest:
 		// The digest is a weekly read, not an alarm.
-		return o.sendAndRecord(ctx, it, text, kb, true, fmt.Sprintf("digest %d", d.ID), func(tx *storage.Tx, id int) error {
+		return o.sendAndRecord(ctx, p, text, kb, true, fmt.Sprintf("digest %d", d.ID), func(tx *storage.Tx, id int) error {
 			cur, err := tx.Digest(d.ID)
 			if err != nil {
 				return err
 			}
+			// The chat of the page sent last: the pages of a digest go
+			// to one chat unless the owner moved while it went out.
+			cur.ChatID = p.chat
 			cur.MessageIDs[it.Page] = id
 			return tx.PutDigest(&cur)
 		})
 	case sent == 0:
 		return o.remove(it.Seq)
 	}
-	return o.edit(ctx, it, d.ChatID, sent, text, kb)
+	return o.edit(ctx, p, sent, text, kb)
 }

@@ -226,6 +226,8 @@ func (b *Bot) handleUnpaired(ctx context.Context, msg *Message) {
 	}
 	b.audience.setPaired(owner)
 	b.engine.SetChat(msg.ChatID)
+	// What waited for a chat goes to this one.
+	b.outbox.Wake()
 	b.logger.Info("paired with a chat", "chat", msg.ChatID, "topic", msg.ThreadID, "user", msg.From.ID, "lang", string(b.audience.Words(msg.ChatID).Lang()))
 	reply(b.audience.Words(msg.ChatID).T("Welcome"))
 	n, err := b.engine.ReportUnasked(ctx)

@@ -122,6 +122,15 @@ func ReadState(db *storage.DB) (State, error) {
 		if err != nil {
 			return err
 		}
+		// What pruning deleted still counts.
+		pruned, err := tx.PrunedAlerts()
+		if err != nil {
+			return err
+		}
+		st.AlertsSent += pruned.Sent
+		for state, n := range pruned.Decisions {
+			st.Decisions[state] += n
+		}
 		for _, a := range alerts {
 			if a.MessageID != 0 {
 				st.AlertsSent++

@@ -306,7 +306,13 @@ type OutboxItem struct {
 	// DigestID and Page name a digest page for digest items.
 	DigestID uint64 `json:",omitempty"`
 	Page     int    `json:",omitempty"`
-	ChatID   int64
+	// ChatID is the owner chat when the item was queued. Only edits are
+	// sent there (see FollowsOwner); the rest goes to the owner chat of
+	// the time it is sent.
+	ChatID int64
+	// Class says how urgent the item is (see Priority); Enqueue sets it
+	// from the kind when the caller does not.
+	Class OutboxClass `json:",omitempty"`
 	// Notice is what a notice item tells.
 	Notice *Notice `json:",omitempty"`
 	// Text is the HTML of a notice queued by an older version of doorman,
@@ -484,6 +490,9 @@ func (t *Tx) PutAlert(a *Alert) error {
 		}
 		a.ID = id
 	}
+	if err := t.indexAlert(a); err != nil {
+		return err
+	}
 	return t.put(bucketAlerts, u64(a.ID), a)
 }
 
@@ -533,6 +542,9 @@ func (t *Tx) Alerts() ([]Alert, error) {
 
 // DeleteAlert forgets an alert.
 func (t *Tx) DeleteAlert(id uint64) error {
+	if err := t.indexAlert(&Alert{ID: id, State: AlertSuperseded}); err != nil {
+		return err
+	}
 	return t.del(bucketAlerts, u64(id))
 }
 
@@ -543,6 +555,9 @@ func (t *Tx) Enqueue(it *OutboxItem) error {
 		return err
 	}
 	it.Seq = id
+	if it.Class == ClassUnknown {
+		it.Class = ClassOf(it.Kind)
+	}
 	return t.put(bucketOutbox, u64(id), it)
 }
 

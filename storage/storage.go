@@ -209,7 +209,7 @@ func cannotWrite(err error) bool {
 // something is missing: a healthy file opens without a write, read-only
 // too.
 func (db *DB) init() error {
-	names := [][]byte{bucketMeta, bucketShares, bucketRules, bucketAlerts, bucketOutbox, bucketRouters, bucketDigests}
+	names := [][]byte{bucketMeta, bucketShares, bucketRules, bucketAlerts, bucketOutbox, bucketRouters, bucketDigests, bucketPending}
 	var ready bool
 	err := db.View(func(tx *Tx) error {
 		ready = true
@@ -233,6 +233,11 @@ func (db *DB) init() error {
 		return nil
 	}
 	err = db.Update(func(tx *Tx) error {
+		// Before the buckets are made: it tells an older file by the
+		// index missing.
+		if err := indexPending(tx.tx); err != nil {
+			return err
+		}
 		for _, name := range names {
 			if _, err := tx.tx.CreateBucketIfNotExists(name); err != nil {
 				return err

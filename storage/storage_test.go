@@ -404,3 +404,68 @@ func TestPanicInTransaction(t *testing.T) {
 		t.Errorf("the database does not work after a recovered panic: %v", err)
 	}
 }
+
+// The index of open questions follows every write, and a database from
+// before it existed gets it at open.
+func TestPendingIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "doorman.db")
+	db, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	err = db.Update(func(tx *Tx) error {
+		for i := range 6 {
+			a := Alert{State: AlertPending}
+			if i%2 == 1 {
+				a.State = AlertAllowed
+			}
+			if err := tx.PutAlert(&a); err != nil {
+				return err
+			}
+			ids = append(ids, a.ID)
+		}
+		a, err := tx.Alert(ids[0])
+		if err != nil {
+			return err
+		}
+		a.State = AlertBlocked
+		if err := tx.PutAlert(&a); err != nil {
+			return err
+		}
+		return tx.DeleteAlert(ids[2])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending := func(db *DB) []uint64 {
+		t.Helper()
+		var out []uint64
+		if err := db.View(func(tx *Tx) error {
+			as, err := tx.PendingAlerts()
+			for _, a := range as {
+				out = append(out, a.ID)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := pending(db); len(got) != 1 || got[0] != ids[4] {
+		t.Errorf("pending = %v, want [%d]", got, ids[4])
+	}
+	// As a database of an older doorman: no index.
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketPending) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := pending(db); len(got) != 1 || got[0] != ids[4] {
+		t.Errorf("pending after the index was built = %v, want [%d]", got, ids[4])
+	}
+}

@@ -59,6 +59,11 @@ func (s *Server) chatParam(f url.Values) (int64, *apiError) {
 	if err != nil || id == 0 || s.unreachable[id] {
 		return 0, badRequest("chat not found")
 	}
+	if to, ok := s.migrated[id]; ok {
+		e := badRequest("group chat was upgraded to a supergroup chat")
+		e.migrateTo = to
+		return 0, e
+	}
 	return id, nil
 }
 

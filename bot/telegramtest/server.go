@@ -73,6 +73,7 @@ type Server struct {
 
 	chats       map[int64]*chatState
 	unreachable map[int64]bool
+	migrated    map[int64]int64
 	messages    []Message
 	edits       []Edit
 	answers     []CallbackAnswer
@@ -108,6 +109,7 @@ func NewServerOn(token string, ln net.Listener) *Server {
 		latency:     map[string]time.Duration{},
 		chats:       map[int64]*chatState{},
 		unreachable: map[int64]bool{},
+		migrated:    map[int64]int64{},
 		commands:    map[string][]Command{},
 		queries:     map[string]bool{},
 		// Real update ids are large; starting far from zero catches clients
@@ -284,6 +286,21 @@ func (s *Server) SetChatUnreachable(chatID int64, unreachable bool) {
 	s.broadcast()
 }
 
+// SetChatMigrated makes every request about chatID fail as it does for a
+// group upgraded to a supergroup: 400 "Bad Request: group chat was upgraded
+// to a supergroup chat" with parameters.migrate_to_chat_id set to to. A to
+// of 0 ends it.
+func (s *Server) SetChatMigrated(chatID, to int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if to != 0 {
+		s.migrated[chatID] = to
+	} else {
+		delete(s.migrated, chatID)
+	}
+	s.broadcast()
+}
+
 // broadcast must be called with s.mu held.
 func (s *Server) broadcast() {
 	close(s.changed)
@@ -296,6 +313,7 @@ type apiError struct {
 	status     int
 	desc       string
 	retryAfter int
+	migrateTo  int64
 	abort      bool
 }
 
@@ -304,7 +322,8 @@ func badRequest(desc string) *apiError {
 }
 
 type responseParameters struct {
-	RetryAfter int `json:"retry_after,omitempty"`
+	RetryAfter      int   `json:"retry_after,omitempty"`
+	MigrateToChatID int64 `json:"migrate_to_chat_id,omitempty"`
 }
 
 type envelope struct {
@@ -332,8 +351,8 @@ func writeError(w http.ResponseWriter, e *apiError) {
 		panic(http.ErrAbortHandler)
 	}
 	v := envelope{ErrorCode: e.status, Description: e.desc}
-	if e.retryAfter > 0 {
-		v.Parameters = &responseParameters{RetryAfter: e.retryAfter}
+	if e.retryAfter > 0 || e.migrateTo != 0 {
+		v.Parameters = &responseParameters{RetryAfter: e.retryAfter, MigrateToChatID: e.migrateTo}
 	}
 	writeJSON(w, e.status, v)
 }

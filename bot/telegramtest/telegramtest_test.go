@@ -772,6 +772,20 @@ func TestChats(t *testing.T) {
 	if _, err := bot.Request(tgbotapi.NewChatAction(chatID, tgbotapi.ChatTyping)); err != nil {
 		t.Errorf("sendChatAction after the chat is reachable again: %v", err)
 	}
+
+	const group, supergroup = int64(-4242), int64(-1004242)
+	srv.SetChatMigrated(group, supergroup)
+	_, err := bot.Send(tgbotapi.NewMessage(group, "x"))
+	if e := apiError(t, err); e.Code != 400 || e.Message != "Bad Request: group chat was upgraded to a supergroup chat" || e.MigrateToChatID != supergroup {
+		t.Errorf("sendMessage to a migrated group: %d %q, migrate to %d", e.Code, e.Message, e.MigrateToChatID)
+	}
+	if _, err := bot.Send(tgbotapi.NewMessage(supergroup, "x")); err != nil {
+		t.Errorf("sendMessage to the supergroup: %v", err)
+	}
+	srv.SetChatMigrated(group, 0)
+	if _, err := bot.Send(tgbotapi.NewMessage(group, "x")); err != nil {
+		t.Errorf("sendMessage after the migration is ended: %v", err)
+	}
 }
 
 func TestTokenOnlyInPath(t *testing.T) {

@@ -144,6 +144,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 	outbox := bot.NewOutbox(bot.OutboxConfig{API: api, DB: db, Logger: logger, Location: cfg.Location, StaleAfter: cfg.StaleAfter, Devices: devices,
 		Audience: audience, QuietHours: cfg.QuietHours})
 	engineCfg.ChatID, engineCfg.Wake = chat, outbox.Wake
+	engineCfg.DigestPager = bot.NewDigestPager(audience, cfg.StaleAfter, cfg.Location)
 	if engine, err = approvals.New(engineCfg); err != nil {
 		return err
 	}

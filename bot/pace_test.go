@@ -1,0 +1,101 @@
+package bot
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPacer(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	const private, group = int64(42), int64(-1001234)
+	type call struct {
+		at   time.Duration
+		chat int64
+		wait time.Duration // what next says before the call
+	}
+	tests := []struct {
+		name  string
+		calls []call
+	}{
+		{"a first call goes at once", []call{{0, private, 0}}},
+		{"a private chat gets one a second", []call{
+			{0, private, 0}, {0, private, time.Second}, {1400 * time.Millisecond, private, 600 * time.Millisecond},
+			{2 * time.Second, private, time.Second}, {4500 * time.Millisecond, private, 0},
+		}},
+		{"chats are paced apart", []call{{0, private, 0}, {0, private + 1, 0}, {0, group, 0}}},
+		{"a group gets a burst of three, then one in three seconds", []call{
+			// Three tokens, and one more for the three seconds.
+			{0, group, 0}, {time.Second, group, 0}, {2 * time.Second, group, 0}, {3 * time.Second, group, 0},
+			{4 * time.Second, group, 2 * time.Second},
+			{6 * time.Second, group, 3 * time.Second},
+		}},
+		{"a group also waits a second between two", []call{{0, group, 0}, {100 * time.Millisecond, group, 900 * time.Millisecond}}},
+		{"twenty a minute in a group", func() []call {
+			var cs []call
+			for i := range 22 {
+				cs = append(cs, call{at: time.Duration(i) * 3 * time.Second, chat: group})
+			}
+			return cs
+		}()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPacer(Pace{})
+			for i, c := range tt.calls {
+				if got := p.next(at(c.at), c.chat); got < c.wait || got > c.wait+time.Millisecond {
+					t.Errorf("call %d at %s to %d: wait %s, want %s", i, c.at, c.chat, got, c.wait)
+				}
+				p.took(at(c.at+c.wait), c.chat)
+			}
+		})
+	}
+}
+
+// However the outbox is driven, a group never gets more than 20 calls in
+// any minute after the first burst, nor a private chat more than one a
+// second.
+func TestPacerNeverExceedsTelegramsLimits(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, chat := range []int64{42, -1001234} {
+		p := newPacer(Pace{})
+		now := t0
+		var sent []time.Time
+		for range 200 {
+			now = now.Add(p.next(now, chat))
+			p.took(now, chat)
+			sent = append(sent, now)
+			now = now.Add(37 * time.Millisecond)
+		}
+		for i := 1; i < len(sent); i++ {
+			if d := sent[i].Sub(sent[i-1]); d < time.Second {
+				t.Errorf("chat %d: calls %d and %d %s apart", chat, i-1, i, d)
+			}
+		}
+		if isGroup(chat) {
+			for i := range sent {
+				n := 0
+				for j := i; j < len(sent) && sent[j].Sub(sent[i]) < time.Minute; j++ {
+					n++
+				}
+				if burst := (Pace{}).withDefaults().GroupBurst; n > 20+burst {
+					t.Errorf("group: %d calls in the minute from call %d", n, i)
+				}
+			}
+			if span := sent[len(sent)-1].Sub(sent[0]); span < time.Duration(len(sent)-4)*3*time.Second {
+				t.Errorf("group: %d calls in %s, faster than 20 a minute", len(sent), span)
+			}
+		}
+	}
+}
+
+func TestPacerForgetsIdleChats(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	p := newPacer(Pace{})
+	for i := range 100 {
+		p.took(t0.Add(time.Duration(i)*time.Minute), int64(i+1))
+	}
+	if n := len(p.chats); n > 16 {
+		t.Errorf("%d chats remembered, want at most 16", n)
+	}
+}
