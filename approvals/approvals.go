@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,9 +21,13 @@ import (
 // Router is what approvals needs from the watcher: deleting a share and
 // making sure it is gone.
 type Router interface {
-	// DeleteMapping deletes the mapping and verifies it is gone; a router
-	// that keeps it returns an error matching watcher.ErrDeleteRefused.
-	DeleteMapping(ctx context.Context, k watcher.Key) error
+	// DeleteListedMapping deletes the share m as a listing showed it and
+	// verifies it is gone; a router that keeps it returns an error
+	// matching watcher.ErrDeleteRefused. When another device (or inside
+	// port) holds m's port by now, nothing is deleted, the error matches
+	// watcher.ErrMappingChanged and the router is listed again, so that
+	// the new share is asked about like any other.
+	DeleteListedMapping(ctx context.Context, m watcher.Mapping) error
 }
 
 // Defaults for Config.
@@ -34,6 +39,10 @@ const (
 	// DefaultKeepGone is how long a share that disappeared is remembered,
 	// so that it is recognised when it comes back.
 	DefaultKeepGone = 30 * 24 * time.Hour
+	// DefaultGather is how long doorman run holds a new question: a
+	// burst of shares takes well under a second, a person does not notice
+	// the wait.
+	DefaultGather = time.Second
 	// BatchSize is how many already-open shares one message asks about.
 	BatchSize = 15
 )
@@ -56,6 +65,17 @@ type Config struct {
 	StaleAfter time.Duration
 	// Presence, when set, lets the digest name devices that left.
 	Presence Presence
+	// Gather holds a new question this long before it is sent, so that
+	// the shares a device opens in one go land in one message, and the
+	// first ones of a busy device in the busy device's (0: send at once;
+	// run uses DefaultGather).
+	Gather time.Duration
+	// AppName, when set, names the app behind a share, so that a trust
+	// of a port does not pass to another app on it.
+	AppName AppNamer
+	// BusyDevice is when a device counts as unusually active (default
+	// DefaultBusyLimit); BusyOff turns it off.
+	BusyDevice BusyLimit
 	// DigestPager, when set, splits digests into pages that fit a chat
 	// message (bot.DigestPager).
 	DigestPager DigestPager
@@ -88,6 +108,9 @@ type Engine struct {
 	pager          DigestPager
 	observe        func(Event)
 	macOf          func(string) string
+	busyLimit      BusyLimit
+	appName        AppNamer
+	gather         time.Duration
 	now            func() time.Time
 	logger         *slog.Logger
 
@@ -102,6 +125,14 @@ type Engine struct {
 	refused map[string]time.Time
 	// busy holds the shares a press is being carried out on, by key.
 	busy map[string]bool
+	// recent holds when each device (by address) opened new shares, within
+	// the busy-device window.
+	recent map[string][]time.Time
+	// held are new questions not sent yet (Gather), by alert.
+	held map[uint64]time.Time
+	// asked and deferred are transitionInput's Asked and Deferred.
+	asked    map[string]time.Time
+	deferred map[string]bool
 	// prunedAt is when history was last pruned.
 	prunedAt time.Time
 }
@@ -157,6 +188,13 @@ func New(cfg Config) (*Engine, error) {
 		pager:          cfg.DigestPager,
 		observe:        cfg.Observe,
 		macOf:          cfg.MACOf,
+		busyLimit:      cfg.BusyDevice,
+		appName:        cfg.AppName,
+		gather:         cfg.Gather,
+		recent:         map[string][]time.Time{},
+		held:           map[uint64]time.Time{},
+		asked:          map[string]time.Time{},
+		deferred:       map[string]bool{},
 		now:            cfg.Now,
 		logger:         cfg.Logger,
 		listed:         map[string]bool{},
@@ -182,6 +220,12 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.now == nil {
 		e.now = time.Now
+	}
+	if e.busyLimit == (BusyLimit{}) {
+		e.busyLimit = DefaultBusyLimit
+	}
+	if err := e.sendUnsent(); err != nil {
+		return nil, err
 	}
 	if e.logger == nil {
 		e.logger = slog.New(slog.DiscardHandler)
@@ -252,6 +296,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	in := transitionInput{
 		Listing: l, First: !e.listed[listed], Chat: e.Chat(), MAC: e.mac, Refused: e.refused,
 		Now: e.now(), KeepGone: e.keepGone, NoticeInterval: e.noticeInterval,
+		Recent: e.recent, Busy: e.busyLimit, AppName: e.appName, Asked: e.asked, Deferred: e.deferred,
 	}
 	var out transitionOutput
 	err = e.db.Update(func(tx *storage.Tx) error {
@@ -268,6 +313,34 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	if l.Complete || len(l.Mappings) > 0 {
 		e.listed[listed] = true
 	}
+	for dev, ts := range out.Recent {
+		e.recent[dev] = ts
+	}
+	for _, id := range out.Held {
+		e.held[id] = in.Now
+	}
+	for svc, at := range out.Asked {
+		e.asked[svc] = at
+	}
+	for svc, at := range e.asked {
+		if in.Now.Sub(at) >= e.noticeInterval {
+			delete(e.asked, svc)
+		}
+	}
+	for _, key := range out.Deferred {
+		e.deferred[key] = true
+	}
+	for _, key := range out.Undeferred {
+		delete(e.deferred, key)
+	}
+	if len(out.Held) > 0 {
+		time.AfterFunc(e.gather, e.sendHeld)
+	}
+	for dev, ts := range e.recent {
+		if len(recentWithin(ts, in.Now, e.busyLimit.Window)) == 0 {
+			delete(e.recent, dev)
+		}
+	}
 	if e.observe != nil {
 		// The lock is held; observers must not call back into the
 		// engine. The terminal printer only prints.
@@ -275,7 +348,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 			e.observe(ev)
 		}
 	}
-	if len(ch.Alerts) > 0 || ch.Changed > 0 {
+	if len(ch.Alerts) > 0 || ch.Changed > 0 || len(out.Updated) > 0 || len(out.Superseded) > 0 {
 		e.wake()
 	}
 	if ch.New+ch.Changed+ch.Gone+ch.Returned > 0 {
@@ -313,18 +386,30 @@ func loadTransition(tx *storage.Tx, in *transitionInput) error {
 			in.Alerts[a.ID] = a
 		}
 	}
-	in.Rules, err = tx.Rules()
+	if in.Rules, err = tx.Rules(); err != nil {
+		return err
+	}
+	in.Pending, err = tx.PendingAlerts()
 	return err
 }
 
 // storeTransition writes what a transition decided and fills in the IDs of
 // the alerts it asked.
 func (e *Engine) storeTransition(tx *storage.Tx, in transitionInput, out *transitionOutput) error {
-	for _, a := range out.Superseded {
+	// One edit per message, however many of its shares changed.
+	edited := map[uint64]bool{}
+	edit := func(a storage.Alert) error {
+		if edited[a.Message()] {
+			return nil
+		}
+		edited[a.Message()] = true
+		return e.enqueueEdit(tx, a)
+	}
+	for _, a := range append(slices.Clone(out.Superseded), out.Updated...) {
 		if err := tx.PutAlert(&a); err != nil {
 			return err
 		}
-		if err := e.enqueueEdit(tx, a); err != nil {
+		if err := edit(a); err != nil {
 			return err
 		}
 	}
@@ -334,19 +419,40 @@ func (e *Engine) storeTransition(tx *storage.Tx, in transitionInput, out *transi
 		}
 	}
 	out.Changes.Alerts = nil
-	for _, q := range out.Ask {
-		a := &storage.Alert{Kind: q.Kind, Share: q.Share, Previous: q.Previous, State: storage.AlertPending, CreatedAt: in.Now, ChatID: in.Chat}
+	ids := make([]uint64, len(out.Ask))
+	for i, q := range out.Ask {
+		a := &storage.Alert{Kind: q.Kind, Share: q.Share, Previous: q.Previous, State: storage.AlertPending, CreatedAt: in.Now, ChatID: in.Chat, Batch: q.Join, Busy: q.Busy}
+		if q.With >= 0 && q.Join == 0 {
+			a.Batch = ids[q.With]
+		}
 		if err := tx.PutAlert(a); err != nil {
 			return err
 		}
+		ids[i] = a.ID
 		q.Share.AlertID = a.ID
 		if err := tx.PutShare(q.Share); err != nil {
 			return err
 		}
+		out.Changes.Alerts = append(out.Changes.Alerts, a.ID)
+		if a.Batch != 0 {
+			if err := edit(*a); err != nil {
+				return err
+			}
+			continue
+		}
+		// The first share of a message owns it; later ones join by its ID.
+		a.Batch = a.ID
+		if err := tx.PutAlert(a); err != nil {
+			return err
+		}
+		edited[a.ID] = true // rendered when sent, with the shares that join it
+		if e.gather > 0 {
+			out.Held = append(out.Held, a.ID)
+			continue
+		}
 		if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: a.ID, ChatID: in.Chat, CreatedAt: in.Now}); err != nil {
 			return err
 		}
-		out.Changes.Alerts = append(out.Changes.Alerts, a.ID)
 	}
 	ids, err := e.askExisting(tx, in.Chat, out.AskBatch, in.Now)
 	if err != nil {
@@ -422,6 +528,10 @@ func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
+		rules, err := tx.Rules()
+		if err != nil {
+			return err
+		}
 		byRouter := map[string][]storage.Share{}
 		var routers []string
 		for _, s := range shares {
@@ -441,10 +551,7 @@ func (e *Engine) ReportUnasked(ctx context.Context) (int, error) {
 				}
 				s.AlertID = 0
 			}
-			if _, ok, err := tx.RuleFor(storage.ServiceOf(s.Mapping), e.mac(s.Mapping.InternalClient)); err != nil || ok {
-				if err != nil {
-					return err
-				}
+			if _, ok := ruleFor(rules, s.Mapping, e.mac(s.Mapping.InternalClient), e.appName); ok {
 				continue
 			}
 			if _, ok := byRouter[s.Mapping.Router]; !ok {

@@ -136,7 +136,7 @@ func TestEmptyRouterThenNewShare(t *testing.T) {
 		t.Fatalf("changes = %+v", ch)
 	}
 	a := f.alert(ch.Alerts[0])
-	if a.Kind != storage.AlertNew || a.Batch != 0 || a.State != storage.AlertPending || a.ChatID != 42 {
+	if a.Kind != storage.AlertNew || a.Batch != a.ID || a.State != storage.AlertPending || a.ChatID != 42 {
 		t.Errorf("alert = %+v", a)
 	}
 	if f.wakes.Load() == 0 {

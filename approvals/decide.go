@@ -18,6 +18,9 @@ const (
 	// AllowDevice trusts everything the share's device opens.
 	AllowDevice Decision = "allow-device"
 	Block       Decision = "block"
+	// BlockDevice closes everything the share's device opens, now and
+	// whenever it opens more.
+	BlockDevice Decision = "block-device"
 )
 
 var (
@@ -53,10 +56,12 @@ func closeNote(err error) storage.Note {
 	return storage.Note{Kind: storage.NoteUnreachable, Error: shortError(err)}
 }
 
-// Decide applies the owner's answer to an alert. A Block deletes the share on
-// the router first and is recorded only when the share is really gone; when
-// the router refuses, the alert stays open with the reason as its note and
-// the error is a *RefusedError.
+// Decide applies the owner's answer to an alert, and to every share of its
+// message: a service's shares, or a busy device's. A Block deletes the
+// shares on the router first and is recorded only when they are really
+// gone; when the router refuses, the alert stays open with the reason as
+// its note and the error is a *RefusedError. BlockDevice closes every
+// share of the device.
 func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by storage.User) (storage.Alert, error) {
 	a, err := e.Alert(ctx, alertID)
 	if err != nil {
@@ -65,26 +70,51 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 	if a.State != storage.AlertPending {
 		return a, ErrDecided
 	}
+	if a.Busy {
+		// A busy device's message asks about the device only.
+		switch d {
+		case Allow, AllowDevice:
+			d = AllowDevice
+		default:
+			d = BlockDevice
+		}
+	}
 	m := a.Share.Mapping
+	var targets []watcher.Mapping
+	if err := e.db.View(func(tx *storage.Tx) (err error) { targets, err = e.blockTargets(tx, a, d); return err }); err != nil {
+		return a, fmt.Errorf("approvals: unable to read the shares of alert %d: %w", alertID, err)
+	}
 	// The router is asked without the engine's lock, so that a slow
 	// router holds up neither listings nor other presses; a second press
-	// about the share meanwhile is dropped, and the write below checks
+	// about the shares meanwhile is dropped, and the write below checks
 	// again what a listing may have changed.
-	release, ok := e.claim(storage.ShareKey(m.Key()))
+	keys := []string{fmt.Sprintf("alert %d", a.Message())}
+	for _, t := range targets {
+		keys = append(keys, storage.ShareKey(t.Key()))
+	}
+	release, ok := e.claim(keys...)
 	if !ok {
 		return a, ErrInProgress
 	}
 	defer release()
-	var open bool
-	if err := e.db.View(func(tx *storage.Tx) (err error) { open, err = stillOpen(tx, m); return err }); err != nil {
-		return a, fmt.Errorf("approvals: unable to read the share of alert %d: %w", alertID, err)
-	}
 	var blockErr error
-	if d == Block && open {
-		blockErr = e.router.DeleteMapping(ctx, m.Key())
-		if blockErr != nil {
-			e.logger.Warn("block failed", "router", m.Router, "share", m.Key().String(), "client", m.InternalClient, "err", blockErr)
+	var closed []watcher.Mapping
+	for _, t := range targets {
+		err := e.router.DeleteListedMapping(ctx, t)
+		if errors.Is(err, watcher.ErrMappingChanged) {
+			// Another device's share took the port: nothing was deleted,
+			// and the listing it triggers asks about that share.
+			e.logger.Info("not closing a share that leads elsewhere now", "router", t.Router, "share", t.Key().String(), "err", err)
+			continue
 		}
+		if err != nil {
+			e.logger.Warn("block failed", "router", t.Router, "share", t.Key().String(), "client", t.InternalClient, "err", err)
+			if blockErr == nil {
+				blockErr = err
+			}
+			continue
+		}
+		closed = append(closed, t)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -93,6 +123,11 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 		cur, err := tx.Alert(alertID)
 		if err != nil {
 			return err
+		}
+		for _, t := range closed {
+			if err := e.markGone(tx, t, now); err != nil {
+				return err
+			}
 		}
 		if cur.State != storage.AlertPending {
 			// A listing superseded the question while the router was
@@ -106,10 +141,13 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 			a.Note = closeNote(blockErr)
 		default:
 			a.State, a.Note = storage.AlertAllowed, storage.Note{}
-			kind, scope := storage.RuleTrust, storage.ScopeService
+			kind, scope := storage.RuleTrust, storage.ScopePort
 			switch d {
 			case Block:
 				a.State, kind = storage.AlertBlocked, storage.RuleBlock
+			case BlockDevice:
+				a.State, kind, scope = storage.AlertBlocked, storage.RuleBlock, storage.ScopeDevice
+				a.Note = storage.Note{Kind: storage.NoteBlockedDevice}
 			case AllowDevice:
 				scope = storage.ScopeDevice
 				a.Note = storage.Note{Kind: storage.NoteTrustedDevice}
@@ -118,13 +156,8 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 			if err := e.putRule(tx, kind, scope, m, by, now); err != nil {
 				return err
 			}
-			if d == Block && open {
-				if err := e.markGone(tx, m, now); err != nil {
-					return err
-				}
-			}
 		}
-		if a.State == storage.AlertPending && a.Batch != 0 && !a.Note.IsZero() {
+		if a.State == storage.AlertPending && a.Kind == storage.AlertExisting && a.Batch != 0 && !a.Note.IsZero() {
 			// A batch message holds up to BatchSize shares, with no room
 			// for a full explanation on each line.
 			if a.Note, err = e.explainApart(tx, storage.NoticeNotClosed, a.ChatID, m, a.Note); err != nil {
@@ -132,7 +165,7 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 			}
 		}
 		if a.State != storage.AlertPending {
-			if err := e.decideSiblings(tx, a, d == AllowDevice); err != nil {
+			if err := e.decideSiblings(tx, a, d == AllowDevice || d == BlockDevice); err != nil {
 				return err
 			}
 		}
@@ -142,8 +175,8 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 		return e.enqueueEdit(tx, a)
 	})
 	if errors.Is(err, ErrDecided) {
-		if d == Block && open && blockErr == nil {
-			e.logger.Info("closed a share whose question was answered meanwhile", "router", m.Router, "share", m.Key().String(), "alert", alertID, "state", string(a.State))
+		if len(closed) > 0 {
+			e.logger.Info("closed shares whose question was answered meanwhile", "router", m.Router, "shares", len(closed), "alert", alertID, "state", string(a.State))
 		}
 		return a, ErrDecided
 	}
@@ -157,24 +190,71 @@ func (e *Engine) Decide(ctx context.Context, alertID uint64, d Decision, by stor
 		}
 		return a, fmt.Errorf("approvals: unable to close %s: %w", m.Key(), blockErr)
 	}
-	e.logger.Info("decision", "decision", string(d), "router", m.Router, "share", m.Key().String(), "client", m.InternalClient, "by", by.ID)
+	e.logger.Info("decision", "decision", string(d), "router", m.Router, "share", m.Key().String(), "client", m.InternalClient, "closed", len(closed), "by", by.ID)
 	return a, nil
+}
+
+// blockTargets returns the open shares a decision d on alert a closes: none
+// for a trust; for a Block, the shares of a's message that the router still
+// lists as they were asked about (another device's share that took a port
+// since stays); for BlockDevice, every open share of the device.
+func (e *Engine) blockTargets(tx *storage.Tx, a storage.Alert, d Decision) ([]watcher.Mapping, error) {
+	var out []watcher.Mapping
+	switch d {
+	case BlockDevice:
+		shares, err := tx.Shares("")
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range shares {
+			if !s.Gone() && e.sameDevice(s.Mapping.InternalClient, a.Share.Mapping.InternalClient) {
+				out = append(out, s.Mapping)
+			}
+		}
+	case Block:
+		alerts := []storage.Alert{a}
+		if a.Kind != storage.AlertExisting && a.Batch == a.ID {
+			var err error
+			if alerts, err = tx.MessageAlerts(a.ID); err != nil {
+				return nil, err
+			}
+		}
+		for _, o := range alerts {
+			if o.State != storage.AlertPending {
+				continue
+			}
+			open, err := stillOpen(tx, o.Share.Mapping)
+			if err != nil {
+				return nil, err
+			}
+			if open {
+				out = append(out, o.Share.Mapping)
+			}
+		}
+	}
+	return out, nil
 }
 
 // claim marks a share as being decided or closed, so that two presses
 // about it never reach the router at once; ok is false when it is claimed
 // already. release ends the claim.
-func (e *Engine) claim(key string) (release func(), ok bool) {
+func (e *Engine) claim(keys ...string) (release func(), ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.busy[key] {
-		return nil, false
+	for _, k := range keys {
+		if e.busy[k] {
+			return nil, false
+		}
 	}
-	e.busy[key] = true
+	for _, k := range keys {
+		e.busy[k] = true
+	}
 	return func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		delete(e.busy, key)
+		for _, k := range keys {
+			delete(e.busy, k)
+		}
 	}, true
 }
 
@@ -190,12 +270,18 @@ func (e *Engine) putRule(tx *storage.Tx, kind storage.RuleKind, scope storage.Ru
 		return err
 	}
 	for _, r := range rules {
-		same := r.Scope == scope && r.Covers(svc, mac)
+		// A rule of the other kind for the same goes, including one made
+		// before ports for this service.
+		same := r.Covers(svc, mac) && (r.Scope == scope || (scope == storage.ScopePort && r.Scope == storage.ScopeService)) &&
+			!(r.Kind == storage.RuleTrust && r.Scope == storage.ScopePort && otherApp(e.appName, r.Example, m))
 		if !same {
 			continue
 		}
-		if r.Kind == kind {
+		if r.Kind == kind && r.Scope == scope {
 			return nil
+		}
+		if r.Kind == kind {
+			continue
 		}
 		if err := tx.DeleteRule(r.ID); err != nil {
 			return err
@@ -245,7 +331,7 @@ func shortError(err error) string {
 // decideSiblings answers the other open questions about the same service the
 // same way: the rule just made covers them too.
 func (e *Engine) decideSiblings(tx *storage.Tx, decided storage.Alert, wholeDevice bool) error {
-	svc := storage.ServiceOf(decided.Share.Mapping)
+	dm := decided.Share.Mapping
 	// The open questions only: the cost of an answer does not grow with
 	// the history.
 	alerts, err := tx.PendingAlerts()
@@ -256,8 +342,8 @@ func (e *Engine) decideSiblings(tx *storage.Tx, decided storage.Alert, wholeDevi
 		if o.ID == decided.ID || o.State != storage.AlertPending {
 			continue
 		}
-		other := storage.ServiceOf(o.Share.Mapping)
-		if other != svc && !(wholeDevice && other.InternalClient == svc.InternalClient) {
+		om := o.Share.Mapping
+		if !e.sameDevice(om.InternalClient, dm.InternalClient) || (!wholeDevice && om.InternalPort != dm.InternalPort) {
 			continue
 		}
 		// A note the sibling had (a Block the router refused) is about

@@ -226,7 +226,11 @@ func (e *Engine) CloseStale(ctx context.Context, digestID uint64, idx int, by st
 	}
 	var derr error
 	if open {
-		derr = e.router.DeleteMapping(ctx, it.Mapping.Key())
+		derr = e.router.DeleteListedMapping(ctx, it.Mapping)
+	}
+	if errors.Is(derr, watcher.ErrMappingChanged) {
+		// Another device's share holds the port now; this one is gone.
+		open, derr = false, nil
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -18,8 +18,14 @@ type enforcement struct {
 // once per notice interval and rule.
 func (e *Engine) enforce(ctx context.Context, en enforcement) {
 	m := en.share.Mapping
-	err := e.router.DeleteMapping(ctx, m.Key())
+	err := e.router.DeleteListedMapping(ctx, m)
 	log := e.logger.With("router", m.Router, "share", m.Key().String(), "client", m.InternalClient, "rule", en.rule.ID)
+	if errors.Is(err, watcher.ErrMappingChanged) {
+		// Another device holds the port by now: nothing was deleted, and
+		// the listing the watcher makes judges that share on its own.
+		log.Info("not closing a blocked share that leads elsewhere now", "err", err)
+		return
+	}
 	if err != nil {
 		log.Warn("unable to close a blocked share", "err", err)
 	} else {

@@ -61,7 +61,7 @@ func (e *Engine) OpenShares(ctx context.Context) ([]OpenShare, error) {
 // coveringRule returns the kind of the rule that covers a mapping now,
 // following the device by its MAC like the listing does.
 func (e *Engine) coveringRule(rules []storage.Rule, m watcher.Mapping) storage.RuleKind {
-	if i, ok := storage.BestRule(rules, storage.ServiceOf(m), e.mac(m.InternalClient)); ok {
+	if i, ok := ruleFor(rules, m, e.mac(m.InternalClient), e.appName); ok {
 		return rules[i].Kind
 	}
 	return ""

@@ -30,9 +30,23 @@ type transitionInput struct {
 	Chat int64
 	// MAC returns the MAC known for an address, "" if none.
 	MAC func(ip string) string
+	// AppName names the app of a share, for trusts of a port.
+	AppName AppNamer
 	// Refused holds when a block rule last failed to close a share, by
 	// share key; the transition only reads it.
-	Refused        map[string]time.Time
+	Refused map[string]time.Time
+	// Pending are the alerts still asking, of any router: a share joins
+	// its service's question, or its busy device's.
+	Pending []storage.Alert
+	// Recent holds when each device (by address) last opened new shares,
+	// within Busy's window, and Busy says when a device is busy.
+	Recent map[string][]time.Time
+	Busy   BusyLimit
+	// Asked holds when a change last made a new message about a service
+	// (serviceKey), and Deferred the shares whose change the limit of one
+	// such message per NoticeInterval left unasked, by share key.
+	Asked          map[string]time.Time
+	Deferred       map[string]bool
 	Now            time.Time
 	KeepGone       time.Duration
 	NoticeInterval time.Duration
@@ -43,6 +57,13 @@ type question struct {
 	Kind     storage.AlertKind
 	Share    storage.Share
 	Previous *watcher.Mapping
+	// Join is the alert owning the pending message the share joins, 0
+	// for none; With is the index in Ask of the question whose new
+	// message it joins, -1 for none. A question with neither owns a new
+	// message, about the whole device when Busy.
+	Join uint64
+	With int
+	Busy bool
 }
 
 // transitionOutput is what a listing changes. The transaction around the
@@ -58,8 +79,23 @@ type transitionOutput struct {
 	// Superseded are alerts whose question no longer applies, as they
 	// are to be stored; their messages are edited.
 	Superseded []storage.Alert
+	// Updated are pending alerts whose share changed, as they are to be
+	// stored; their messages are edited.
+	Updated []storage.Alert
 	// Rules are the rules that matched, as they are to be stored.
 	Rules []storage.Rule
+	// Recent is Input.Recent of the devices that opened shares now.
+	Recent map[string][]time.Time
+	// Asked are the services (serviceKey) a change made a new message
+	// about now; Deferred the share keys a change left unasked, because
+	// the service had a message from a change within NoticeInterval, and
+	// Undeferred those asked about (or covered) since.
+	Asked      map[string]time.Time
+	Deferred   []string
+	Undeferred []string
+	// Held are the new messages held back (Config.Gather), filled in
+	// when the questions are stored.
+	Held []uint64
 	// Router is the service's record to store, nil for none.
 	Router  *storage.Router
 	Enforce []enforcement
@@ -75,6 +111,11 @@ func transition(in transitionInput) transitionOutput {
 	t := &transitioner{in: in, rules: slices.Clone(in.Rules), alerts: maps.Clone(in.Alerts), matched: map[int]bool{}}
 	if t.alerts == nil {
 		t.alerts = map[uint64]storage.Alert{}
+	}
+	for _, a := range in.Pending {
+		if _, ok := t.alerts[a.ID]; !ok {
+			t.alerts[a.ID] = a
+		}
 	}
 	before := make(map[string]storage.Share, len(in.Stored))
 	for _, s := range in.Stored {
@@ -95,6 +136,7 @@ func transition(in transitionInput) transitionOutput {
 			t.missing(key, old)
 		}
 	}
+	t.group()
 	for i := range t.rules {
 		if t.matched[i] {
 			t.out.Rules = append(t.out.Rules, t.rules[i])
@@ -137,6 +179,12 @@ func (t *transitioner) listed(m watcher.Mapping, old storage.Share, had bool) {
 		if t.in.First {
 			t.emit(EventOpen, m, nil, rule)
 		}
+		if key := storage.ShareKey(m.Key()); t.in.Deferred[key] && rule == "" && share.AlertID == 0 && t.in.Chat != 0 {
+			// A change the limit left unasked: asked now, if the limit
+			// lets it (group).
+			t.out.Ask = append(t.out.Ask, question{Kind: storage.AlertChanged, Share: share})
+			return
+		}
 		t.out.Put = append(t.out.Put, share)
 		return
 	case had && old.Gone() && SameService(old.Mapping, m) && t.pending(old.AlertID):
@@ -153,6 +201,26 @@ func (t *transitioner) listed(m watcher.Mapping, old storage.Share, had bool) {
 		t.out.Put = append(t.out.Put, share)
 		return
 	}
+	rule := t.applyRules(share)
+	if had && rule == "" && t.sameDevicePort(old.Mapping, m) && t.pending(old.AlertID) {
+		// A flip of description or origin of a share still asked about,
+		// in place or by closing and reopening it: its question shows
+		// the share as it is now, no new message.
+		prev := old.Mapping
+		a := t.alerts[old.AlertID]
+		a.Share, a.Previous = share, &prev
+		a.Share.FirstSeen, a.Share.AlertID = old.FirstSeen, old.AlertID
+		t.alerts[a.ID] = a
+		t.out.Updated = append(t.out.Updated, a)
+		if old.Gone() {
+			t.out.Changes.Returned++
+		} else {
+			t.out.Changes.Changed++
+		}
+		t.emit(EventChanged, m, &prev, "")
+		t.out.Put = append(t.out.Put, a.Share)
+		return
+	}
 	var previous *watcher.Mapping
 	if had && !old.Gone() {
 		t.out.Changes.Changed++
@@ -167,7 +235,6 @@ func (t *transitioner) listed(m watcher.Mapping, old storage.Share, had bool) {
 			t.supersede(old.AlertID, storage.NoteReopenedByOther)
 		}
 	}
-	rule := t.applyRules(share)
 	if previous != nil {
 		t.emit(EventChanged, m, previous, rule)
 	} else {
@@ -183,6 +250,12 @@ func (t *transitioner) listed(m watcher.Mapping, old storage.Share, had bool) {
 	default:
 		t.out.Ask = append(t.out.Ask, question{Kind: storage.AlertNew, Share: share})
 	}
+}
+
+// sameDevicePort reports whether two mappings are of one service: the same
+// device and inside port.
+func (t *transitioner) sameDevicePort(a, b watcher.Mapping) bool {
+	return a.InternalPort == b.InternalPort && deviceKey(a.InternalClient) == deviceKey(b.InternalClient)
 }
 
 // missing decides about a stored share the listing does not show.
@@ -234,7 +307,7 @@ func (t *transitioner) applyRules(share storage.Share) storage.RuleKind {
 	if t.in.MAC != nil {
 		mac = t.in.MAC(share.Mapping.InternalClient)
 	}
-	i, ok := storage.BestRule(t.rules, storage.ServiceOf(share.Mapping), mac)
+	i, ok := ruleFor(t.rules, share.Mapping, mac, t.in.AppName)
 	if !ok {
 		return ""
 	}

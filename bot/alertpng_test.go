@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite docs/alert.png from the alert a
 const alertPNG = "../docs/alert.png"
 
 // exampleAlert is the alert the README shows: Plex on a Synology NAS behind
-// a FRITZ!Box, as renderAlert writes it.
+// a FRITZ!Box, as renderService writes it.
 func exampleAlert(t *testing.T) chatpng.Message {
 	t.Helper()
 	now := time.Date(2026, 11, 21, 9, 16, 0, 0, time.UTC)
@@ -36,7 +36,7 @@ func exampleAlert(t *testing.T) chatpng.Message {
 	a := storage.Alert{ID: 1, Kind: storage.AlertNew, Share: share, State: storage.AlertPending, CreatedAt: now}
 	v := view{loc: time.UTC, now: now, devices: lookupDevices(context.Background(), devs, []string{m.InternalClient}),
 		shares: map[string]storage.Share{storage.ShareKey(m.Key()): share}}
-	text, kb := renderAlert(a, v)
+	text, kb := renderService([]storage.Alert{a}, v)
 	msg := chatpng.Message{HTML: text, Sender: "Doorman", Time: "09:16"}
 	for _, row := range kb {
 		var texts []string
@@ -119,8 +119,8 @@ func TestAlertPNGShowsTheWholeAlert(t *testing.T) {
 			t.Errorf("the example alert lacks %q:\n%s", want, msg.HTML)
 		}
 	}
-	if len(msg.Keyboard) != 2 || len(msg.Keyboard[0]) != 2 {
-		t.Errorf("keyboard = %q, want Allow and Block, then Allow everything", msg.Keyboard)
+	if len(msg.Keyboard) != 3 || len(msg.Keyboard[0]) != 2 {
+		t.Errorf("keyboard = %q, want Allow and Block, then Allow everything and Block everything", msg.Keyboard)
 	}
 	missing, err := chatpng.Missing(msg.HTML)
 	if err != nil {

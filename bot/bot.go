@@ -289,6 +289,9 @@ func (b *Bot) handleCallback(ctx context.Context, cb *Callback) {
 	case verbAllowDevice:
 		d = approvals.AllowDevice
 		text = w.T("PressTrustingDevice", "Device", m.InternalClient)
+	case verbBlockDevice:
+		d = approvals.BlockDevice
+		text = w.T("PressClosingDevice", "Device", m.InternalClient)
 	}
 	// Answer first: Telegram shows a spinner until the answer comes, and
 	// a delete on a slow router can take seconds.
@@ -458,6 +461,15 @@ func (b *Bot) renderRules(ctx context.Context, kind storage.RuleKind) ([]string,
 		fmt.Fprintf(&e, "\n\n%d. <b>%s</b>", n, esc(r.Service.InternalClient, 40))
 		if r.Scope == storage.ScopeDevice {
 			e.WriteString(w.T("RuleWholeDevice"))
+		} else if r.Scope == storage.ScopePort || r.Kind == storage.RuleBlock {
+			// What the rule covers: the device's inside port, any protocol.
+			e.WriteString(w.T("RuleInsidePort", "Port", r.Service.InternalPort))
+			if app, ok := namedApp(r.Example); ok {
+				fmt.Fprintf(&e, " · %s", esc(app.Name, 40))
+			}
+			if d := r.Example.Description; d != "" {
+				fmt.Fprintf(&e, " · “%s”", esc(d, 60))
+			}
 		} else {
 			e.WriteString(w.T("RulePort", "Protocol", r.Service.Protocol, "Port", r.Service.InternalPort))
 			if d := r.Example.Description; d != "" {

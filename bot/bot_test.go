@@ -171,12 +171,12 @@ func TestAlertShowsTheShareSafely(t *testing.T) {
 	if msg.ChatID != ownerChat || msg.ParseMode != "HTML" {
 		t.Errorf("message %+v", msg)
 	}
-	for _, want := range []string{"192.168.77.21", "TCP port <b>8080</b>", "&lt;b&gt;free&lt;/b&gt; &lt;a href=&#34;http://x&#34;&gt;prize&lt;/a&gt; &amp; more", "UPnP", "1h30m left"} {
+	for _, want := range []string{"192.168.77.21", "TCP <b>8080</b> open to the internet", "&lt;b&gt;free&lt;/b&gt; &lt;a href=&#34;http://x&#34;&gt;prize&lt;/a&gt; &amp; more", "UPnP", "1h30m left"} {
 		if !strings.Contains(msg.Text, want) {
 			t.Errorf("alert lacks %q:\n%s", want, msg.Text)
 		}
 	}
-	if len(msg.Buttons) != 2 || msg.Buttons[1][0].CallbackData != "d:1" || len(msg.Buttons[0]) != 2 || msg.Buttons[0][0].Text != "✅ Allow" || msg.Buttons[0][1].Text != "⛔ Block" {
+	if len(msg.Buttons) != 3 || msg.Buttons[1][0].CallbackData != "d:1" || msg.Buttons[2][0].CallbackData != "x:1" || len(msg.Buttons[0]) != 2 || msg.Buttons[0][0].Text != "✅ Allow" || msg.Buttons[0][1].Text != "⛔ Block" {
 		t.Fatalf("buttons = %+v", msg.Buttons)
 	}
 	for _, b := range msg.Buttons[0] {
@@ -226,7 +226,7 @@ func TestRefusedPresses(t *testing.T) {
 	}{
 		{"stranger", ownerChat, strangerID, allow, "not allowed"},
 		{"other chat", 2002, ownerUser, allow, "does not work in this chat"},
-		{"forged verb", ownerChat, ownerUser, "x:1", "Unknown button"},
+		{"forged verb", ownerChat, ownerUser, "z:1", "Unknown button"},
 		{"forged id", ownerChat, ownerUser, "a:99999", "does not know this share"},
 		{"garbage", ownerChat, ownerUser, strings.Repeat("a", 64), "Unknown button"},
 		{"leading zero", ownerChat, ownerUser, "a:01", "Unknown button"},
@@ -267,7 +267,7 @@ func TestRefusedBlockKeepsButtons(t *testing.T) {
 			t.Errorf("edit lacks %q:\n%s", want, edit.Text)
 		}
 	}
-	if strings.Contains(edit.Text, "Blocked</b>") || len(edit.Buttons) != 2 {
+	if strings.Contains(edit.Text, "Blocked</b>") || len(edit.Buttons) != 3 {
 		t.Errorf("a refused block looks blocked: %+v", edit)
 	}
 }

@@ -162,3 +162,21 @@ func TestPairingLink(t *testing.T) {
 		}
 	}
 }
+
+// A topic that is gone (deleted, or a wrong DOORMAN_TELEGRAM_TOPIC_ID) does
+// not lose messages: they go to the chat's main thread.
+func TestTopicGone(t *testing.T) {
+	const group = int64(-1001234567890)
+	h := newHarnessWith(t, group, func(o *OutboxConfig, _ *Config) {
+		a, err := NewAudience(AudienceConfig{TopicID: 42})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Audience = a
+	})
+	h.tg.SetTopicGone(group, 42)
+	msg := h.alertFor(mapping(8080, "192.168.77.21", "game"))
+	if msg.ThreadID != 0 || msg.ChatID != group {
+		t.Errorf("alert went to chat %d topic %d, want %d's main thread", msg.ChatID, msg.ThreadID, group)
+	}
+}

@@ -76,6 +76,9 @@ func (o *Outbox) next(now time.Time) (*pick, time.Duration, error) {
 				continue
 			}
 		}
+		if p.thread != 0 && o.goneTopics[p.chat] == p.thread {
+			p.thread = 0
+		}
 		if r, ok := o.refused[p.chat]; ok && now.Before(r.until) {
 			soonest(r.until.Sub(now))
 			continue

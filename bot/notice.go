@@ -79,6 +79,8 @@ func (w Words) supersededNote(n storage.Note) string {
 		return w.T("SupersededReopenedByOther")
 	case storage.NoteAskedAgain:
 		return w.T("SupersededAskedAgain")
+	case storage.NoteBusyDevice:
+		return w.T("SupersededBusyDevice")
 	case storage.NoteText:
 		return n.Text
 	}

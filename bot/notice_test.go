@@ -87,7 +87,7 @@ func TestAlertNotesAreWorded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := storage.Alert{ID: 1, Kind: storage.AlertNew, Share: storage.Share{Mapping: m, FirstSeen: now}, State: tt.state, Note: tt.note, DecidedBy: alice, DecidedAt: now}
-			text, _ := renderAlert(a, view{loc: time.UTC, now: now})
+			text, _ := renderService([]storage.Alert{a}, view{loc: time.UTC, now: now})
 			if !strings.Contains(text, tt.want) {
 				t.Errorf("alert lacks %q:\n%s", tt.want, text)
 			}

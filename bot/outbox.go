@@ -90,6 +90,10 @@ type Outbox struct {
 	// refused holds the chats Telegram refuses (a wrong chat ID, the bot
 	// removed): their items wait while the others go on.
 	refused map[int64]refusal
+	// goneTopics holds, by chat, a forum topic Telegram says is not there
+	// (deleted, or a wrong DOORMAN_TELEGRAM_TOPIC_ID): messages then go to
+	// the chat's main thread rather than nowhere.
+	goneTopics map[int64]int
 
 	mu       sync.Mutex
 	lastOK   time.Time
@@ -117,6 +121,7 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		unrecorded: map[uint64]int{},
 		pace:       newPacer(cfg.Pace),
 		refused:    map[int64]refusal{},
+		goneTopics: map[int64]int{},
 		sleep:      pollSleep,
 	}
 	o.update = o.db.Update
@@ -284,6 +289,11 @@ func (o *Outbox) judge(p *pick, err error) (wait time.Duration, keep bool) {
 	if errors.As(err, &apiErr) && (apiErr.MigrateToChatID != 0 || IsForbidden(err) || isChatNotFound(err)) {
 		return 0, o.chatRefused(p, apiErr)
 	}
+	if p.thread != 0 && isThreadNotFound(err) {
+		log.Error("Telegram says the forum topic is not there; messages go to the chat's main thread until doorman restarts", "topic", p.thread)
+		o.goneTopics[p.chat] = p.thread
+		return 0, true
+	}
 	switch {
 	case !errors.As(err, &apiErr):
 		// Not Telegram's answer but doorman's own trouble (the database):
@@ -309,6 +319,11 @@ func (o *Outbox) judge(p *pick, err error) (wait time.Duration, keep bool) {
 		return backoff(o.minBackoff, o.maxBackoff, n), true
 	}
 	return 0, false
+}
+
+func isThreadNotFound(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.Code == 400 && strings.Contains(strings.ToLower(e.Description), "thread not found")
 }
 
 func isChatNotFound(err error) bool {

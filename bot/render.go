@@ -43,7 +43,7 @@ func parseCallbackData(data string) (verb string, id uint64, ok bool) {
 		return "", 0, false
 	}
 	switch verb {
-	case verbAllow, verbAllowDevice, verbBlock, verbForget:
+	case verbAllow, verbAllowDevice, verbBlock, verbBlockDevice, verbForget:
 	default:
 		return "", 0, false
 	}
@@ -140,16 +140,6 @@ func deviceName(d identify.Device) string {
 	return name
 }
 
-// appLine names the app behind a share where the table knows it; a match on
-// the NAT-PMP origin alone is left out, the alert says the origin anyway.
-func appLine(m watcher.Mapping) string {
-	app, ok := identify.AppOf(m)
-	if !ok || strings.HasPrefix(app.Why, "opened with") {
-		return ""
-	}
-	return esc(app.Name, 60) + " <i>(" + esc(app.Why, 80) + ")</i>"
-}
-
 func riskLine(m watcher.Mapping) string {
 	r, ok := approvals.RiskOf(m.InternalPort)
 	if !ok {
@@ -178,67 +168,6 @@ func shareLine(m watcher.Mapping, v view) string {
 	return b.String()
 }
 
-// renderAlert renders the message of one alert: what opened, where, and its
-// state, with Allow and Block buttons while it is pending.
-func renderAlert(a storage.Alert, v view) (string, Keyboard) {
-	m := a.Share.Mapping
-	dev := v.device(m.InternalClient)
-	var b strings.Builder
-	switch a.Kind {
-	case storage.AlertChanged:
-		b.WriteString("🔁 <b>Port share changed</b>")
-	default:
-		b.WriteString("🚪 <b>New port share</b>")
-	}
-	fmt.Fprintf(&b, " on router %s (%s)\n\n", esc(watcher.RouterHost(m.Router), 64), esc(watcher.ShortServiceType(m.Service), 40))
-	fmt.Fprintf(&b, "Device: %s\n", deviceName(dev))
-	if dev.MAC != "" {
-		fmt.Fprintf(&b, "MAC: <code>%s</code>\n", esc(dev.MAC, 17))
-	}
-	if app := appLine(m); app != "" {
-		fmt.Fprintf(&b, "App: %s\n", app)
-	}
-	fmt.Fprintf(&b, "Internet %s port <b>%d</b> → %s:%d\n", m.Protocol, m.ExternalPort, esc(m.InternalClient, 64), m.InternalPort)
-	if m.RemoteHost != "" {
-		fmt.Fprintf(&b, "Only from: %s\n", esc(m.RemoteHost, 64))
-	}
-	desc := "(none)"
-	if m.Description != "" {
-		desc = esc(m.Description, 200)
-	}
-	fmt.Fprintf(&b, "Description: %s\n", desc)
-	if r := riskLine(m); r != "" {
-		b.WriteString(r + "\n")
-	}
-	lease, firstSeen, lastSeen := m.LeaseDuration, a.Share.FirstSeen, a.Share.LastSeen
-	if cur, ok := v.shares[storage.ShareKey(m.Key())]; ok && approvals.SameService(cur.Mapping, m) {
-		lease, firstSeen, lastSeen = cur.Mapping.LeaseDuration, cur.FirstSeen, cur.LastSeen
-	}
-	fmt.Fprintf(&b, "Opened with: %s · Lease: %s", originName(m.Origin), FormatLease(lease))
-	if !m.Enabled {
-		b.WriteString(" · disabled")
-	}
-	if p := a.Previous; p != nil {
-		fmt.Fprintf(&b, "\nBefore: %s:%d “%s”", esc(p.InternalClient, 64), p.InternalPort, esc(p.Description, 80))
-	}
-	fmt.Fprintf(&b, "\nFirst seen: %s", formatWhen(firstSeen, v.loc))
-	if !lastSeen.IsZero() && lastSeen.Sub(firstSeen) >= time.Minute {
-		fmt.Fprintf(&b, " · last seen: %s", formatWhen(lastSeen, v.loc))
-	}
-	b.WriteString("\n\n")
-	b.WriteString(stateLine(a, v))
-	if a.State != storage.AlertPending {
-		return b.String(), nil
-	}
-	return b.String(), Keyboard{
-		{
-			{Text: "✅ Allow", Data: callbackData(verbAllow, a.ID)},
-			{Text: "⛔ Block", Data: callbackData(verbBlock, a.ID)},
-		},
-		{{Text: "✅ Allow everything from this device", Data: callbackData(verbAllowDevice, a.ID)}},
-	}
-}
-
 func stateLine(a storage.Alert, v view) string {
 	loc := v.loc
 	var s string
@@ -250,6 +179,9 @@ func stateLine(a storage.Alert, v view) string {
 		}
 	case storage.AlertBlocked:
 		s = fmt.Sprintf("⛔ <b>Blocked</b> by %s at %s: closed on the router, and closed again whenever it reopens.", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, loc))
+		if note := v.words.blockedNote(a.Note); note != "" {
+			s += " " + html.EscapeString(note)
+		}
 	case storage.AlertSuperseded:
 		s = "↪️ " + html.EscapeString(v.words.supersededNote(a.Note))
 	default:
@@ -326,10 +258,13 @@ const batchBudget = 3700
 
 // renderMessage renders the message owned by the first alert of alerts.
 func renderMessage(alerts []storage.Alert, v view) (string, Keyboard) {
-	if len(alerts) == 1 && alerts[0].Batch == 0 {
-		return renderAlert(alerts[0], v)
+	switch owner := alerts[0]; {
+	case owner.Kind == storage.AlertExisting:
+		return renderBatch(alerts, v)
+	case owner.Busy:
+		return renderBusy(alerts, v)
 	}
-	return renderBatch(alerts, v)
+	return renderService(alerts, v)
 }
 
 // splitMessages cuts lines into messages under Telegram's length limit,

@@ -37,8 +37,8 @@ func TestRenderAlertNamesDeviceAppAndRisk(t *testing.T) {
 		want []string
 		not  []string
 	}{
-		{"known device and app", plex, []string{"<b>nas.fritz.box</b> (192.168.77.20) · Synology", "<code>00:11:32:aa:bb:cc</code>", "App: Plex Media Server", "First seen: 11:00, 21 Nov 2026", "last seen: 11:59"}, []string{"Risky"}},
-		{"risky, private MAC", rdp, []string{"<b>192.168.77.40</b> · private MAC", "⚠️ <b>Risky</b>: Remote Desktop", "&lt;i&gt;rdp&lt;/i&gt;"}, []string{"App:", "<i>rdp"}},
+		{"known device and app", plex, []string{"<b>nas.fritz.box</b> (192.168.77.20) · Synology", "<code>00:11:32:aa:bb:cc</code>", "<b>Plex Media Server</b> on <b>nas.fritz.box</b>", "app told by its description", "First seen: 11:00, 21 Nov 2026", "last seen: 11:59"}, []string{"Risky"}},
+		{"risky, private MAC", rdp, []string{"<b>192.168.77.40</b> · private MAC", "⚠️ <b>Risky</b>: Remote Desktop", "&lt;i&gt;rdp&lt;/i&gt;"}, []string{"app told", "<i>rdp"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,7 +46,7 @@ func TestRenderAlertNamesDeviceAppAndRisk(t *testing.T) {
 			a := storage.Alert{ID: 1, Kind: storage.AlertNew, Share: share, State: storage.AlertPending, CreatedAt: now}
 			v := view{loc: time.UTC, now: now, devices: lookupDevices(context.Background(), devs, []string{tt.m.InternalClient}),
 				shares: map[string]storage.Share{storage.ShareKey(tt.m.Key()): share}}
-			text, kb := renderAlert(a, v)
+			text, kb := renderService([]storage.Alert{a}, v)
 			for _, w := range tt.want {
 				if !strings.Contains(text, w) {
 					t.Errorf("alert lacks %q:\n%s", w, text)
@@ -57,7 +57,7 @@ func TestRenderAlertNamesDeviceAppAndRisk(t *testing.T) {
 					t.Errorf("alert has %q:\n%s", w, text)
 				}
 			}
-			if len(kb) != 2 || kb[1][0].Data != "d:1" {
+			if len(kb) != 3 || kb[1][0].Data != "d:1" || kb[2][0].Data != "x:1" {
 				t.Errorf("keyboard = %+v", kb)
 			}
 			if _, err := renderCheck(text); err != nil {
@@ -99,7 +99,7 @@ func TestRenderHostileDescriptions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := mapping(8080, "192.168.77.21", tt.desc)
 			a := storage.Alert{ID: 7, Kind: storage.AlertNew, Share: storage.Share{Mapping: m, FirstSeen: now}, State: storage.AlertPending, CreatedAt: now}
-			text, _ := renderAlert(a, view{loc: time.UTC, now: now})
+			text, _ := renderService([]storage.Alert{a}, view{loc: time.UTC, now: now})
 			batch, _ := renderBatch([]storage.Alert{a, a}, view{loc: time.UTC, now: now})
 			for _, s := range []string{text, batch} {
 				if n := len([]rune(s)); n > MaxMessageLength {
@@ -118,7 +118,7 @@ func TestRenderHostileDescriptions(t *testing.T) {
 				}
 			}
 			desc := text[strings.Index(text, "Description: ")+len("Description: "):]
-			desc = desc[:strings.IndexByte(desc, '\n')]
+			desc = strings.Trim(desc[:strings.IndexByte(desc, '\n')], "“”")
 			if n := len([]rune(html.UnescapeString(desc))); n > 200 {
 				t.Errorf("description shown with %d characters, want it cut to 200", n)
 			}

@@ -57,8 +57,9 @@ type Rule struct {
 	ID      uint64
 	Kind    RuleKind
 	Service ServiceKey
-	// Scope is ScopeService (this app on this device) or ScopeDevice
-	// (everything the device opens; trust only).
+	// Scope is ScopePort (the device's inside port), ScopeDevice
+	// (everything the device opens) or, for rules made before ports,
+	// ScopeService; see Covers.
 	Scope RuleScope `json:",omitempty"`
 	// MAC lets the rule follow the device when DHCP gives it another
 	// address; "" when doorman could not tell the MAC.
@@ -81,12 +82,24 @@ type Rule struct {
 type RuleScope string
 
 const (
-	ScopeService RuleScope = "" // the zero value: rules before scopes were services
-	ScopeDevice  RuleScope = "device"
+	// ScopeService is the zero value: the scope of the rules made before
+	// scopes, and of those made before ports (see Covers).
+	ScopeService RuleScope = ""
+	// ScopePort covers one inside port of one device, whatever protocol,
+	// outside port, description or origin it uses.
+	ScopePort   RuleScope = "port"
+	ScopeDevice RuleScope = "device"
 )
 
 // Covers reports whether the rule covers a share of service svc on a device
 // with the given MAC ("" if unknown).
+//
+// A block rule covers the device's inside port, whatever its scope says: a
+// block made before ports (ScopeService, with protocol and description) is
+// widened, because a device that only has to rename a share to escape a
+// Block is not blocked, and closing more of what the owner said to close is
+// the safe side. An old trust rule (ScopeService) keeps its narrow meaning:
+// widening it would trust shares the owner never saw.
 func (r Rule) Covers(svc ServiceKey, mac string) bool {
 	// The MAC decides when both are known: the address may have moved to
 	// another device with DHCP.
@@ -94,8 +107,11 @@ func (r Rule) Covers(svc ServiceKey, mac string) bool {
 	if r.MAC != "" && mac != "" {
 		sameDevice = r.MAC == mac
 	}
-	if r.Scope == ScopeDevice {
+	switch {
+	case r.Scope == ScopeDevice:
 		return sameDevice
+	case r.Scope == ScopePort || r.Kind == RuleBlock:
+		return sameDevice && r.Service.InternalPort == svc.InternalPort
 	}
 	rest, other := r.Service, svc
 	rest.InternalClient, other.InternalClient = "", ""
@@ -165,8 +181,13 @@ type Alert struct {
 	// Previous is the mapping before the change, for AlertChanged.
 	Previous *watcher.Mapping `json:",omitempty"`
 	// Batch is the ID of the first alert of a message that asks about
-	// several shares at once, 0 for an alert with a message of its own.
-	Batch     uint64
+	// several shares at once (shares open before doorman watched, one
+	// service's shares, a busy device's), 0 for an alert with a message
+	// of its own from before services.
+	Batch uint64
+	// Busy marks the first alert of a message about a device that opened
+	// more shares than the busy-device limit allows.
+	Busy      bool `json:",omitempty"`
 	State     AlertState
 	CreatedAt time.Time
 	ChatID    int64
@@ -201,6 +222,11 @@ const (
 	// NoteSeeBelow: the share was not closed, and a message of its own
 	// says why (a crowded message has no room for it).
 	NoteSeeBelow NoteKind = "see-below"
+	// NoteBusyDevice: the device opened too many shares; one message
+	// about the whole device asks instead.
+	NoteBusyDevice NoteKind = "busy-device"
+	// NoteBlockedDevice: everything the share's device opens is blocked.
+	NoteBlockedDevice NoteKind = "blocked-device"
 	// NoteText is a note stored as text by doorman before notes had
 	// kinds; Text holds it as it was written.
 	NoteText NoteKind = "text"
@@ -447,7 +473,7 @@ func BestRule(rules []Rule, svc ServiceKey, mac string) (int, bool) {
 		if r.Kind == RuleBlock {
 			n += 2
 		}
-		if r.Scope == ScopeService {
+		if r.Scope != ScopeDevice {
 			n++
 		}
 		return n

@@ -14,6 +14,9 @@ import (
 // with Err. Set Err while no delete is under way.
 type Router struct {
 	Err error
+	// Changed holds, by key, the share another device put on a key since
+	// it was listed. Set it while no delete is under way.
+	Changed map[watcher.Key]watcher.Mapping
 
 	mu      sync.Mutex
 	deletes []watcher.Key
@@ -21,10 +24,17 @@ type Router struct {
 	entered chan watcher.Key
 }
 
-// DeleteMapping records the delete; while the router is held it first waits
-// for a release (or ctx).
-func (r *Router) DeleteMapping(ctx context.Context, k watcher.Key) error {
+// DeleteListedMapping records the delete; while the router is held it first
+// waits for a release (or ctx). Err answers it, unless Changed holds what
+// the router reports now for the share's key: then the answer is a
+// *watcher.MappingChangedError and nothing is recorded.
+func (r *Router) DeleteListedMapping(ctx context.Context, m watcher.Mapping) error {
+	k := m.Key()
 	r.mu.Lock()
+	if now, ok := r.Changed[k]; ok {
+		r.mu.Unlock()
+		return &watcher.DeleteError{Key: k, Err: &watcher.MappingChangedError{Listed: m, Now: now}}
+	}
 	r.deletes = append(r.deletes, k)
 	hold, entered, err := r.hold, r.entered, r.Err
 	r.mu.Unlock()

@@ -102,6 +102,9 @@ func (s *Server) sendMessage(_ context.Context, f url.Values) (any, *apiError) {
 		if err != nil || thread <= 0 {
 			return nil, badRequest("message thread not found")
 		}
+		if s.goneTopics[[2]int64{chatID, int64(thread)}] {
+			return nil, badRequest("message thread not found")
+		}
 		m.threadID = thread
 	}
 	id := s.addMessage(chatID, m)

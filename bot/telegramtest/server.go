@@ -74,6 +74,7 @@ type Server struct {
 	chats       map[int64]*chatState
 	unreachable map[int64]bool
 	migrated    map[int64]int64
+	goneTopics  map[[2]int64]bool // {chat, thread} of deleted forum topics
 	messages    []Message
 	edits       []Edit
 	answers     []CallbackAnswer
@@ -110,6 +111,7 @@ func NewServerOn(token string, ln net.Listener) *Server {
 		chats:       map[int64]*chatState{},
 		unreachable: map[int64]bool{},
 		migrated:    map[int64]int64{},
+		goneTopics:  map[[2]int64]bool{},
 		commands:    map[string][]Command{},
 		queries:     map[string]bool{},
 		// Real update ids are large; starting far from zero catches clients
@@ -275,6 +277,14 @@ func (s *Server) takeFailure(key string) (Failure, bool) {
 // SetChatUnreachable makes every request about chatID fail with
 // "Bad Request: chat not found", as for a chat the bot never joined or an id
 // typed wrong in the configuration.
+// SetTopicGone makes sendMessage to a forum topic of a chat fail with 400
+// "message thread not found", as for a deleted topic or a wrong ID.
+func (s *Server) SetTopicGone(chatID int64, threadID int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.goneTopics[[2]int64{chatID, int64(threadID)}] = true
+}
+
 func (s *Server) SetChatUnreachable(chatID int64, unreachable bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -43,6 +43,7 @@ type config struct {
 	DigestSkipEmpty bool
 
 	QuietHours bot.QuietHours
+	BusyDevice approvals.BusyLimit
 	TopicID    int
 	Lang       bot.Lang
 
@@ -274,6 +275,15 @@ func settings() []setting {
 			},
 		},
 		{
+			env: "DOORMAN_BUSY_DEVICE", flag: "busy-device", arg: "N/DURATION", def: "5/1m",
+			help: "A device that opens more than N new shares within DURATION gets one message about the whole device instead of one per share (off: never)",
+			apply: func(c *config, v string) error {
+				b, err := approvals.ParseBusyLimit(v)
+				c.BusyDevice = b
+				return err
+			},
+		},
+		{
 			env: "DOORMAN_TELEGRAM_TOPIC_ID", flag: "topic-id", arg: "ID", def: "the chat's main thread, or the topic paired in",
 			help: "Forum topic of DOORMAN_TELEGRAM_CHAT_ID's group that gets every message (the number after the last / of a topic's link)",
 			apply: func(c *config, v string) error {
@@ -345,6 +355,7 @@ func defaultConfig() config {
 		DigestSchedule:   approvals.DefaultDigestSchedule,
 		Location:         time.Local,
 		StaleAfter:       approvals.DefaultStaleAfter,
+		BusyDevice:       approvals.DefaultBusyLimit,
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/doorman-upnp/doorman/approvals"
 	"github.com/doorman-upnp/doorman/bot"
 )
 
@@ -121,6 +122,28 @@ func TestConfig(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "busy device",
+			env:  map[string]string{"DOORMAN_BUSY_DEVICE": " 20/30s "},
+			check: func(t *testing.T, c config) {
+				if c.BusyDevice != (approvals.BusyLimit{Shares: 20, Window: 30 * time.Second}) {
+					t.Errorf("busy device %v", c.BusyDevice)
+				}
+			},
+		},
+		{
+			name: "busy device by default and off",
+			args: []string{"--busy-device", "OFF"},
+			check: func(t *testing.T, c config) {
+				if c.BusyDevice.On() || defaultConfig().BusyDevice != approvals.DefaultBusyLimit {
+					t.Errorf("busy device %v, default %v", c.BusyDevice, defaultConfig().BusyDevice)
+				}
+			},
+		},
+		{name: "busy device without a time", env: map[string]string{"DOORMAN_BUSY_DEVICE": "5"}, wantErr: "DOORMAN_BUSY_DEVICE: \"5\" is not shares/time"},
+		{name: "busy device of no shares", env: map[string]string{"DOORMAN_BUSY_DEVICE": "0/1m"}, wantErr: "DOORMAN_BUSY_DEVICE: \"0/1m\" is not shares/time"},
+		{name: "busy device in a blink", args: []string{"--busy-device", "5/10ms"}, wantErr: "--busy-device: \"5/10ms\": the time is not a duration from 1s to 24h"},
+		{name: "busy device in a week", env: map[string]string{"DOORMAN_BUSY_DEVICE": "5/168h"}, wantErr: "the time is not a duration from 1s to 24h"},
 		{name: "quiet hours", args: []string{"--quiet-hours", "22-7"}, wantErr: "--quiet-hours: \"22-7\": the start is not a time of day"},
 		{name: "topic", env: map[string]string{"DOORMAN_TELEGRAM_TOPIC_ID": "general"}, wantErr: "DOORMAN_TELEGRAM_TOPIC_ID: \"general\" is not a topic ID"},
 		{name: "language", env: map[string]string{"DOORMAN_LANG": "fr"}, wantErr: "DOORMAN_LANG: \"fr\" is not a language doorman speaks (en or de)"},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 	// A minimal container has no zoneinfo; DOORMAN_TZ must still work.
@@ -115,7 +116,7 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 	})
 	parts := []func(context.Context) error{w.Run, stopOnDamage(db)}
 
-	engineCfg := approvals.Config{DB: db, Router: w, StaleAfter: cfg.StaleAfter, MACOf: devices.KnownMAC, Presence: presence, Logger: logger}
+	engineCfg := approvals.Config{DB: db, Router: w, StaleAfter: cfg.StaleAfter, Gather: approvals.DefaultGather, BusyDevice: cfg.BusyDevice, AppName: appName, MACOf: devices.KnownMAC, Presence: presence, Logger: logger}
 	if terminal {
 		t := newTerminal(e.stdout, cfg.Location)
 		engineCfg.Observe = t.print
@@ -246,4 +247,15 @@ func runParts(ctx context.Context, logger *slog.Logger, parts []func(context.Con
 		}
 	}
 	return nil
+}
+
+// appName names the app identify's table finds from a share's description
+// or port, for approvals; a guess from the protocol alone ("opened with
+// PCP") names no app.
+func appName(m watcher.Mapping) string {
+	app, ok := identify.AppOf(m)
+	if !ok || strings.HasPrefix(app.Why, "opened with") {
+		return ""
+	}
+	return app.Name
 }
