@@ -354,21 +354,6 @@ type Notice struct {
 	Unreported int `json:",omitempty"`
 }
 
-// Router remembers that doorman has listed a router's service before, which
-// tells a first start (report what is there once) from a later one.
-type Router struct {
-	// ID is the router's identity (watcher.RouterID: its UDN and host),
-	// under which its shares are stored.
-	ID string `json:",omitempty"`
-	// URL is the description URL a router was stored under before
-	// routers had identities (schema 1); AdoptRouter moves such records
-	// to the router's ID the first time it is seen.
-	URL       string `json:",omitempty"`
-	Service   string
-	FirstSeen time.Time
-	LastList  time.Time
-}
-
 // ErrNotFound is returned for a missing rule, alert or outbox item.
 var ErrNotFound = errors.New("not found")
 
@@ -599,22 +584,6 @@ func (t *Tx) UpdateOutbox(it OutboxItem) error {
 // RemoveOutbox deletes a delivered item.
 func (t *Tx) RemoveOutbox(seq uint64) error {
 	return t.del(bucketOutbox, u64(seq))
-}
-
-// Router returns what doorman remembers of a router's service; router is
-// its identity.
-func (t *Tx) Router(router, service string) (Router, bool, error) {
-	var r Router
-	ok, err := t.get(bucketRouters, []byte(router+"\x00"+service), &r)
-	return r, ok, err
-}
-
-// PutRouter stores r under its ID.
-func (t *Tx) PutRouter(r Router) error {
-	if r.ID == "" {
-		return &storeError{"write routers entry", errors.New("router without an ID")}
-	}
-	return t.put(bucketRouters, []byte(r.ID+"\x00"+r.Service), r)
 }
 
 // StaleReason is one reason a share is worth closing, with the figures

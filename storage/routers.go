@@ -3,11 +3,44 @@ package storage
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/doorman-upnp/doorman/watcher"
 )
+
+// Router remembers that doorman has listed a router's service before, which
+// tells a first start (report what is there once) from a later one.
+type Router struct {
+	// ID is the router's identity (watcher.RouterID: its UDN and host),
+	// under which its shares are stored.
+	ID string `json:",omitempty"`
+	// URL is the description URL a router was stored under before
+	// routers had identities (schema 1); AdoptRouter moves such records
+	// to the router's ID the first time it is seen.
+	URL       string `json:",omitempty"`
+	Service   string
+	FirstSeen time.Time
+	LastList  time.Time
+}
+
+// Router returns what doorman remembers of a router's service; router is
+// its identity.
+func (t *Tx) Router(router, service string) (Router, bool, error) {
+	var r Router
+	ok, err := t.get(bucketRouters, []byte(router+"\x00"+service), &r)
+	return r, ok, err
+}
+
+// PutRouter stores r under its ID.
+func (t *Tx) PutRouter(r Router) error {
+	if r.ID == "" {
+		return &storeError{"write routers entry", errors.New("router without an ID")}
+	}
+	return t.put(bucketRouters, []byte(r.ID+"\x00"+r.Service), r)
+}
 
 // AdoptRouter returns the identity under which the router with identity id
 // and device UDNs udns is stored, moving what an older doorman stored for
