@@ -118,6 +118,9 @@ type Engine struct {
 	// listed holds the services listed since this engine started, to
 	// tell observers about what is open once, then only about changes.
 	listed map[string]bool
+	// routerIDs maps a listed router's identity to the one its shares are
+	// stored under (adoptRouterLocked).
+	routerIDs map[string]string
 	// refused holds when a block rule last failed to close a share.
 	refused map[string]time.Time
 	// busy holds the shares a press is being carried out on, by key.
@@ -195,6 +198,7 @@ func New(cfg Config) (*Engine, error) {
 		now:            cfg.Now,
 		logger:         cfg.Logger,
 		listed:         map[string]bool{},
+		routerIDs:      map[string]string{},
 		refused:        map[string]time.Time{},
 		busy:           map[string]bool{},
 	}
@@ -231,9 +235,15 @@ func New(cfg Config) (*Engine, error) {
 
 // Listing is one complete or partial read of a service's mapping table.
 type Listing struct {
-	Router   string
-	Service  string
-	Mappings []watcher.Mapping
+	// Router is the router's identity (watcher.Gateway.ID); RouterUDNs
+	// are its devices' UDNs, by which it may have been stored before.
+	Router     string
+	RouterUDNs []string
+	Service    string
+	// ServiceTwins are the types of the services of twin descriptions
+	// that hold the same table (watcher.Service.Twins).
+	ServiceTwins []string
+	Mappings     []watcher.Mapping
 	// Complete is false when the listing broke off: shares missing from
 	// it are then not taken as gone.
 	Complete bool
@@ -278,6 +288,10 @@ func (e *Engine) HandleListing(ctx context.Context, l Listing) (Changes, error) 
 func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	l, err := e.adoptRouterLocked(l)
+	if err != nil {
+		return Changes{}, nil, err
+	}
 	listed := l.Router + "\x00" + l.Service
 	in := transitionInput{
 		Listing: l, First: !e.listed[listed], Chat: e.Chat(), MAC: e.mac, Refused: e.refused,
@@ -285,7 +299,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 		Recent: e.recent, Busy: e.busyLimit, AppName: e.appName, Asked: e.asked, Deferred: e.deferred,
 	}
 	var out transitionOutput
-	err := e.db.Update(func(tx *storage.Tx) error {
+	err = e.db.Update(func(tx *storage.Tx) error {
 		if err := loadTransition(tx, &in); err != nil {
 			return err
 		}

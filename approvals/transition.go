@@ -151,7 +151,7 @@ func transition(in transitionInput) transitionOutput {
 		r.LastList = in.Now
 		t.out.Router = &r
 	case in.Listing.Complete:
-		t.out.Router = &storage.Router{URL: in.Listing.Router, Service: in.Listing.Service, FirstSeen: in.Now, LastList: in.Now}
+		t.out.Router = &storage.Router{ID: in.Listing.Router, Service: in.Listing.Service, FirstSeen: in.Now, LastList: in.Now}
 	}
 	return t.out
 }

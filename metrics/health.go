@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -126,11 +125,8 @@ func age(d time.Duration) string {
 }
 
 // host shortens a router's description URL to its host, as people know it.
-func host(rawURL string) string {
-	if u, err := url.Parse(rawURL); err == nil && u.Hostname() != "" {
-		return u.Hostname()
-	}
-	return rawURL
+func host(router string) string {
+	return watcher.RouterHost(router)
 }
 
 // oneLine keeps an error on one line of at most 300 bytes: the reason is a

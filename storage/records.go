@@ -354,15 +354,6 @@ type Notice struct {
 	Unreported int `json:",omitempty"`
 }
 
-// Router remembers that doorman has listed a router's service before, which
-// tells a first start (report what is there once) from a later one.
-type Router struct {
-	URL       string
-	Service   string
-	FirstSeen time.Time
-	LastList  time.Time
-}
-
 // ErrNotFound is returned for a missing rule, alert or outbox item.
 var ErrNotFound = errors.New("not found")
 
@@ -593,18 +584,6 @@ func (t *Tx) UpdateOutbox(it OutboxItem) error {
 // RemoveOutbox deletes a delivered item.
 func (t *Tx) RemoveOutbox(seq uint64) error {
 	return t.del(bucketOutbox, u64(seq))
-}
-
-// Router returns what doorman remembers of a router's service.
-func (t *Tx) Router(url, service string) (Router, bool, error) {
-	var r Router
-	ok, err := t.get(bucketRouters, []byte(url+"\x00"+service), &r)
-	return r, ok, err
-}
-
-// PutRouter stores r.
-func (t *Tx) PutRouter(r Router) error {
-	return t.put(bucketRouters, []byte(r.URL+"\x00"+r.Service), r)
 }
 
 // StaleReason is one reason a share is worth closing, with the figures

@@ -30,7 +30,12 @@ import (
 
 // SchemaVersion is the layout this build writes. A file written by a newer
 // doorman is refused rather than misread.
-const SchemaVersion = 1
+//
+//   - 1: shares, routers and alerts keyed on the router's description URL;
+//   - 2: keyed on the router's identity (watcher.RouterID). Schema 1
+//     records are moved to it the first time their router is seen
+//     (Tx.AdoptRouter): only then is its UDN known.
+const SchemaVersion = 2
 
 // DefaultOpenTimeout is how long Open waits for another process to release
 // the file before it gives up.
@@ -224,8 +229,18 @@ func (db *DB) init() error {
 			ready = false
 			return nil
 		}
-		return checkSchema(v)
+		if err := checkSchema(v); err != nil {
+			return err
+		}
+		// An older layout is marked as this one: its records move
+		// as their routers are seen (see SchemaVersion).
+		ready = binary.BigEndian.Uint64(v) == SchemaVersion
+		return nil
 	})
+	if err == nil && !ready && db.readOnly != nil {
+		// A read-only file of an older layout is read as it is.
+		return nil
+	}
 	if err != nil || ready {
 		if err != nil {
 			return fmt.Errorf("storage: unable to prepare %s: %w", db.path, err)

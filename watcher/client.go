@@ -96,7 +96,21 @@ func New(cfg Config) *Client {
 // Gateways returns the routers to watch: the configured ones, or else what
 // discovery finds at the default gateway. With several configured, the ones
 // that answer are returned together with an error naming the others.
+// Descriptions of one router (the FRITZ!Box's IGD:1 and IGD:2 pair, one
+// description under two spellings of its URL) come as one Gateway: see
+// mergeGateways.
 func (c *Client) Gateways(ctx context.Context) ([]*Gateway, error) {
+	gws, err := c.gateways(ctx)
+	merged := mergeGateways(gws)
+	for _, gw := range merged {
+		if len(gw.Twins) > 0 {
+			c.logger.Debug("router announces several descriptions of one port mapping table; watching one", "router", gw.ID, "url", gw.URL, "twins", gw.Twins)
+		}
+	}
+	return merged, err
+}
+
+func (c *Client) gateways(ctx context.Context) ([]*Gateway, error) {
 	if len(c.igdURLs) == 0 {
 		return c.Discover(ctx)
 	}

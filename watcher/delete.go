@@ -3,6 +3,7 @@ package watcher
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -39,11 +40,11 @@ func (c *Client) DeleteMapping(ctx context.Context, gw *Gateway, k Key) error {
 // deleteTarget checks that k is a mapping on gw and returns its service,
 // k with Router filled in, and its protocol as routers want it.
 func deleteTarget(gw *Gateway, k Key) (*Service, Key, string, error) {
-	if k.Router != "" && k.Router != gw.URL {
-		return nil, k, "", &DeleteError{Key: k, Err: fmt.Errorf("the mapping is on %s, not on this router (%s)", k.Router, gw.URL)}
+	if k.Router != "" && !gw.isRouter(k.Router, true) && !sameURL(k.Router, gw.URL) {
+		return nil, k, "", &DeleteError{Key: k, Err: fmt.Errorf("the mapping is on %s, not on this router (%s)", k.Router, gw.ID)}
 	}
 	if k.Router == "" {
-		k.Router = gw.URL
+		k.Router = gw.ID
 	}
 	svc := gw.service(k.Service)
 	if svc == nil {
@@ -117,6 +118,13 @@ func (c *Client) mappingGone(ctx context.Context, gw *Gateway, svc *Service, k K
 func (g *Gateway) service(serviceType string) *Service {
 	for _, s := range g.Services {
 		if s.Type == serviceType {
+			return s
+		}
+	}
+	// A share listed through a twin description (the FRITZ!Box's IGD:1)
+	// is in the table of the service watched now.
+	for _, s := range g.Services {
+		if slices.Contains(s.Twins, serviceType) {
 			return s
 		}
 	}

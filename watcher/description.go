@@ -18,8 +18,15 @@ import (
 // Gateway is an Internet Gateway Device and the WAN connection services on it
 // that hold port mappings.
 type Gateway struct {
-	// URL is the root description URL; it names the router in listings.
-	URL          string
+	// URL is the root description URL, where the router is now.
+	URL string
+	// ID is the router's identity (RouterID: root UDN and host); it names
+	// the router in listings (Mapping.Router).
+	ID string
+	// Twins are the URLs of other descriptions of the same router, merged
+	// into this one (the FRITZ!Box's igddesc.xml next to igd2desc.xml; see
+	// identity.go).
+	Twins        []string
 	DeviceType   string
 	FriendlyName string
 	Manufacturer string
@@ -47,7 +54,11 @@ type Service struct {
 	ID          string
 	ControlURL  string
 	EventSubURL string
-	client      portMappingClient
+	// Twins are the types of the services of twin descriptions that hold
+	// the same table (the FRITZ!Box's WANIPConnection:1 next to its
+	// WANIPConnection:2; see identity.go).
+	Twins  []string
+	client portMappingClient
 }
 
 // ShortType returns the service type without its URN prefix, for people:
@@ -158,6 +169,7 @@ func (c *Client) parseDescription(descURL *url.URL, body io.Reader) (*Gateway, e
 
 	gw := &Gateway{
 		URL:          descURL.String(),
+		ID:           RouterID(cleanText(root.Device.UDN, 200), descURL.Hostname()),
 		DeviceType:   cleanText(strings.TrimSpace(root.Device.DeviceType), 200),
 		FriendlyName: cleanText(strings.TrimSpace(root.Device.FriendlyName), 200),
 		Manufacturer: cleanText(strings.TrimSpace(root.Device.Manufacturer), 200),

@@ -145,7 +145,7 @@ type discovery struct {
 	gateways []netip.Addr
 	state    discoveryState
 
-	seen    []string // description URLs on the gateway, in order of answer
+	seen    []string // description URLs on the gateway, normalised, in order of answer
 	fetched []string // those fetched
 	ignored []string // other hosts' URLs, the first maxIgnoredNamed
 	dropped int      // gateway URLs not fetched: too late or too many
@@ -249,10 +249,12 @@ func (d *discovery) believe(a searchAnswer) (string, bool) {
 		}
 		return "", false
 	}
-	if slices.Contains(d.seen, loc.String()) {
+	// One URL spelled two ways (":05000", "//", "?x") is fetched once.
+	seen, err := normalizeURL(loc.String())
+	if err != nil || slices.Contains(d.seen, seen) {
 		return "", false
 	}
-	d.seen = append(d.seen, loc.String())
+	d.seen = append(d.seen, seen)
 	return loc.String(), true
 }
 

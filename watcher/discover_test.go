@@ -327,6 +327,20 @@ func TestDiscoverReturnsOnceTheGatewayAnswered(t *testing.T) {
 			},
 		},
 		{
+			name: "one LOCATION spelled other ways is fetched once",
+			answers: []timedAnswer{
+				{location: missing.URL + "/rootDesc.xml"},
+				{after: 5 * time.Millisecond, location: missing.URL + "//rootDesc.xml?x"},
+				{after: 10 * time.Millisecond, location: strings.Replace(missing.URL, "127.0.0.1:", "127.0.0.1:0", 1) + "/./rootDesc.xml"},
+			},
+			wantErr: true, errMention: "404",
+			check: func(t *testing.T) {
+				if n := missingGets.Load(); n != 1 {
+					t.Errorf("the description was fetched %d times, want once", n)
+				}
+			},
+		},
+		{
 			name:     "a LOCATION that fails, then one that loads",
 			answers:  []timedAnswer{{location: missing.URL + "/rootDesc.xml"}, {after: 100 * time.Millisecond, location: router.URL()}},
 			wantURLs: []string{router.URL()}, errMention: "404",

@@ -34,8 +34,10 @@ type gatewayWatch struct {
 	local netip.Addr
 	// noEvents says why events cannot work for this gateway, if so.
 	noEvents string
-	// restart asks restartLoop to read the description again.
-	restart chan struct{}
+	// restart asks restartLoop to read the description again; deferred
+	// tells it when a deferred restart is due (restartDeferred).
+	restart  chan struct{}
+	deferred chan time.Time
 
 	// mu guards the fields below.
 	mu sync.Mutex
@@ -58,6 +60,9 @@ func (g *gatewayWatch) gateway() *Gateway {
 func (g *gatewayWatch) service(typ string) (*Gateway, *serviceWatch) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if svc := g.gw.service(typ); svc != nil {
+		typ = svc.Type
+	}
 	return g.gw, g.services[typ]
 }
 
@@ -187,6 +192,12 @@ func (g *gatewayWatch) onSSDP(m ssdpMessage) {
 	case routerRestarted:
 		g.log.Debug("router restart noticed", "why", act.why, "bootid", m.BootID)
 		poke(g.restart)
+	case restartDeferred:
+		g.log.Debug("router restart noticed within the re-listing interval; deferred", "why", act.why, "until", act.at)
+		select {
+		case g.deferred <- act.at:
+		default:
+		}
 	case checkSubscriptions:
 		for _, sw := range services {
 			poke(sw.check)
@@ -198,26 +209,39 @@ func (g *gatewayWatch) onSSDP(m ssdpMessage) {
 // (URLs and services may have changed), then has every service subscribe
 // anew and list.
 func (g *gatewayWatch) restartLoop(ctx context.Context, wg *sync.WaitGroup) {
+	deferred := time.NewTimer(time.Hour)
+	deferred.Stop()
+	defer deferred.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case at := <-g.deferred:
+			deferred.Reset(time.Until(at))
+			continue
+		case <-deferred.C:
+			g.mu.Lock()
+			act := g.restarts.deferredDue(time.Now())
+			g.mu.Unlock()
+			if act.kind != routerRestarted {
+				continue
+			}
 		case <-g.restart:
 		}
 		g.mu.Lock()
 		why, descURL := g.restarts.restartLocation()
+		cur := g.gw
 		g.mu.Unlock()
 		g.log.Info("router restarted; reading its description and subscribing again", "why", why)
 
-		var gw *Gateway
-		var err error
-		for _, d := range restartFetchDelays {
-			if !sleepCtx(ctx, d) {
-				return
-			}
-			if gw, err = g.w.c.fetchGateway(ctx, descURL); err == nil {
-				break
-			}
+		gw, err := g.fetchDescription(ctx, descURL)
+		if moved := !sameURL(descURL, cur.URL); moved && ctx.Err() == nil && (err != nil || !sameDevice(cur, gw)) {
+			// Anyone on the LAN can announce the router's UUID with
+			// another URL; a move is believed once the router is found
+			// there.
+			g.log.Warn("an announcement moved the router's description, but doorman did not find the router there; keeping its URL",
+				"announced", descURL, "err", err)
+			gw, err = g.fetchDescription(ctx, cur.URL)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -234,8 +258,60 @@ func (g *gatewayWatch) restartLoop(ctx context.Context, wg *sync.WaitGroup) {
 			continue
 		}
 		g.w.c.logSkipped(gw)
-		g.replace(ctx, wg, gw)
+		g.replace(ctx, wg, withTwins(gw, cur))
 	}
+}
+
+// fetchDescription reads the description at descURL, trying again over
+// restartFetchDelays.
+func (g *gatewayWatch) fetchDescription(ctx context.Context, descURL string) (*Gateway, error) {
+	var gw *Gateway
+	var err error
+	for _, d := range restartFetchDelays {
+		if !sleepCtx(ctx, d) {
+			return nil, ctx.Err()
+		}
+		if gw, err = g.w.c.fetchGateway(ctx, descURL); err == nil {
+			return gw, nil
+		}
+	}
+	return nil, err
+}
+
+// sameDevice reports whether a newly read description is the router's: on
+// its host, naming one of its devices.
+func sameDevice(cur, gw *Gateway) bool {
+	return gw.Host() == cur.Host() && sharesUDN(cur, gw)
+}
+
+// withTwins gives a newly read description the twins of the one it
+// replaces, so that their announcements are still the router's.
+func withTwins(gw, cur *Gateway) *Gateway {
+	if len(cur.Twins) == 0 {
+		return gw
+	}
+	merged := *gw
+	merged.Twins = nil
+	for _, u := range cur.Twins {
+		if !sameURL(u, gw.URL) && !slices.ContainsFunc(merged.Twins, func(t string) bool { return sameURL(t, u) }) {
+			merged.Twins = append(merged.Twins, u)
+		}
+	}
+	merged.Services = make([]*Service, len(gw.Services))
+	for i, svc := range gw.Services {
+		copied := *svc
+		if was := cur.service(svc.Type); was != nil && was.Type == svc.Type {
+			copied.Twins = slices.Clone(was.Twins)
+		}
+		merged.Services[i] = &copied
+	}
+	merged.udns = slices.Clone(gw.udns)
+	for _, u := range cur.udns {
+		if !slices.Contains(merged.udns, u) {
+			merged.udns = append(merged.udns, u)
+		}
+	}
+	return &merged
 }
 
 // replace takes a newly read description: services still offered keep
@@ -265,8 +341,8 @@ func (g *gatewayWatch) replace(ctx context.Context, wg *sync.WaitGroup, gw *Gate
 		}
 	}
 	g.mu.Unlock()
-	if old.URL != gw.URL {
-		g.log.Info("router's description moved", "new_url", gw.URL)
+	if !sameURL(old.URL, gw.URL) {
+		g.log.Info("router's description moved; it is the same router, with its shares", "new_url", gw.URL, "router_id", gw.ID)
 	}
 	for _, sw := range again {
 		poke(sw.resub)

@@ -203,7 +203,7 @@ func (l *listing) judge(i int, r entryResult) (done bool, err error) {
 		l.log.Debug("placeholder entry skipped", "index", i)
 		return false, nil
 	}
-	m.Router = l.gw.URL
+	m.Router = l.gw.ID
 	m.Service = l.svc.Type
 	if l.seen[m.Key()] {
 		l.repeats++

@@ -22,7 +22,8 @@ func TestListMappingsEndOfList(t *testing.T) {
 			igd.description = miniupnpdDescription
 			igd.entry = tableEntries(rows, code)
 			c := testClient(t, Config{})
-			ms, err := c.ListMappings(context.Background(), gatewayOf(t, c, igd.URL()))
+			gw := gatewayOf(t, c, igd.URL())
+			ms, err := c.ListMappings(context.Background(), gw)
 			if err != nil {
 				t.Fatalf("ListMappings: %v", err)
 			}
@@ -34,7 +35,7 @@ func TestListMappingsEndOfList(t *testing.T) {
 				t.Errorf("%d requests, want 3 to %d", got, 2+listWindow)
 			}
 			want := Mapping{
-				Router: igd.URL(), Service: ipConn2, Protocol: "UDP", ExternalPort: 8000,
+				Router: gw.ID, Service: ipConn2, Protocol: "UDP", ExternalPort: 8000,
 				InternalClient: "192.168.77.22", InternalPort: 8001, Enabled: true,
 				Description: "NAT-PMP 8000 udp", Origin: OriginNATPMP,
 			}
@@ -182,12 +183,13 @@ func TestListMappingsParsesFields(t *testing.T) {
 		InternalClient: "192.168.1.20", Enabled: "0", Description: "a &lt;b&gt; &amp; c", LeaseDuration: "3600",
 	}}, 713)
 	c := testClient(t, Config{})
-	ms, err := c.ListMappings(context.Background(), gatewayOf(t, c, igd.URL()))
+	gw := gatewayOf(t, c, igd.URL())
+	ms, err := c.ListMappings(context.Background(), gw)
 	if err != nil || len(ms) != 1 {
 		t.Fatalf("ListMappings = %v, %v", ms, err)
 	}
 	want := Mapping{
-		Router: igd.URL(), Service: ipConn2, Protocol: "TCP", ExternalPort: 443, RemoteHost: "198.51.100.7",
+		Router: gw.ID, Service: ipConn2, Protocol: "TCP", ExternalPort: 443, RemoteHost: "198.51.100.7",
 		InternalClient: "192.168.1.20", InternalPort: 8443, Enabled: false, Description: "a <b> & c",
 		LeaseDuration: time.Hour, Origin: OriginUPnP,
 	}

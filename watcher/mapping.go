@@ -13,13 +13,14 @@
 // (service_watch.go) that lists at start, on events and on polls. Its GENA
 // subscription is kept in subscription.go; the router's NOTIFYs reach the
 // callback server of callback.go and are read in events.go. restart.go tells
-// router restarts from the SSDP announcements of ssdp_notify.go.
+// router restarts from the SSDP announcements of ssdp_notify.go. A router
+// is known by its identity (identity.go: its UDN and host), and
+// descriptions of one router are watched once.
 // DeleteMapping (delete.go) closes a share and checks that it is gone.
 package watcher
 
 import (
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -72,7 +73,8 @@ func OriginFromDescription(description string) Origin {
 
 // Mapping is one port mapping as the router reports it.
 type Mapping struct {
-	// Router is the root description URL of the gateway that holds it.
+	// Router is the identity of the gateway that holds it (Gateway.ID,
+	// RouterID), not its description URL, which may move.
 	Router string
 	// Service is the serviceType of the WAN connection service that listed
 	// it; a gateway with two WAN connections has two tables.
@@ -129,13 +131,4 @@ func normalizeProtocol(p string) string {
 		return "UDP"
 	}
 	return ""
-}
-
-// RouterHost names a router for people by the host of its description URL
-// (Mapping.Router), which is what they know it by.
-func RouterHost(router string) string {
-	if u, err := url.Parse(router); err == nil && u.Hostname() != "" {
-		return u.Hostname()
-	}
-	return router
 }

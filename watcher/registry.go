@@ -21,6 +21,9 @@ const (
 	// 4 s … up to a minute: a router that reboots is back within that.
 	discoveryRetryMin = time.Second
 	discoveryRetryMax = time.Minute
+	// maxWatchedGateways bounds the routers watched, whatever discovery
+	// and the configuration bring: a home has one.
+	maxWatchedGateways = 8
 )
 
 // Watcher keeps the port mappings of the gateways in view: it lists every
@@ -167,23 +170,48 @@ func (w *Watcher) Refresh() {
 	}
 }
 
-// DeleteMapping deletes k from the watched gateway whose URL is k.Router
-// (see Client.DeleteMapping) and then has that service listed again. A
-// refused delete changed nothing, and re-listing after it would feed a
-// block rule's retry straight back into another refused delete.
+// DeleteMapping deletes k from the watched gateway that k.Router names (see
+// gatewayFor and Client.DeleteMapping) and then has that service listed
+// again. A refused delete changed nothing, and re-listing after it would
+// feed a block rule's retry straight back into another refused delete.
 func (w *Watcher) DeleteMapping(ctx context.Context, k Key) error {
-	for _, g := range w.gatewayWatches() {
-		gw, sw := g.service(k.Service)
-		if gw.URL != k.Router {
-			continue
-		}
-		err := w.c.DeleteMapping(ctx, gw, k)
-		if sw != nil && err == nil {
-			sw.signal(ReasonRefresh)
-		}
-		return err
+	g := w.gatewayFor(k.Router)
+	if g == nil {
+		return &DeleteError{Key: k, Err: fmt.Errorf("%w: %s is not among the watched routers", ErrNoGateway, k.Router)}
 	}
-	return &DeleteError{Key: k, Err: fmt.Errorf("%w: %s is not among the watched routers", ErrNoGateway, k.Router)}
+	gw, sw := g.service(k.Service)
+	err := w.c.DeleteMapping(ctx, gw, k)
+	if sw != nil && err == nil {
+		sw.signal(ReasonRefresh)
+	}
+	return err
+}
+
+// gatewayFor returns the watch of the router that id (a Mapping.Router)
+// names: the one with that identity, else the one on its host that has its
+// UDN, else the only one on its host (a router that made up a new UUID at
+// its last boot); nil if none.
+func (w *Watcher) gatewayFor(id string) *gatewayWatch {
+	gs := w.gatewayWatches()
+	var onHost []*gatewayWatch
+	for _, g := range gs {
+		gw := g.gateway()
+		if gw.ID == id {
+			return g
+		}
+		if gw.Host() == RouterHost(id) {
+			onHost = append(onHost, g)
+		}
+	}
+	for _, g := range onHost {
+		if g.gateway().isRouter(id, false) {
+			return g
+		}
+	}
+	if len(onHost) == 1 {
+		return onHost[0]
+	}
+	return nil
 }
 
 func (w *Watcher) gatewayWatches() []*gatewayWatch {
@@ -195,16 +223,22 @@ func (w *Watcher) gatewayWatches() []*gatewayWatch {
 // startGateway starts watching gw unless it is watched already. Only Run's
 // goroutine calls it.
 func (w *Watcher) startGateway(ctx context.Context, wg *sync.WaitGroup, gw *Gateway) {
-	for _, g := range w.gatewayWatches() {
-		if g.origURL == gw.URL || g.gateway().URL == gw.URL {
+	gs := w.gatewayWatches()
+	for _, g := range gs {
+		if sameURL(g.origURL, gw.URL) || sameRouter(g.gateway(), gw) {
 			return
 		}
+	}
+	if len(gs) >= maxWatchedGateways {
+		w.log.Warn("not watching another router: too many", "url", gw.URL, "watched", len(gs))
+		return
 	}
 	g := &gatewayWatch{
 		w:        w,
 		origURL:  gw.URL,
-		log:      w.log.With("router", gw.URL),
+		log:      w.log.With("router", gw.URL, "router_id", gw.ID),
 		restart:  make(chan struct{}, 1),
+		deferred: make(chan time.Time, 1),
 		services: map[string]*serviceWatch{},
 	}
 	g.setGatewayLocked(gw) // g is not shared yet

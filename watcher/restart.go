@@ -10,9 +10,7 @@ package watcher
 import (
 	"cmp"
 	"fmt"
-	"net/url"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -26,6 +24,15 @@ const (
 	// alive burst it had scheduled 250 ms after the start, with the old
 	// BOOTID (seen in the lab). Such an alive is not the router coming back.
 	byebyeGrace = time.Second
+	// relistInterval is the least time between two restarts taken from
+	// announcements: each reads the description, subscribes anew and lists
+	// every service. SSDP is UDP, and any LAN device can send an
+	// announcement with the router's address as its source; alternating
+	// forged byebyes and alives made doorman list over 150 times in 2 s
+	// before this limit (TestWatchForgedAnnouncementStorm). A restart that
+	// comes sooner is deferred to the end of the interval, and any number
+	// of them are one.
+	relistInterval = 30 * time.Second
 )
 
 // restartKind is what an announcement asks of the gateway's watch.
@@ -45,13 +52,19 @@ const (
 	// subscriptions now, and a router that has forgotten them has
 	// restarted.
 	checkSubscriptions
+	// restartDeferred: a restart came within relistInterval of the last;
+	// call deferredDue at restartAction.at.
+	restartDeferred
 )
 
 // restartAction is what observe makes of one announcement.
 type restartAction struct {
 	kind restartKind
-	// why says, for routerRestarted, what showed the restart.
+	// why says, for routerRestarted and restartDeferred, what showed the
+	// restart.
 	why string
+	// at is when a deferred restart is due, for restartDeferred.
+	at time.Time
 }
 
 // restartDetector tells router restarts from the router's announcements.
@@ -62,11 +75,15 @@ type restartAction struct {
 // without a BOOTID, or the first one seen, cannot tell: it asks for
 // checkSubscriptions, at most once per checkInterval.
 //
+// Restarts are at most one per relistInterval (see restartDeferred).
+//
 // It has no lock of its own: gatewayWatch.mu guards it.
 type restartDetector struct {
 	// url and udns are the router's root description URL and the UDNs
-	// it holds, from the description last read (setGateway).
+	// it holds, from the description last read (setGateway); urls are
+	// url and its twins' (identity.go), normalised.
 	url  string
+	urls []string
 	udns []string
 	// bootID is the last BOOTID.UPNP.ORG the router announced.
 	bootID string
@@ -84,11 +101,21 @@ type restartDetector struct {
 	// moved the description to, until restartLocation takes it.
 	why     string
 	nextURL string
+	// lastRestart is when observe or deferredDue last said
+	// routerRestarted; deferred is set while a restartDeferred waits.
+	lastRestart time.Time
+	deferred    bool
 }
 
 // setGateway takes a newly read description of the router.
 func (d *restartDetector) setGateway(gw *Gateway) {
 	d.url, d.udns = gw.URL, gw.udns
+	d.urls = nil
+	for _, u := range append([]string{gw.URL}, gw.Twins...) {
+		if n, err := normalizeURL(u); err == nil {
+			d.urls = append(d.urls, n)
+		}
+	}
 }
 
 // subscriptionsLost makes the router's next ssdp:alive count as a restart:
@@ -140,14 +167,18 @@ func (d *restartDetector) observeByebye(m ssdpMessage, now time.Time) restartAct
 func (d *restartDetector) observeAlive(m ssdpMessage, now time.Time) restartAction {
 	owned := d.owns(m)
 	loc := sameHostURL(m.Location, d.url)
+	known := slices.Contains(d.urls, loc)
 	// Another device on the router's address (a FRITZ!Box's media
 	// server) has its own UUID and description. Some routers make up a
 	// new UUID at every boot: an alive with the description's URL is the
 	// router's all the same.
-	if !owned && loc != d.url {
+	if !owned && !known {
 		return restartAction{}
 	}
-	moved := owned && loc != "" && loc != d.url
+	// Only a URL spelled differently after normalisation is a move, and
+	// gatewayWatch.restartLoop believes it only once it found the same
+	// device there.
+	moved := owned && loc != "" && !known
 	var why string
 	var check bool
 	if d.byebye {
@@ -164,12 +195,37 @@ func (d *restartDetector) observeAlive(m ssdpMessage, now time.Time) restartActi
 	switch {
 	case why != "":
 		d.lost, d.byebye, d.why = false, false, why
-		return restartAction{kind: routerRestarted, why: why}
+		return d.restart(why, now)
 	case check:
 		d.lastCheck = now
 		return restartAction{kind: checkSubscriptions}
 	}
 	return restartAction{}
+}
+
+// restart says routerRestarted, or restartDeferred when the last restart
+// was less than relistInterval ago; nothing while one is deferred already.
+func (d *restartDetector) restart(why string, now time.Time) restartAction {
+	if !d.lastRestart.IsZero() && now.Sub(d.lastRestart) < relistInterval {
+		if d.deferred {
+			return restartAction{}
+		}
+		d.deferred = true
+		return restartAction{kind: restartDeferred, why: why, at: d.lastRestart.Add(relistInterval)}
+	}
+	d.lastRestart = now
+	return restartAction{kind: routerRestarted, why: why}
+}
+
+// deferredDue is called when a deferred restart is due: it says
+// routerRestarted, for the last reason seen, or nothing if none waits.
+func (d *restartDetector) deferredDue(now time.Time) restartAction {
+	if !d.deferred {
+		return restartAction{}
+	}
+	d.deferred = false
+	d.lastRestart = now
+	return restartAction{kind: routerRestarted, why: d.why}
 }
 
 // judgeReturn reads an alive that follows a byebye.
@@ -210,19 +266,16 @@ func (d *restartDetector) checkDue(now time.Time) bool {
 	return now.Sub(d.lastCheck) >= checkInterval
 }
 
-// sameHostURL returns loc if it is an http URL on the host of ref, else "".
-// Announcements cannot move doorman to another host: see pinHost.
+// sameHostURL returns loc, normalised (normalizeURL), if it is an http URL
+// on the host of ref, else "". Announcements cannot move doorman to another
+// host: see pinHost.
 func sameHostURL(loc, ref string) string {
 	if loc == "" {
 		return ""
 	}
-	lu, err := url.Parse(loc)
-	if err != nil || (lu.Scheme != "http" && lu.Scheme != "https") {
+	n, err := normalizeURL(loc)
+	if err != nil || gatewayHost(n) != gatewayHost(ref) {
 		return ""
 	}
-	ru, err := url.Parse(ref)
-	if err != nil || !strings.EqualFold(lu.Hostname(), ru.Hostname()) {
-		return ""
-	}
-	return lu.String()
+	return n
 }

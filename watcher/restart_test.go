@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"cmp"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ func TestRestartDetector(t *testing.T) {
 		otherUDN  = "uuid:bbbbbbbb-0000-0000-0000-000000000001"
 		descURL   = "http://192.168.1.1:5000/rootDesc.xml"
 		movedURL  = "http://192.168.1.1:5001/rootDesc.xml"
+		twinURL   = "http://192.168.1.1:5000/igddesc.xml"
 	)
 	alive := func(udn, loc, boot string) ssdpMessage {
 		return ssdpMessage{NTS: "ssdp:alive", NT: "upnp:rootdevice", USN: udn + "::upnp:rootdevice", Location: loc, BootID: boot}
@@ -41,6 +43,41 @@ func TestRestartDetector(t *testing.T) {
 		// steps ("" for descURL).
 		wantURL string
 	}{
+		{
+			name:  "restarts come at most once per relistInterval; the rest wait, as one",
+			known: "7",
+			steps: []step{
+				{0, alive(routerUDN, descURL, "8"), routerRestarted, "changed from 7 to 8"},
+				{2 * time.Second, byebye(routerUDN, "8"), routerLeaving, ""},
+				{4 * time.Second, alive(routerUDN, descURL, "9"), restartDeferred, "back after ssdp:byebye"},
+				{5 * time.Second, byebye(routerUDN, "9"), routerLeaving, ""},
+				{7 * time.Second, alive(routerUDN, descURL, "10"), announcementIgnored, ""},
+				{8 * time.Second, alive(routerUDN, descURL, "11"), announcementIgnored, ""},
+				{relistInterval, deferredRestartDue, routerRestarted, "changed from 10 to 11"},
+				{relistInterval + time.Second, deferredRestartDue, announcementIgnored, ""},
+				{relistInterval + 2*time.Second, alive(routerUDN, descURL, "12"), restartDeferred, "changed from 11 to 12"},
+				{2 * relistInterval, deferredRestartDue, routerRestarted, "changed from 11 to 12"},
+				{3*relistInterval + time.Second, alive(routerUDN, descURL, "13"), routerRestarted, "changed from 12 to 13"},
+			},
+		},
+		{
+			name:  "another spelling of the description's URL moves nothing",
+			known: "7",
+			steps: []step{
+				{0, alive(routerUDN, "http://192.168.1.1:05000/rootDesc.xml", "7"), announcementIgnored, ""},
+				{time.Second, alive(routerUDN, "http://192.168.1.1:5000//rootDesc.xml?x", "7"), announcementIgnored, ""},
+				{2 * time.Second, alive(routerUDN, "HTTP://[::ffff:192.168.1.1]:5000/./rootDesc.xml", "7"), announcementIgnored, ""},
+			},
+		},
+		{
+			name:  "the twin description's URL moves nothing",
+			known: "7",
+			steps: []step{
+				{0, alive(routerUDN, twinURL, "7"), announcementIgnored, ""},
+				{time.Second, alive(otherUDN, twinURL, "7"), announcementIgnored, ""},
+				{2 * time.Second, alive(routerUDN, twinURL, "8"), routerRestarted, "changed from 7 to 8"},
+			},
+		},
 		{
 			name: "first alive cannot tell, then the same BOOTID means nothing",
 			steps: []step{
@@ -173,7 +210,7 @@ func TestRestartDetector(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var d restartDetector
-			d.setGateway(&Gateway{URL: descURL, udns: []string{routerUDN, wanUDN}})
+			d.setGateway(&Gateway{URL: descURL, Twins: []string{twinURL}, udns: []string{routerUDN, wanUDN}})
 			start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 			if tt.known != "" {
 				d.bootID = tt.known
@@ -183,7 +220,12 @@ func TestRestartDetector(t *testing.T) {
 			}
 			var lastWhy string
 			for i, s := range tt.steps {
-				got := d.observe(s.msg, start.Add(s.at))
+				var got restartAction
+				if s.msg == deferredRestartDue {
+					got = d.deferredDue(start.Add(s.at))
+				} else {
+					got = d.observe(s.msg, start.Add(s.at))
+				}
 				if got.kind != s.want || !strings.Contains(got.why, s.wantWhy) || (s.wantWhy == "") != (got.why == "") {
 					t.Errorf("step %d (%s %s BOOTID %q at %v) = %+v, want kind %d why %q", i, s.msg.NTS, s.msg.uuid(), s.msg.BootID, s.at, got, s.want, s.wantWhy)
 				}
@@ -203,4 +245,49 @@ func TestRestartDetector(t *testing.T) {
 			}
 		})
 	}
+}
+
+// deferredRestartDue stands for the timer of a restartDeferred firing in
+// TestRestartDetector's steps.
+var deferredRestartDue = ssdpMessage{NTS: "(deferred restart due)"}
+
+// TestRestartDetectorStorm: forged byebyes and alives with new BOOTIDs,
+// alternating as fast as a LAN device can send them, make one restart now
+// and one when the interval has passed, however long the storm lasts.
+func TestRestartDetectorStorm(t *testing.T) {
+	const udn = "uuid:aaaaaaaa-0000-0000-0000-000000000001"
+	const loc = "http://192.168.1.1:5000/rootDesc.xml"
+	var d restartDetector
+	d.setGateway(&Gateway{URL: loc, udns: []string{udn}})
+	d.bootID = "1"
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	restarts, deferred, due := 0, 0, time.Time{}
+	const storm = 5 * time.Minute
+	for i := 0; time.Duration(i)*5*time.Millisecond < storm; i++ {
+		now := start.Add(time.Duration(i) * 5 * time.Millisecond)
+		if !due.IsZero() && !now.Before(due) {
+			if d.deferredDue(now).kind == routerRestarted {
+				restarts++
+			}
+			due = time.Time{}
+		}
+		msg := ssdpMessage{NTS: "ssdp:byebye", USN: udn + "::upnp:rootdevice", BootID: fmt.Sprint(i)}
+		if i%2 == 1 {
+			msg = ssdpMessage{NTS: "ssdp:alive", USN: udn + "::upnp:rootdevice", Location: loc, BootID: fmt.Sprint(i + 1000)}
+		}
+		switch act := d.observe(msg, now); act.kind {
+		case routerRestarted:
+			restarts++
+		case restartDeferred:
+			deferred++
+			due = act.at
+		}
+	}
+	if want := int(storm/relistInterval) + 1; restarts > want {
+		t.Errorf("%d restarts in a %s storm, want at most %d (one per %s)", restarts, storm, want, relistInterval)
+	}
+	if restarts < 2 {
+		t.Errorf("%d restarts: a storm must not hide a real restart for good", restarts)
+	}
+	t.Logf("%d restarts, %d deferrals in %s", restarts, deferred, storm)
 }

@@ -99,7 +99,7 @@ func TestEveryCapturedRouterIsRead(t *testing.T) {
 				}
 			}
 			for _, m := range ms {
-				if m.ExternalPort != 32400 || m.InternalClient != "192.168.1.20" || m.Description != "Plex Media Server" || m.Router != gw.URL {
+				if m.ExternalPort != 32400 || m.InternalClient != "192.168.1.20" || m.Description != "Plex Media Server" || m.Router != gw.ID {
 					t.Errorf("mapping %+v", m)
 				}
 			}

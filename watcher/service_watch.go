@@ -74,7 +74,8 @@ func (sw *serviceWatch) status() ServiceStatus {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
 	return ServiceStatus{
-		Router:      sw.gw.URL,
+		Router:      sw.gw.ID,
+		URL:         sw.gw.URL,
 		Service:     sw.typ,
 		Events:      sw.events,
 		EventsError: sw.eventsErr,

@@ -76,9 +76,11 @@ type Snapshot struct {
 
 // ServiceStatus says how one service is being watched.
 type ServiceStatus struct {
-	Router, Service string // gateway URL, service type
-	Events          bool   // subscription active
-	EventsError     string // why not, when not
-	LastList        time.Time
-	LastError       string
+	Router      string // the router's identity (Gateway.ID)
+	URL         string // its description URL
+	Service     string // service type
+	Events      bool   // subscription active
+	EventsError string // why not, when not
+	LastList    time.Time
+	LastError   string
 }

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
@@ -36,26 +35,8 @@ func startWatch(t *testing.T, igd *fakeIGD, cfg WatchConfig) *watchHarness {
 // it runs.
 func startWatchWith(t *testing.T, igd *fakeIGD, cfg WatchConfig, adjust func(*Watcher)) *watchHarness {
 	t.Helper()
-	h := &watchHarness{t: t, igd: igd, snaps: make(chan Snapshot, 256), ssdp: make(chan net.Addr, 4), done: make(chan error, 1)}
-	c := testClient(t, Config{IGDURLs: []string{igd.URL()}, RequestTimeout: time.Second})
-	if cfg.OnSnapshot == nil {
-		cfg.OnSnapshot = func(ctx context.Context, s Snapshot) { h.snaps <- s }
-	}
-	h.w = c.NewWatcher(cfg)
-	h.w.listenSSDP = func(local netip.Addr) (net.PacketConn, error) {
-		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err == nil {
-			h.ssdp <- pc.LocalAddr()
-		}
-		return pc, err
-	}
-	if adjust != nil {
-		adjust(h.w)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h.stop = cancel
-	go func() { h.done <- h.w.Run(ctx) }()
-	t.Cleanup(func() { h.shutdown() })
+	h := startWatchURLs(t, []string{igd.URL()}, cfg, adjust)
+	h.igd = igd
 	return h
 }
 
@@ -208,7 +189,7 @@ func TestWatchStartSubscribesThenLists(t *testing.T) {
 				t.Errorf("%d SUBSCRIBEs, want 1", got)
 			}
 			st := h.waitStatus(time.Second, "with events", func(s ServiceStatus) bool { return s.Events })
-			if st.Router != igd.URL() || st.Service != ipConn2 || st.LastList.IsZero() || st.LastError != "" || st.EventsError != "" {
+			if st.URL != igd.URL() || st.Router == "" || st.Service != ipConn2 || st.LastList.IsZero() || st.LastError != "" || st.EventsError != "" {
 				t.Errorf("status %+v", st)
 			}
 			// The initial event (SEQ 0) is accepted, and the start

@@ -28,7 +28,7 @@ func TestLabListFindsTheRouterAtOnce(t *testing.T) {
 			t.Fatalf("doorman list exited %d: %s", code, stderr)
 		}
 		var got []mappingJSON
-		if err := json.Unmarshal([]byte(stdout), &got); err != nil || len(got) != 1 || got[0].Router != l.IGDURL {
+		if err := json.Unmarshal([]byte(stdout), &got); err != nil || len(got) != 1 || got[0].Router != l.RouterID {
 			t.Fatalf("doorman list --json = %s (%v), want the one share on %s", stdout, err, l.IGDURL)
 		}
 		if fastest == 0 || took < fastest {

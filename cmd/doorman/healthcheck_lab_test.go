@@ -43,8 +43,8 @@ func TestLabMetricsAndHealthcheck(t *testing.T) {
 	l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "garden cam", "-a", dev1, "80", "8080", "TCP")
 	waitText(t, tg, 10*time.Second, "New port share", "<b>8080</b>")
 	want := []string{
-		fmt.Sprintf("doorman_port_shares{router=%q,state=\"pending\"} 1", l.IGDURL),
-		fmt.Sprintf("doorman_router_events_subscribed{router=%q,service=\"urn:schemas-upnp-org:service:WANIPConnection:2\"} 1", l.IGDURL),
+		fmt.Sprintf("doorman_port_shares{router=%q,state=\"pending\"} 1", l.RouterID),
+		fmt.Sprintf("doorman_router_events_subscribed{router=%q,service=\"urn:schemas-upnp-org:service:WANIPConnection:2\"} 1", l.RouterID),
 		"doorman_alerts_sent_total 1",
 		"doorman_healthy 1",
 	}

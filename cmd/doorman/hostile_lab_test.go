@@ -79,7 +79,7 @@ func TestLabFakeGatewayOnTheLAN(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
 		t.Fatalf("%v\n%s", err, stdout)
 	}
-	if len(got) != 1 || got[0].Router != l.IGDURL || got[0].ExternalPort != 32400 {
+	if len(got) != 1 || got[0].Router != l.RouterID || got[0].ExternalPort != 32400 {
 		t.Errorf("listed %+v, want the real router's one share", got)
 	}
 	if answered.Load() == 0 {

@@ -115,7 +115,7 @@ func TestLabListMatchesUpnpc(t *testing.T) {
 					continue
 				}
 				if m.InternalClient != w.InternalClient || int(m.InternalPort) != w.InternalPort ||
-					m.Description != w.Description || m.RemoteHost != w.RemoteHost || m.Router != l.IGDURL || !m.Enabled {
+					m.Description != w.Description || m.RemoteHost != w.RemoteHost || m.Router != l.RouterID || !m.Enabled {
 					t.Errorf("%s %d:\ndoorman %+v\n  upnpc %+v", w.Protocol, w.ExternalPort, m, w)
 				}
 				// Leases count down between the two listings.

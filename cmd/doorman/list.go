@@ -111,7 +111,7 @@ func writeMappingsTable(w io.Writer, gateways []*watcher.Gateway, ms []watcher.M
 		fmt.Fprintf(w, "%s at %s (%s)\n", name, gw.URL, strings.Join(services, ", "))
 		var own []watcher.Mapping
 		for _, m := range ms {
-			if m.Router == gw.URL {
+			if m.Router == gw.ID {
 				own = append(own, m)
 			}
 		}

@@ -101,14 +101,16 @@ func daemon(ctx context.Context, cfg config, logger *slog.Logger, e env) error {
 			}
 			presence.Sample(ctx, ips)
 			_, err := engine.HandleListing(ctx, approvals.Listing{
-				Router:          s.Gateway.URL,
+				Router:          s.Gateway.ID,
+				RouterUDNs:      s.Gateway.UDNs(),
 				Service:         s.Service.Type,
+				ServiceTwins:    s.Service.Twins,
 				Mappings:        s.Mappings,
 				Complete:        s.Complete,
 				RouterRestarted: s.Reason == watcher.ReasonRouterRestart,
 			})
 			if err != nil {
-				logger.Error("unable to process a listing", "router", s.Gateway.URL, "err", err)
+				logger.Error("unable to process a listing", "router", s.Gateway.ID, "url", s.Gateway.URL, "err", err)
 			}
 		},
 	})

@@ -5,6 +5,7 @@
 #   lab.sh down TAG
 #   lab.sh exec TAG HOST COMMAND...     HOST: router, doorman, dev1..devN, wan
 #   lab.sh restart-router TAG
+#   lab.sh move-router TAG PORT         restarts it serving HTTP on PORT
 #   lab.sh stop-router TAG | start-router TAG
 #   lab.sh env TAG                      prints the lab's facts as KEY=VALUE
 #   lab.sh app-start TAG HOST APP DIR   runs a real app on device HOST, its
@@ -39,7 +40,7 @@ EXT_IP=100.128.77.5
 
 die() { echo "lab: $*" >&2; exit 1; }
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 check_tag() {
 	[[ ${1:-} =~ ^[A-Za-z0-9]{1,6}$ ]] || die "TAG must be 1 to 6 letters or digits, got '${1:-}'"
@@ -186,15 +187,16 @@ start_router() {
 }
 
 wait_router() {
-	local tag=$1 hns i
+	local tag=$1 hns i port
 	hns=$(ns "$tag" h)
+	port=$(sed -n 's/^http_port=//p' "$(state_dir "$tag")/miniupnpd.conf")
 	for i in $(seq 1 200); do
-		if ip netns exec "$hns" bash -c "exec 3<>/dev/tcp/$ROUTER_IP/$HTTP_PORT" 2>/dev/null; then
+		if ip netns exec "$hns" bash -c "exec 3<>/dev/tcp/$ROUTER_IP/$port" 2>/dev/null; then
 			return 0
 		fi
 		sleep 0.05
 	done
-	die "miniupnpd did not answer on $ROUTER_IP:$HTTP_PORT within 10 s (log: $(state_dir "$tag")/miniupnpd.log)"
+	die "miniupnpd did not answer on $ROUTER_IP:$port within 10 s (log: $(state_dir "$tag")/miniupnpd.log)"
 }
 
 stop_router() {
@@ -303,6 +305,7 @@ cmd_env() {
 	echo "LAB_ROUTER_IP=$ROUTER_IP"
 	echo "LAB_DOORMAN_IP=$DOORMAN_IP"
 	echo "LAB_IGD_URL=http://$ROUTER_IP:$HTTP_PORT/rootDesc.xml"
+	echo "LAB_ROUTER_UUID=$(sed -n 's/^uuid=//p' "$dir/miniupnpd.conf")"
 	echo "LAB_EXT_IP=$EXT_IP"
 	echo "LAB_DEVICES=$(cat "$dir/devices")"
 	echo "LAB_NS_ROUTER=$(ns "$tag" r)"
@@ -469,6 +472,14 @@ main() {
 		;;
 	restart-router)
 		stop_router "$tag"
+		start_router "$tag"
+		;;
+	move-router)
+		# A router that serves its description on another port after a
+		# reboot, as miniupnpd does without a fixed http_port.
+		[ $# -eq 1 ] && [[ $1 =~ ^[0-9]{1,5}$ ]] || usage
+		stop_router "$tag"
+		sed -i "s/^http_port=.*/http_port=$1/" "$(state_dir "$tag")/miniupnpd.conf"
 		start_router "$tag"
 		;;
 	stop-router) stop_router "$tag" ;;

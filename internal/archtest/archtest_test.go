@@ -33,17 +33,18 @@ var mayImport = map[string][]string{
 	"internal/archtest":        {},
 
 	// Test helpers: only tests import them.
-	"bot/telegramtest": {},
-	"internal/chatpng": {},
-	"internal/lab":     {},
-	"internal/testlog": {},
+	"bot/telegramtest":   {},
+	"internal/chatpng":   {},
+	"internal/fakefritz": {},
+	"internal/lab":       {},
+	"internal/testlog":   {},
 }
 
 // testHelpers may be imported by the tests of any package, and by nothing
 // else. A package named after another with "test" appended (storagetest,
 // approvalstest) is one too, and may import what the package it is named
 // for may, and that package.
-var testHelpers = []string{"bot/telegramtest", "internal/chatpng", "internal/lab", "internal/testlog"}
+var testHelpers = []string{"bot/telegramtest", "internal/chatpng", "internal/fakefritz", "internal/lab", "internal/testlog"}
 
 // testMayImport adds what a package's tests may import besides its own
 // allowance and the test helpers.

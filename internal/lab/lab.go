@@ -41,8 +41,11 @@ type Lab struct {
 	RouterIP  string
 	DoormanIP string
 	IGDURL    string
-	script    string
-	env       map[string]string
+	// RouterID is the lab router's identity as doorman names it
+	// (watcher.RouterID: "uuid:…@192.168.77.1").
+	RouterID string
+	script   string
+	env      map[string]string
 }
 
 // Available reports why the lab cannot run here, or "" if it can.
@@ -121,6 +124,7 @@ func Start(t testing.TB, opts Options) *Lab {
 	if l.IGDURL == "" {
 		t.Fatalf("lab up printed no LAB_IGD_URL:\n%s", out)
 	}
+	l.RouterID = "uuid:" + l.env["LAB_ROUTER_UUID"] + "@" + l.RouterIP
 	return l
 }
 
@@ -149,10 +153,10 @@ func (l *Lab) Run(t testing.TB, host string, name string, args ...string) string
 }
 
 // Router runs lab.sh's router commands: "restart-router", "stop-router",
-// "start-router".
-func (l *Lab) Router(t testing.TB, verb string) {
+// "start-router", and "move-router" with the new HTTP port.
+func (l *Lab) Router(t testing.TB, verb string, args ...string) {
 	t.Helper()
-	if out, err := exec.Command(l.script, verb, l.Tag).CombinedOutput(); err != nil {
+	if out, err := exec.Command(l.script, append([]string{verb, l.Tag}, args...)...).CombinedOutput(); err != nil {
 		t.Fatalf("lab %s: %v\n%s", verb, err, out)
 	}
 }
