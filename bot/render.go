@@ -162,6 +162,19 @@ func (w Words) riskWhy(r approvals.Risk) string {
 	return r.String()
 }
 
+// appWhy says what an app was recognised by, in the chat's language.
+func (w Words) appWhy(a identify.App) string {
+	switch a.Basis {
+	case identify.ByDescription:
+		return w.T("AppByDescription", "Detail", a.Detail)
+	case identify.ByPort:
+		return w.T("AppByPort", "Detail", a.Detail)
+	case identify.ByOrigin:
+		return w.T("AppByOrigin", "Detail", a.Detail)
+	}
+	return a.Why
+}
+
 // riskLine warns about a port attackers scan for, "" for another port.
 func (w Words) riskLine(m watcher.Mapping) string {
 	r, ok := approvals.RiskOf(m.InternalPort)
@@ -182,7 +195,7 @@ func shareLine(m watcher.Mapping, v view) string {
 	if m.Description != "" {
 		fmt.Fprintf(&b, " · “%s”", esc(m.Description, 80))
 	}
-	if app, ok := identify.AppOf(m); ok && !strings.HasPrefix(app.Why, "opened with") {
+	if app, ok := identify.AppOf(m); ok && app.Basis != identify.ByOrigin {
 		fmt.Fprintf(&b, " · %s", esc(app.Name, 40))
 	}
 	fmt.Fprintf(&b, " · %s · %s", originName(m.Origin), w.lease(m.LeaseDuration))

@@ -22,7 +22,7 @@ const busyListed = 10
 // tells; a guess from the protocol alone names none.
 func namedApp(m watcher.Mapping) (identify.App, bool) {
 	app, ok := identify.AppOf(m)
-	if !ok || strings.HasPrefix(app.Why, "opened with") {
+	if !ok || app.Basis == identify.ByOrigin {
 		return identify.App{}, false
 	}
 	return app, true
@@ -86,7 +86,7 @@ func renderService(alerts []storage.Alert, v view) (string, Keyboard) {
 		}
 		fmt.Fprintf(&b, "• %s\n", openLine(w, sm, lease))
 		// A description that only repeats the app says nothing more.
-		if a, ok := identify.AppOf(sm); sm.Description != "" && !(ok && strings.HasPrefix(a.Why, "description")) && !slices.Contains(descs, sm.Description) {
+		if a, ok := identify.AppOf(sm); sm.Description != "" && !(ok && a.Basis == identify.ByDescription) && !slices.Contains(descs, sm.Description) {
 			descs = append(descs, sm.Description)
 		}
 	}
@@ -95,7 +95,7 @@ func renderService(alerts []storage.Alert, v view) (string, Keyboard) {
 	}
 	b.WriteString("\n" + w.T("ServiceRouter", "Router", esc(watcher.RouterHost(m.Router), 64), "Service", esc(watcher.ShortServiceType(m.Service), 40)))
 	if named {
-		b.WriteString(w.T("ServiceAppWhy", "Why", esc(app.Why, 80)))
+		b.WriteString(w.T("ServiceAppWhy", "Why", esc(w.appWhy(app), 80)))
 	}
 	for _, d := range descs {
 		b.WriteString("\n" + w.T("ServiceDescription", "Description", esc(d, 200)))
