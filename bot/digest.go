@@ -118,13 +118,19 @@ func renderDigestPage(w Words, d storage.Digest, page int, staleAfter time.Durat
 		// themselves; DigestPager fills pages up to Telegram's limit.
 		b.WriteString(w.T("DigestWhy", "Why", esc(strings.Join(why, "; "), 160)))
 		if it.Risk != "" {
-			b.WriteString(w.T("DigestRisk", "Risk", esc(it.Risk, 120)))
+			// Approvals stores the reason in English; the port tells
+			// which it is, to word it in the chat's language.
+			risk := it.Risk
+			if r, ok := approvals.RiskOf(m.InternalPort); ok {
+				risk = w.riskWhy(r)
+			}
+			b.WriteString(w.T("DigestRisk", "Risk", esc(risk, 120)))
 		}
 		switch it.State {
 		case storage.DigestClosed:
 			b.WriteString(w.T("DigestClosedBy", "Name", esc(it.By.Name, 64)))
 		case storage.DigestKept:
-			b.WriteString(w.T("DigestKeptBy", "Name", esc(it.By.Name, 64), "For", w.shortDuration(staleAfter)))
+			b.WriteString(w.T("DigestKeptBy", "Name", esc(it.By.Name, 64), "For", w.duration(staleAfter)))
 		case storage.DigestGone:
 			b.WriteString(w.T("DigestGone"))
 		}
@@ -156,7 +162,7 @@ func renderDigestPage(w Words, d storage.Digest, page int, staleAfter time.Durat
 		if r.Service.Description != "" {
 			b.WriteString(w.T("DigestDescription", "Description", esc(r.Service.Description, 60)))
 		}
-		b.WriteString(w.T("DigestRuleIdle", "For", w.shortDuration(r.IdleFor)))
+		b.WriteString(w.T("DigestRuleIdle", "For", w.duration(r.IdleFor)))
 		if r.Forgotten {
 			b.WriteString(w.T("DigestRuleForgotten"))
 			continue
@@ -208,7 +214,7 @@ func (b *Bot) handleDigestPress(ctx context.Context, cb *Callback, who storage.U
 		b.closeStale(ctx, id, idx, who)
 	case verbKeep:
 		_, err := b.engine.KeepStale(ctx, id, idx, who)
-		b.answer(ctx, cb, w.digestAnswer(err, w.T("DigestKept", "For", w.shortDuration(b.engine.StaleAfterPeriod()))))
+		b.answer(ctx, cb, w.digestAnswer(err, w.T("DigestKept", "For", w.duration(b.engine.StaleAfterPeriod()))))
 	case verbForgetIdle:
 		err := b.engine.ForgetIdleRule(ctx, id, idx)
 		b.answer(ctx, cb, w.digestAnswer(err, w.T("Forgotten")))
@@ -287,21 +293,3 @@ func (w Words) humanDuration(d time.Duration) string {
 	return w.N("DigestSeconds", int(d.Seconds()))
 }
 
-// shortDuration is formatDuration in the chat's language: "2h05m",
-// "2 Std. 05 Min.".
-func (w Words) shortDuration(d time.Duration) string {
-	d = d.Round(time.Second)
-	switch {
-	case d < time.Minute:
-		return w.N("DigestShortSeconds", int(d.Seconds()))
-	case d < time.Hour:
-		return w.N("DigestShortMinutes", int(d.Minutes()))
-	case d < 48*time.Hour:
-		h := int(d.Hours())
-		if m := int(d.Minutes()) % 60; m != 0 {
-			return w.N("DigestShortHoursMinutes", h, "Minutes", fmt.Sprintf("%02d", m))
-		}
-		return w.N("DigestShortHours", h)
-	}
-	return w.N("DigestShortDays", int(d.Hours()/24))
-}

@@ -238,18 +238,18 @@ func TestDigestPageInGerman(t *testing.T) {
 	}
 }
 
-// shortDuration is formatDuration's English, unit for unit.
+// duration is formatDuration's English, unit for unit.
 func TestShortDurationMatchesFormatDuration(t *testing.T) {
 	c, err := NewCatalog()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, d := range []time.Duration{0, time.Second, 59 * time.Second, time.Minute, 59 * time.Minute, time.Hour, 2*time.Hour + 5*time.Minute, 47 * time.Hour, 48 * time.Hour, 14 * 24 * time.Hour} {
-		if got, want := c.In(English).shortDuration(d), formatDuration(d); got != want {
+		if got, want := c.In(English).duration(d), formatDuration(d); got != want {
 			t.Errorf("%v: %q, want %q", d, got, want)
 		}
 	}
-	if got := c.In(German).shortDuration(2*time.Hour + 5*time.Minute); got != "2 Std. 05 Min." {
+	if got := c.In(German).duration(2*time.Hour + 5*time.Minute); got != "2 Std. 05 Min." {
 		t.Errorf("German 2h05m = %q", got)
 	}
 }

@@ -92,17 +92,17 @@ func (w Words) duration(d time.Duration) string {
 	d = d.Round(time.Second)
 	switch {
 	case d < time.Minute:
-		return w.T("DurSeconds", "N", int(d.Seconds()))
+		return w.N("DurSeconds", int(d.Seconds()))
 	case d < time.Hour:
-		return w.T("DurMinutes", "N", int(d.Minutes()))
+		return w.N("DurMinutes", int(d.Minutes()))
 	case d < 48*time.Hour:
 		h := int(d.Hours())
 		if m := int(d.Minutes()) % 60; m != 0 {
-			return w.T("DurHoursMinutes", "H", h, "M", fmt.Sprintf("%02d", m))
+			return w.N("DurHoursMinutes", h, "Minutes", fmt.Sprintf("%02d", m))
 		}
-		return w.T("DurHours", "H", h)
+		return w.N("DurHours", h)
 	}
-	return w.T("DurDays", "N", int(d.Hours()/24))
+	return w.N("DurDays", int(d.Hours()/24))
 }
 
 // formatDuration is duration in English, for what is not for the chat.
