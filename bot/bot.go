@@ -422,7 +422,7 @@ func (b *Bot) cmdList(ctx context.Context) {
 		case s.Waiting:
 			state = w.T("ListWaiting")
 		}
-		lines = append(lines, w.T("ListLine", "Share", shareLine(s.Mapping, v), "State", state, "FirstSeen", formatWhen(s.FirstSeen, b.loc), "LastSeen", formatWhen(s.LastSeen, b.loc)))
+		lines = append(lines, w.T("ListLine", "Share", shareLine(s.Mapping, v), "State", state, "FirstSeen", w.when(s.FirstSeen, b.loc), "LastSeen", w.when(s.LastSeen, b.loc)))
 	}
 	header := w.N("ListHeader", len(shares))
 	for _, page := range splitMessages(header, lines) {
@@ -479,9 +479,9 @@ func (b *Bot) renderRules(ctx context.Context, kind storage.RuleKind) ([]string,
 		if r.MAC != "" {
 			fmt.Fprintf(&e, " · %s", esc(r.MAC, 17))
 		}
-		e.WriteString(w.T("RuleBy", "Name", esc(r.CreatedBy.Name, 40), "When", formatWhen(r.CreatedAt, b.loc)))
+		e.WriteString(w.T("RuleBy", "Name", esc(r.CreatedBy.Name, 40), "When", w.when(r.CreatedAt, b.loc)))
 		if !r.LastMatched.IsZero() {
-			e.WriteString(w.T("RuleLastSeen", "When", formatWhen(r.LastMatched, b.loc)))
+			e.WriteString(w.T("RuleLastSeen", "When", w.when(r.LastMatched, b.loc)))
 		}
 		// A page ends at 20 rules (a phone's keyboard) or before
 		// Telegram's length limit, whichever comes first.
@@ -532,7 +532,7 @@ func (b *Bot) cmdStatus(ctx context.Context) {
 		if s.LastList.IsZero() {
 			sb.WriteString(w.T("StatusNotChecked"))
 		} else {
-			sb.WriteString(w.T("StatusLastCheck", "When", formatWhen(s.LastList, b.loc), "Ago", formatDuration(now.Sub(s.LastList))))
+			sb.WriteString(w.T("StatusLastCheck", "When", w.when(s.LastList, b.loc), "Ago", w.duration(now.Sub(s.LastList))))
 		}
 		if s.LastError != "" {
 			sb.WriteString(w.T("StatusLastError", "Error", esc(s.LastError, 200)))
@@ -547,7 +547,7 @@ func (b *Bot) cmdStatus(ctx context.Context) {
 	if lastOK, lastErr := b.outbox.Health(); lastErr != nil {
 		sb.WriteString(w.T("StatusDeliveryProblem", "Error", html.EscapeString(lastErr.Error())))
 		if !lastOK.IsZero() {
-			sb.WriteString(w.T("StatusLastSuccess", "When", formatWhen(lastOK, b.loc)))
+			sb.WriteString(w.T("StatusLastSuccess", "When", w.when(lastOK, b.loc)))
 		}
 	}
 	switch {

@@ -69,12 +69,12 @@ func isDigestVerb(data string) bool {
 
 // renderDigestPage renders one page of a digest with its buttons.
 func renderDigestPage(w Words, d storage.Digest, page int, staleAfter time.Duration, loc *time.Location) (string, Keyboard) {
-	title := "🧹 <b>Weekly digest</b>"
+	title := w.T("DigestTitleWeekly")
 	if d.Due.IsZero() {
-		title = "🧹 <b>Digest</b>"
+		title = w.T("DigestTitle")
 	}
 	if len(d.Items) == 0 && len(d.Rules) == 0 {
-		return fmt.Sprintf("%s: nothing stale. %d port shares open, none forgotten. Doorman is watching.", title, d.OpenShares), nil
+		return w.N("DigestAllClear", d.OpenShares, "Title", title), nil
 	}
 	var b strings.Builder
 	b.WriteString(title)
@@ -87,12 +87,13 @@ func renderDigestPage(w Words, d storage.Digest, page int, staleAfter time.Durat
 			risky++
 		}
 	}
-	fmt.Fprintf(&b, "\n%d port shares open · %d worth closing", d.OpenShares, len(d.Items))
+	b.WriteString(w.N("DigestOpenShares", d.OpenShares))
+	b.WriteString(w.N("DigestWorthClosing", len(d.Items)))
 	if risky > 0 {
-		fmt.Fprintf(&b, " · ⚠️ %d risky", risky)
+		b.WriteString(w.N("DigestRiskyCount", risky))
 	}
 	if len(d.Rules) > 0 {
-		fmt.Fprintf(&b, " · %d rules unused", len(d.Rules))
+		b.WriteString(w.N("DigestRulesUnused", len(d.Rules)))
 	}
 	var kb Keyboard
 	for i, it := range d.Items {
@@ -107,33 +108,39 @@ func renderDigestPage(w Words, d storage.Digest, page int, staleAfter time.Durat
 		}
 		fmt.Fprintf(&b, "\n\n%d. %s<b>%s</b> %s %d → %d", n, mark, esc(m.InternalClient, 40), m.Protocol, m.ExternalPort, m.InternalPort)
 		if m.Description != "" {
-			fmt.Fprintf(&b, " · “%s”", esc(m.Description, 60))
+			b.WriteString(w.T("DigestDescription", "Description", esc(m.Description, 60)))
 		}
 		var why []string
 		for _, r := range it.Reasons {
-			why = append(why, staleReasonText(r))
+			why = append(why, w.staleReasonText(r))
 		}
 		// These caps bound an entry whatever the devices call
 		// themselves; DigestPager fills pages up to Telegram's limit.
-		fmt.Fprintf(&b, "\n    why: %s", esc(strings.Join(why, "; "), 160))
+		b.WriteString(w.T("DigestWhy", "Why", esc(strings.Join(why, "; "), 160)))
 		if it.Risk != "" {
-			fmt.Fprintf(&b, "\n    risky: %s", esc(it.Risk, 120))
+			// Approvals stores the reason in English; the port tells
+			// which it is, to word it in the chat's language.
+			risk := it.Risk
+			if r, ok := approvals.RiskOf(m.InternalPort); ok {
+				risk = w.riskWhy(r)
+			}
+			b.WriteString(w.T("DigestRisk", "Risk", esc(risk, 120)))
 		}
 		switch it.State {
 		case storage.DigestClosed:
-			fmt.Fprintf(&b, "\n    🚪 closed by %s", esc(it.By.Name, 64))
+			b.WriteString(w.T("DigestClosedBy", "Name", esc(it.By.Name, 64)))
 		case storage.DigestKept:
-			fmt.Fprintf(&b, "\n    💤 kept by %s; not listed again for %s", esc(it.By.Name, 64), formatDuration(staleAfter))
+			b.WriteString(w.T("DigestKeptBy", "Name", esc(it.By.Name, 64), "For", w.duration(staleAfter)))
 		case storage.DigestGone:
-			b.WriteString("\n    gone meanwhile")
+			b.WriteString(w.T("DigestGone"))
 		}
 		if note := w.digestNote(it.Note); note != "" {
 			b.WriteString("\n    ⚠️ " + note)
 		}
 		if it.State == storage.DigestOpen || it.State == storage.DigestRefused {
 			kb = append(kb, []Button{
-				{Text: fmt.Sprintf("🚪 Close %d", n), Data: digestData(verbClose, d.ID, i)},
-				{Text: fmt.Sprintf("💤 Keep %d", n), Data: digestData(verbKeep, d.ID, i)},
+				{Text: w.T("ButtonDigestClose", "N", n), Data: digestData(verbClose, d.ID, i)},
+				{Text: w.T("ButtonDigestKeep", "N", n), Data: digestData(verbKeep, d.ID, i)},
 			})
 		}
 	}
@@ -143,24 +150,24 @@ func renderDigestPage(w Words, d storage.Digest, page int, staleAfter time.Durat
 			continue
 		}
 		if !header {
-			b.WriteString("\n\n<b>Rules that matched nothing</b>")
+			b.WriteString(w.T("DigestRulesHeader"))
 			header = true
 		}
 		n := len(d.Items) + i + 1
-		kind := "✅ trusted"
+		kind := w.T("DigestRuleTrusted")
 		if r.Kind == storage.RuleBlock {
-			kind = "⛔ blocked"
+			kind = w.T("DigestRuleBlocked")
 		}
-		fmt.Fprintf(&b, "\n%d. %s <b>%s</b> %s port %d", n, kind, esc(r.Service.InternalClient, 40), r.Service.Protocol, r.Service.InternalPort)
+		b.WriteString(w.T("DigestRule", "N", n, "Kind", kind, "Device", esc(r.Service.InternalClient, 40), "Protocol", r.Service.Protocol, "Port", r.Service.InternalPort))
 		if r.Service.Description != "" {
-			fmt.Fprintf(&b, " · “%s”", esc(r.Service.Description, 60))
+			b.WriteString(w.T("DigestDescription", "Description", esc(r.Service.Description, 60)))
 		}
-		fmt.Fprintf(&b, " · nothing for %s", formatDuration(r.IdleFor))
+		b.WriteString(w.T("DigestRuleIdle", "For", w.duration(r.IdleFor)))
 		if r.Forgotten {
-			b.WriteString(" · forgotten")
+			b.WriteString(w.T("DigestRuleForgotten"))
 			continue
 		}
-		kb = append(kb, []Button{{Text: fmt.Sprintf("🗑 Forget rule %d", n), Data: digestData(verbForgetIdle, d.ID, i)}})
+		kb = append(kb, []Button{{Text: w.T("ButtonDigestForget", "N", n), Data: digestData(verbForgetIdle, d.ID, i)}})
 	}
 	if page == 0 {
 		open := 0
@@ -170,53 +177,54 @@ func renderDigestPage(w Words, d storage.Digest, page int, staleAfter time.Durat
 			}
 		}
 		if open > 0 {
-			kb = append(Keyboard{{{Text: fmt.Sprintf("⚠️ Close all risky (%d)", open), Data: digestData(verbCloseRisky, d.ID, 0)}}}, kb...)
+			kb = append(Keyboard{{{Text: w.N("ButtonDigestCloseRisky", open), Data: digestData(verbCloseRisky, d.ID, 0)}}}, kb...)
 		}
 	}
 	return b.String(), kb
 }
 
 func (b *Bot) handleDigestPress(ctx context.Context, cb *Callback, who storage.User) {
+	w := b.words()
 	verb, id, idx, ok := parseDigestData(cb.Data)
 	if !ok {
-		b.answer(ctx, cb, "Unknown button.")
+		b.answer(ctx, cb, w.T("PressUnknown"))
 		return
 	}
 	d, err := b.engine.Digest(ctx, id)
 	switch {
 	case errors.Is(err, approvals.ErrDigestItem):
-		b.answer(ctx, cb, "Doorman does not know this digest (any more).")
+		b.answer(ctx, cb, w.T("DigestUnknown"))
 		return
 	case err != nil:
 		b.logger.Error("unable to read a digest", "digest", id, "err", err)
-		b.answer(ctx, cb, "Doorman could not read its database; try again.")
+		b.answer(ctx, cb, w.T("PressDatabase"))
 		return
 	case d.ChatID != cb.ChatID:
-		b.answer(ctx, cb, "This button does not belong to this chat.")
+		b.answer(ctx, cb, w.T("DigestOtherChat"))
 		return
 	}
 	switch verb {
 	case verbClose:
 		if idx >= len(d.Items) {
-			b.answer(ctx, cb, "Unknown button.")
+			b.answer(ctx, cb, w.T("PressUnknown"))
 			return
 		}
 		m := d.Items[idx].Mapping
-		b.answer(ctx, cb, fmt.Sprintf("Closing %s %d on the router…", m.Protocol, m.ExternalPort))
+		b.answer(ctx, cb, w.T("PressClosing", "Protocol", m.Protocol, "Port", m.ExternalPort))
 		b.closeStale(ctx, id, idx, who)
 	case verbKeep:
 		_, err := b.engine.KeepStale(ctx, id, idx, who)
-		b.answer(ctx, cb, digestAnswer(err, "Kept. It will not be listed for "+formatDuration(b.engine.StaleAfterPeriod())+"."))
+		b.answer(ctx, cb, w.digestAnswer(err, w.T("DigestKept", "For", w.duration(b.engine.StaleAfterPeriod()))))
 	case verbForgetIdle:
 		err := b.engine.ForgetIdleRule(ctx, id, idx)
-		b.answer(ctx, cb, digestAnswer(err, "Forgotten. Doorman will ask again when this service opens a share."))
+		b.answer(ctx, cb, w.digestAnswer(err, w.T("Forgotten")))
 	case verbCloseRisky:
 		risky, err := b.engine.RiskyOpen(id)
 		if err != nil || len(risky) == 0 {
-			b.answer(ctx, cb, digestAnswer(err, "No risky share is open in this digest."))
+			b.answer(ctx, cb, w.digestAnswer(err, w.T("DigestNoRisky")))
 			return
 		}
-		b.answer(ctx, cb, fmt.Sprintf("Closing %d risky shares…", len(risky)))
+		b.answer(ctx, cb, w.N("DigestClosingRisky", len(risky)))
 		for _, i := range risky {
 			b.closeStale(ctx, id, i, who)
 		}
@@ -235,52 +243,53 @@ func (b *Bot) closeStale(ctx context.Context, id uint64, idx int, who storage.Us
 	}
 }
 
-func digestAnswer(err error, ok string) string {
+func (w Words) digestAnswer(err error, ok string) string {
 	switch {
 	case err == nil:
 		return ok
 	case errors.Is(err, approvals.ErrDecided):
-		return "Already done."
+		return w.T("DigestAlreadyDone")
 	case errors.Is(err, approvals.ErrDigestItem):
-		return "Unknown button."
+		return w.T("PressUnknown")
 	}
-	return "Doorman could not do that; see its log."
+	return w.T("DigestFailed")
 }
 
 func (b *Bot) cmdDigest(ctx context.Context) {
 	if _, err := b.engine.MakeDigest(ctx, time.Time{}, false); err != nil {
 		b.logger.Error("unable to make the digest", "err", err)
-		b.reply(ctx, "Doorman could not make the digest; see its log.", nil)
+		b.reply(ctx, b.words().T("DigestNotMade"), nil)
 	}
 }
 
 // staleReasonText words why a share is worth closing, as plain text.
-func staleReasonText(r storage.StaleReason) string {
+func (w Words) staleReasonText(r storage.StaleReason) string {
 	if r.Text != "" {
 		return r.Text
 	}
 	switch r.Kind {
 	case "old":
-		return "open for " + humanDuration(r.OpenFor)
+		return w.T("StaleOld", "For", w.humanDuration(r.OpenFor))
 	case "permanent":
-		return "permanent: it never closes by itself"
+		return w.T("StalePermanent")
 	case "long-lease":
-		return fmt.Sprintf("lease of %s left, far longer than the %s it has been open", humanDuration(r.Lease), humanDuration(r.OpenFor))
+		return w.T("StaleLongLease", "Lease", w.humanDuration(r.Lease), "For", w.humanDuration(r.OpenFor))
 	case "device-away":
-		return "the device has not been seen on the network for " + humanDuration(r.AwayFor)
+		return w.T("StaleDeviceAway", "For", w.humanDuration(r.AwayFor))
 	}
 	return r.Kind
 }
 
-// humanDuration rounds a duration the way people say it.
-func humanDuration(d time.Duration) string {
+// humanDuration rounds a duration the way people say it: "3 days".
+func (w Words) humanDuration(d time.Duration) string {
 	switch {
 	case d >= 48*time.Hour:
-		return fmt.Sprintf("%d days", int(d.Hours()/24))
+		return w.N("DigestDays", int(d.Hours()/24))
 	case d >= 2*time.Hour:
-		return fmt.Sprintf("%d hours", int(d.Hours()))
+		return w.N("DigestHours", int(d.Hours()))
 	case d >= 2*time.Minute:
-		return fmt.Sprintf("%d minutes", int(d.Minutes()))
+		return w.N("DigestMinutes", int(d.Minutes()))
 	}
-	return fmt.Sprintf("%d seconds", int(d.Seconds()))
+	return w.N("DigestSeconds", int(d.Seconds()))
 }
+

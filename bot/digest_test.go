@@ -2,6 +2,7 @@ package bot
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +173,83 @@ func FuzzParseDigestData(f *testing.F) {
 			t.Errorf("%q parsed as %q %d %d, which writes back differently", data, verb, id, idx)
 		}
 	})
+}
+
+// A digest page for a German-speaking chat: the words of the FRITZ!Box's
+// own interface, and the same page in English as it always read.
+func TestDigestPageInGerman(t *testing.T) {
+	c, err := NewCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := 24 * time.Hour
+	d := storage.Digest{
+		ID: 3, Due: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC), OpenShares: 1,
+		Items: []storage.DigestItem{
+			{Mapping: mapping(3389, "192.168.77.40", "rdp"), Risk: "Remote Desktop", Reasons: []storage.StaleReason{{Kind: "old", OpenFor: 30 * day}, {Kind: "permanent"}}},
+			{Mapping: mapping(8123, "192.168.77.21", ""), Reasons: []storage.StaleReason{{Kind: "device-away", AwayFor: 3 * time.Hour}}, State: storage.DigestKept, By: storage.User{Name: "Anna"}},
+		},
+		Rules: []storage.DigestRule{{Kind: storage.RuleBlock, Service: storage.ServiceKey{InternalClient: "192.168.77.50", Protocol: "UDP", InternalPort: 5000}, IdleFor: 90 * day}},
+	}
+	tests := []struct {
+		lang    Lang
+		want    []string
+		buttons []string
+	}{
+		{German, []string{
+			"🧹 <b>Wöchentliche Übersicht</b>", "1 Portfreigabe offen · 2 besser zu schließen · ⚠️ 1 riskant · 1 Regel ungenutzt",
+			" · „rdp“", "Grund: schon 30 Tage offen; dauerhaft: sie schließt sich nie von selbst",
+			"das Gerät wurde 3 Stunden lang nicht im Netzwerk gesehen", "behalten von Anna; 14 Tage lang nicht wieder aufgeführt",
+			"<b>Regeln ohne Treffer</b>", "3. ⛔ gesperrt <b>192.168.77.50</b> UDP Port 5000 · 90 Tage lang nichts",
+		}, []string{"⚠️ Alle riskanten schließen (1)", "🚪 Schließen 1", "💤 Behalten 1", "🗑 Regel 3 vergessen"}},
+		{English, []string{
+			"🧹 <b>Weekly digest</b>", "\n1 port share open · 2 worth closing · ⚠️ 1 risky · 1 rule unused",
+			" · “rdp”", "why: open for 30 days; permanent: it never closes by itself",
+			"the device has not been seen on the network for 3 hours", "💤 kept by Anna; not listed again for 14d",
+			"<b>Rules that matched nothing</b>", "3. ⛔ blocked <b>192.168.77.50</b> UDP port 5000 · nothing for 90d",
+		}, []string{"⚠️ Close all risky (1)", "🚪 Close 1", "💤 Keep 1", "🗑 Forget rule 3"}},
+	}
+	for _, tt := range tests {
+		text, kb := renderDigestPage(c.In(tt.lang), d, 0, 14*day, time.UTC)
+		for _, want := range tt.want {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s page lacks %q:\n%s", tt.lang, want, text)
+			}
+		}
+		var buttons []string
+		for _, row := range kb {
+			for _, b := range row {
+				buttons = append(buttons, b.Text)
+			}
+		}
+		if !slices.Equal(buttons, tt.buttons) {
+			t.Errorf("%s buttons = %q, want %q", tt.lang, buttons, tt.buttons)
+		}
+	}
+	if got := c.In(German).N("DigestClosingRisky", 2); got != "2 riskante Portfreigaben werden geschlossen…" {
+		t.Errorf("German answer to Close all risky = %q", got)
+	}
+	empty := storage.Digest{OpenShares: 1}
+	if got, _ := renderDigestPage(c.In(German), empty, 0, 0, time.UTC); got != "🧹 <b>Übersicht</b>: nichts Veraltetes. 1 Portfreigabe offen, keine vergessen. Doorman passt auf." {
+		t.Errorf("German all-clear = %q", got)
+	}
+	if got, _ := renderDigestPage(c.In(English), empty, 0, 0, time.UTC); got != "🧹 <b>Digest</b>: nothing stale. 1 port share open, none forgotten. Doorman is watching." {
+		t.Errorf("English all-clear = %q", got)
+	}
+}
+
+// duration is formatDuration's English, unit for unit.
+func TestShortDurationMatchesFormatDuration(t *testing.T) {
+	c, err := NewCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []time.Duration{0, time.Second, 59 * time.Second, time.Minute, 59 * time.Minute, time.Hour, 2*time.Hour + 5*time.Minute, 47 * time.Hour, 48 * time.Hour, 14 * 24 * time.Hour} {
+		if got, want := c.In(English).duration(d), formatDuration(d); got != want {
+			t.Errorf("%v: %q, want %q", d, got, want)
+		}
+	}
+	if got := c.In(German).duration(2*time.Hour + 5*time.Minute); got != "2 Std. 05 Min." {
+		t.Errorf("German 2h05m = %q", got)
+	}
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/doorman-upnp/doorman/approvals"
 )
 
 // readCatalog returns a catalog's texts: id → plural form → text.
@@ -193,5 +195,28 @@ func TestWords(t *testing.T) {
 	}
 	if got := (Words{}).T("CmdList"); got != "current port shares and their state" {
 		t.Errorf("a Words without a catalog says %q, want English", got)
+	}
+}
+
+// Every risky port's reason has a text in every catalog: the ids are made
+// from the service's name, so no literal in the code shows them.
+func TestRisksInEveryCatalog(t *testing.T) {
+	c, err := NewCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for port := 1; port <= 65535; port++ {
+		r, ok := approvals.RiskOf(uint16(port))
+		if !ok {
+			continue
+		}
+		for _, l := range langs() {
+			if got := c.In(l).riskWhy(r); got == r.String() && l != English {
+				t.Errorf("port %d (%s) has no %s text", port, r.Service, l)
+			}
+			if l == English && c.In(l).riskWhy(r) != r.String() {
+				t.Errorf("port %d: English %q, want %q", port, c.In(l).riskWhy(r), r.String())
+			}
+		}
 	}
 }

@@ -114,7 +114,7 @@ func TestStaleReasonsAreWorded(t *testing.T) {
 		{storage.StaleReason{Kind: "old", Text: "open for 15 days"}, "open for 15 days"},
 	}
 	for _, tt := range tests {
-		if got := staleReasonText(tt.r); got != tt.want {
+		if got := (Words{}).staleReasonText(tt.r); got != tt.want {
 			t.Errorf("%+v: %q, want %q", tt.r, got, tt.want)
 		}
 	}

@@ -144,7 +144,7 @@ func (l *pairLock) prune(now time.Time) {
 
 // lockText is the answer to a code that was not tried, or that locked.
 func (w Words) lockText(scope lockScope, until, now time.Time) string {
-	left := formatDuration(until.Sub(now))
+	left := w.duration(until.Sub(now))
 	if scope == lockAll {
 		return w.T("PairPausedForAll", "Left", left)
 	}

@@ -78,33 +78,40 @@ func originName(o watcher.Origin) string {
 	return "UPnP"
 }
 
-// FormatLease says how long a lease has left, for people.
-func FormatLease(d time.Duration) string {
+// lease says how long a lease has left, for people.
+func (w Words) lease(d time.Duration) string {
 	if d <= 0 {
-		return "permanent"
+		return w.T("LeasePermanent")
 	}
-	return formatDuration(d) + " left"
+	return w.T("LeaseLeft", "Left", w.duration(d))
 }
 
-func formatDuration(d time.Duration) string {
+// duration is a short span for people: "45s", "10m", "1h30m", "3d" in
+// English.
+func (w Words) duration(d time.Duration) string {
 	d = d.Round(time.Second)
 	switch {
 	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
+		return w.N("DurSeconds", int(d.Seconds()))
 	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
+		return w.N("DurMinutes", int(d.Minutes()))
 	case d < 48*time.Hour:
 		h := int(d.Hours())
 		if m := int(d.Minutes()) % 60; m != 0 {
-			return fmt.Sprintf("%dh%02dm", h, m)
+			return w.N("DurHoursMinutes", h, "Minutes", fmt.Sprintf("%02d", m))
 		}
-		return fmt.Sprintf("%dh", h)
+		return w.N("DurHours", h)
 	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
+	return w.N("DurDays", int(d.Hours()/24))
 }
 
-func formatWhen(t time.Time, loc *time.Location) string {
-	return t.In(loc).Format("15:04, 2 Jan 2006")
+// formatDuration is duration in English, for what is not for the chat.
+func formatDuration(d time.Duration) string { return Words{}.duration(d) }
+
+// when is a time for people, in the chat's language; the catalog holds the
+// layout.
+func (w Words) when(t time.Time, loc *time.Location) string {
+	return t.In(loc).Format(w.T("TimeLayout"))
 }
 
 // view is what rendering knows besides the alerts: who the devices are and
@@ -126,7 +133,7 @@ func (v view) device(ip string) identify.Device {
 
 // deviceName names a device for people: its DNS name, else its address;
 // the vendor follows when known.
-func deviceName(d identify.Device) string {
+func (w Words) deviceName(d identify.Device) string {
 	name := "<b>" + esc(d.IP, 64) + "</b>"
 	if d.Name != "" {
 		name = "<b>" + esc(d.Name, 64) + "</b> (" + esc(d.IP, 64) + ")"
@@ -135,57 +142,87 @@ func deviceName(d identify.Device) string {
 	case d.Vendor != "":
 		name += " · " + esc(d.Vendor, 40)
 	case d.Randomized:
-		name += " · private MAC"
+		name += w.T("PrivateMAC")
 	}
 	return name
 }
 
-func riskLine(m watcher.Mapping) string {
+// riskWhy words why a port is risky, in the chat's language; the catalog
+// holds one text per risk, named after the service.
+func (w Words) riskWhy(r approvals.Risk) string {
+	id := "Risk" + strings.Map(func(c rune) rune {
+		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			return c
+		}
+		return -1
+	}, r.Service)
+	if text := w.T(id); text != id {
+		return r.Service + ": " + text
+	}
+	return r.String()
+}
+
+// appWhy says what an app was recognised by, in the chat's language.
+func (w Words) appWhy(a identify.App) string {
+	switch a.Basis {
+	case identify.ByDescription:
+		return w.T("AppByDescription", "Detail", a.Detail)
+	case identify.ByPort:
+		return w.T("AppByPort", "Detail", a.Detail)
+	case identify.ByOrigin:
+		return w.T("AppByOrigin", "Detail", a.Detail)
+	}
+	return a.Why
+}
+
+// riskLine warns about a port attackers scan for, "" for another port.
+func (w Words) riskLine(m watcher.Mapping) string {
 	r, ok := approvals.RiskOf(m.InternalPort)
 	if !ok {
 		return ""
 	}
-	return "⚠️ <b>Risky</b>: " + esc(r.String(), 200)
+	return w.T("RiskLine", "Why", esc(w.riskWhy(r), 200))
 }
 
 // shareLine is the compact one-line form of a mapping used in lists.
 func shareLine(m watcher.Mapping, v view) string {
+	w := v.words
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %d → %d", deviceName(v.device(m.InternalClient)), m.Protocol, m.ExternalPort, m.InternalPort)
+	fmt.Fprintf(&b, "%s %s %d → %d", w.deviceName(v.device(m.InternalClient)), m.Protocol, m.ExternalPort, m.InternalPort)
 	if m.RemoteHost != "" {
-		fmt.Fprintf(&b, " (only from %s)", esc(m.RemoteHost, 64))
+		b.WriteString(w.T("LineOnlyFrom", "Host", esc(m.RemoteHost, 64)))
 	}
 	if m.Description != "" {
 		fmt.Fprintf(&b, " · “%s”", esc(m.Description, 80))
 	}
-	if app, ok := identify.AppOf(m); ok && !strings.HasPrefix(app.Why, "opened with") {
+	if app, ok := identify.AppOf(m); ok && app.Basis != identify.ByOrigin {
 		fmt.Fprintf(&b, " · %s", esc(app.Name, 40))
 	}
-	fmt.Fprintf(&b, " · %s · %s", originName(m.Origin), FormatLease(m.LeaseDuration))
+	fmt.Fprintf(&b, " · %s · %s", originName(m.Origin), w.lease(m.LeaseDuration))
 	if _, risky := approvals.RiskOf(m.InternalPort); risky {
-		b.WriteString(" · ⚠️ risky")
+		b.WriteString(w.T("LineRisky"))
 	}
 	return b.String()
 }
 
 func stateLine(a storage.Alert, v view) string {
-	loc := v.loc
+	w := v.words
 	var s string
 	switch a.State {
 	case storage.AlertAllowed:
-		s = fmt.Sprintf("✅ <b>Allowed</b> by %s at %s. Doorman will not ask about this service again.", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, loc))
+		s = w.T("StateAllowed", "Name", esc(a.DecidedBy.Name, 64), "When", w.when(a.DecidedAt, v.loc))
 		if note := v.words.allowedNote(a.Note); note != "" {
 			s += " " + html.EscapeString(note)
 		}
 	case storage.AlertBlocked:
-		s = fmt.Sprintf("⛔ <b>Blocked</b> by %s at %s: closed on the router, and closed again whenever it reopens.", esc(a.DecidedBy.Name, 64), formatWhen(a.DecidedAt, loc))
+		s = w.T("StateBlocked", "Name", esc(a.DecidedBy.Name, 64), "When", w.when(a.DecidedAt, v.loc))
 		if note := v.words.blockedNote(a.Note); note != "" {
 			s += " " + html.EscapeString(note)
 		}
 	case storage.AlertSuperseded:
 		s = "↪️ " + html.EscapeString(v.words.supersededNote(a.Note))
 	default:
-		s = "Allow this share, or block it?"
+		s = w.T("StatePending")
 		if note := v.words.pendingNote(a.Note); note != "" {
 			s = "⚠️ " + note
 		}
@@ -196,12 +233,13 @@ func stateLine(a storage.Alert, v view) string {
 // renderBatch renders the message that asks about several shares that were
 // open before doorman started watching, one numbered line each.
 func renderBatch(alerts []storage.Alert, v view) (string, Keyboard) {
+	w := v.words
 	var b strings.Builder
 	router := ""
 	if len(alerts) > 0 {
 		router = watcher.RouterHost(alerts[0].Share.Mapping.Router)
 	}
-	fmt.Fprintf(&b, "👋 <b>Doorman is now watching router %s.</b>\nThese port shares were already open:\n", esc(router, 64))
+	b.WriteString(w.T("BatchTitle", "Router", esc(router, 64)))
 	var kb Keyboard
 	pending, cut := 0, 0
 	for i, a := range alerts {
@@ -222,11 +260,11 @@ func renderBatch(alerts []storage.Alert, v view) (string, Keyboard) {
 		switch a.State {
 		case storage.AlertAllowed:
 			if b.Len() < batchBudget {
-				fmt.Fprintf(&b, "\n    ✅ allowed by %s, %s", esc(a.DecidedBy.Name, 40), formatWhen(a.DecidedAt, v.loc))
+				b.WriteString(w.T("BatchAllowed", "Name", esc(a.DecidedBy.Name, 40), "When", w.when(a.DecidedAt, v.loc)))
 			}
 		case storage.AlertBlocked:
 			if b.Len() < batchBudget {
-				fmt.Fprintf(&b, "\n    ⛔ blocked by %s, %s", esc(a.DecidedBy.Name, 40), formatWhen(a.DecidedAt, v.loc))
+				b.WriteString(w.T("BatchBlocked", "Name", esc(a.DecidedBy.Name, 40), "When", w.when(a.DecidedAt, v.loc)))
 			}
 		case storage.AlertSuperseded:
 			if b.Len() < batchBudget {
@@ -238,16 +276,16 @@ func renderBatch(alerts []storage.Alert, v view) (string, Keyboard) {
 				b.WriteString("\n    ⚠️ " + note)
 			}
 			kb = append(kb, []Button{
-				{Text: fmt.Sprintf("✅ Allow %d", n), Data: callbackData(verbAllow, a.ID)},
-				{Text: fmt.Sprintf("⛔ Block %d", n), Data: callbackData(verbBlock, a.ID)},
+				{Text: w.T("ButtonAllowN", "N", n), Data: callbackData(verbAllow, a.ID)},
+				{Text: w.T("ButtonBlockN", "N", n), Data: callbackData(verbBlock, a.ID)},
 			})
 		}
 	}
 	if cut > 0 {
-		fmt.Fprintf(&b, "\n\n…and %d more; /list shows them all.", cut)
+		b.WriteString(w.T("BatchMore", "N", cut))
 	}
 	if pending > 0 {
-		b.WriteString("\n\nAllow the ones you know; block the ones you don't.")
+		b.WriteString(w.T("BatchQuestion"))
 	}
 	return b.String(), kb
 }

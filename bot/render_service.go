@@ -22,7 +22,7 @@ const busyListed = 10
 // tells; a guess from the protocol alone names none.
 func namedApp(m watcher.Mapping) (identify.App, bool) {
 	app, ok := identify.AppOf(m)
-	if !ok || strings.HasPrefix(app.Why, "opened with") {
+	if !ok || app.Basis == identify.ByOrigin {
 		return identify.App{}, false
 	}
 	return app, true
@@ -40,7 +40,7 @@ func openLine(w Words, m watcher.Mapping, lease time.Duration) string {
 	if m.ExternalPort != m.InternalPort {
 		b.WriteString(w.T("ShareToPort", "Port", m.InternalPort))
 	}
-	fmt.Fprintf(&b, " · %s · %s", originName(m.Origin), FormatLease(lease))
+	fmt.Fprintf(&b, " · %s · %s", originName(m.Origin), w.lease(lease))
 	if !m.Enabled {
 		b.WriteString(w.T("ShareDisabled"))
 	}
@@ -74,7 +74,7 @@ func renderService(alerts []storage.Alert, v view) (string, Keyboard) {
 	if named {
 		b.WriteString(w.T("ServiceApp", "App", esc(app.Name, 60)))
 	}
-	b.WriteString(deviceName(dev) + "\n")
+	b.WriteString(w.deviceName(dev) + "\n")
 	var descs []string
 	firstSeen, lastSeen := owner.Share.FirstSeen, owner.Share.LastSeen
 	for _, a := range alerts {
@@ -86,16 +86,16 @@ func renderService(alerts []storage.Alert, v view) (string, Keyboard) {
 		}
 		fmt.Fprintf(&b, "• %s\n", openLine(w, sm, lease))
 		// A description that only repeats the app says nothing more.
-		if a, ok := identify.AppOf(sm); sm.Description != "" && !(ok && strings.HasPrefix(a.Why, "description")) && !slices.Contains(descs, sm.Description) {
+		if a, ok := identify.AppOf(sm); sm.Description != "" && !(ok && a.Basis == identify.ByDescription) && !slices.Contains(descs, sm.Description) {
 			descs = append(descs, sm.Description)
 		}
 	}
-	if r := riskLine(m); r != "" {
+	if r := w.riskLine(m); r != "" {
 		b.WriteString(r + "\n")
 	}
 	b.WriteString("\n" + w.T("ServiceRouter", "Router", esc(watcher.RouterHost(m.Router), 64), "Service", esc(watcher.ShortServiceType(m.Service), 40)))
 	if named {
-		b.WriteString(w.T("ServiceAppWhy", "Why", esc(app.Why, 80)))
+		b.WriteString(w.T("ServiceAppWhy", "Why", esc(w.appWhy(app), 80)))
 	}
 	for _, d := range descs {
 		b.WriteString("\n" + w.T("ServiceDescription", "Description", esc(d, 200)))
@@ -108,9 +108,9 @@ func renderService(alerts []storage.Alert, v view) (string, Keyboard) {
 			b.WriteString("\n" + w.T("ServiceBefore", "Protocol", p.Protocol, "External", p.ExternalPort, "Client", esc(p.InternalClient, 64), "Internal", p.InternalPort, "Description", esc(p.Description, 80)))
 		}
 	}
-	b.WriteString("\n" + w.T("ServiceFirstSeen", "When", formatWhen(firstSeen, v.loc)))
+	b.WriteString("\n" + w.T("ServiceFirstSeen", "When", w.when(firstSeen, v.loc)))
 	if !lastSeen.IsZero() && lastSeen.Sub(firstSeen) >= time.Minute {
-		b.WriteString(w.T("ServiceLastSeen", "When", formatWhen(lastSeen, v.loc)))
+		b.WriteString(w.T("ServiceLastSeen", "When", w.when(lastSeen, v.loc)))
 	}
 	b.WriteString("\n\n")
 	b.WriteString(stateLine(owner, v))
@@ -136,7 +136,7 @@ func renderBusy(alerts []storage.Alert, v view) (string, Keyboard) {
 	dev := v.device(m.InternalClient)
 	w := v.words
 	var b strings.Builder
-	b.WriteString(w.N("BusyTitle", len(alerts), "Device", deviceName(dev), "Router", esc(watcher.RouterHost(m.Router), 64)))
+	b.WriteString(w.N("BusyTitle", len(alerts), "Device", w.deviceName(dev), "Router", esc(watcher.RouterHost(m.Router), 64)))
 	b.WriteString("\n\n" + w.T("BusyAdvice"))
 	if dev.MAC != "" {
 		b.WriteString("\n" + w.T("ServiceMAC", "MAC", esc(dev.MAC, 17)))

@@ -14,10 +14,26 @@ import (
 // App is the app AppOf recognised behind a share.
 type App struct {
 	Name string // short, for people: "Plex Media Server"
-	// Why says what matched, for the owner to judge: "port 32400/TCP",
-	// `description "Plex Media Server"`, "opened with NAT-PMP".
+	// Why says what matched, for the owner to judge, in English: "port
+	// 32400/TCP", `description "Plex Media Server"`, "opened with
+	// NAT-PMP". Basis and Detail say the same for a translation.
 	Why string
+	// Basis is what matched, and Detail what of it: the quoted
+	// description, the port and protocol ("32400/TCP"), or the protocol
+	// that opened the share.
+	Basis  AppBasis
+	Detail string
 }
+
+// AppBasis is what an app was recognised by.
+type AppBasis string
+
+const (
+	ByDescription AppBasis = "description"
+	ByPort        AppBasis = "port"
+	// ByOrigin rests on the protocol alone: a hint, not a name.
+	ByOrigin AppBasis = "origin"
+)
 
 // descRule recognises an app by the description it gives its shares.
 // Patterns are anchored at the start, and at the end where the app writes a
@@ -121,7 +137,8 @@ func AppOf(m watcher.Mapping) (App, bool) {
 	if desc != "" && len(desc) <= maxDescription {
 		for _, r := range descRules() {
 			if r.re.MatchString(desc) {
-				return App{Name: r.name, Why: "description " + quoteDescription(desc)}, true
+				q := quoteDescription(desc)
+				return App{Name: r.name, Why: "description " + q, Basis: ByDescription, Detail: q}, true
 			}
 		}
 	}
@@ -129,15 +146,16 @@ func AppOf(m watcher.Mapping) (App, bool) {
 	if proto == "TCP" || proto == "UDP" {
 		for _, r := range portRules {
 			if (r.proto == "" || r.proto == proto) && r.lo <= m.InternalPort && m.InternalPort <= r.hi {
-				return App{Name: r.name, Why: fmt.Sprintf("port %d/%s", m.InternalPort, proto)}, true
+				detail := fmt.Sprintf("%d/%s", m.InternalPort, proto)
+				return App{Name: r.name, Why: "port " + detail, Basis: ByPort, Detail: detail}, true
 			}
 		}
 	}
 	switch m.Origin {
 	case watcher.OriginNATPMP:
-		return App{Name: "NAT-PMP client (often an Apple device)", Why: "opened with NAT-PMP"}, true
+		return App{Name: "NAT-PMP client (often an Apple device)", Why: "opened with NAT-PMP", Basis: ByOrigin, Detail: "NAT-PMP"}, true
 	case watcher.OriginPCP:
-		return App{Name: "PCP client (often an Apple device)", Why: "opened with PCP"}, true
+		return App{Name: "PCP client (often an Apple device)", Why: "opened with PCP", Basis: ByOrigin, Detail: "PCP"}, true
 	}
 	return App{}, false
 }

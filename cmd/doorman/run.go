@@ -7,9 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
+
 	// A minimal container has no zoneinfo; DOORMAN_TZ must still work.
 	_ "time/tzdata"
 
@@ -254,7 +254,7 @@ func runParts(ctx context.Context, logger *slog.Logger, parts []func(context.Con
 // PCP") names no app.
 func appName(m watcher.Mapping) string {
 	app, ok := identify.AppOf(m)
-	if !ok || strings.HasPrefix(app.Why, "opened with") {
+	if !ok || app.Basis == identify.ByOrigin {
 		return ""
 	}
 	return app.Name
