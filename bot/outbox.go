@@ -408,6 +408,7 @@ func (o *Outbox) deliverAlert(ctx context.Context, p *pick) error {
 	case it.Kind == storage.OutboxAlert:
 		silent := o.quiet.Contains(o.now().In(o.loc)) && !ringsInQuietHours(alerts)
 		return o.sendAndRecord(ctx, p, text, kb, silent, fmt.Sprintf("alert %d", owner.ID), func(tx *storage.Tx, id int) error {
+			var moot bool
 			for _, a := range alerts {
 				cur, err := tx.Alert(a.ID)
 				if err != nil {
@@ -417,8 +418,16 @@ func (o *Outbox) deliverAlert(ctx context.Context, p *pick) error {
 				if err := tx.PutAlert(&cur); err != nil {
 					return err
 				}
+				moot = moot || (a.State == storage.AlertPending && cur.State != storage.AlertPending)
 			}
-			return nil
+			if !moot {
+				return nil
+			}
+			// Answered or superseded while it was on its way: its
+			// edit found no message then, so the message is brought
+			// up to date now, or it would keep buttons that no
+			// longer apply.
+			return tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxEdit, AlertID: owner.Message(), ChatID: p.chat, CreatedAt: o.now()})
 		})
 	case owner.MessageID == 0:
 		o.logger.Warn("not editing an alert whose message was never sent", "alert", owner.ID)
