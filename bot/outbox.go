@@ -408,7 +408,6 @@ func (o *Outbox) deliverAlert(ctx context.Context, p *pick) error {
 	case it.Kind == storage.OutboxAlert:
 		silent := o.quiet.Contains(o.now().In(o.loc)) && !ringsInQuietHours(alerts)
 		return o.sendAndRecord(ctx, p, text, kb, silent, fmt.Sprintf("alert %d", owner.ID), func(tx *storage.Tx, id int) error {
-			var moot bool
 			for _, a := range alerts {
 				cur, err := tx.Alert(a.ID)
 				if err != nil {
@@ -418,16 +417,8 @@ func (o *Outbox) deliverAlert(ctx context.Context, p *pick) error {
 				if err := tx.PutAlert(&cur); err != nil {
 					return err
 				}
-				moot = moot || (a.State == storage.AlertPending && cur.State != storage.AlertPending)
 			}
-			if !moot {
-				return nil
-			}
-			// Answered or superseded while it was on its way: its
-			// edit found no message then, so the message is brought
-			// up to date now, or it would keep buttons that no
-			// longer apply.
-			return tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxEdit, AlertID: owner.Message(), ChatID: p.chat, CreatedAt: o.now()})
+			return nil
 		})
 	case owner.MessageID == 0:
 		o.logger.Warn("not editing an alert whose message was never sent", "alert", owner.ID)

@@ -182,7 +182,8 @@ func TestSupersededQuestionIsNotSent(t *testing.T) {
 }
 
 // A question superseded while its sendMessage was on the way is brought up
-// to date once Telegram took it: it keeps no buttons that no longer apply.
+// to date once Telegram took it: its edit waits in the outbox behind the
+// send, so it keeps no buttons that no longer apply.
 func TestQuestionMootOnTheWay(t *testing.T) {
 	h := newHarness(t, nil)
 	h.list()
