@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/png"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,14 +17,19 @@ import (
 	"github.com/doorman-upnp/doorman/watcher"
 )
 
-var update = flag.Bool("update", false, "rewrite docs/alert.png from the alert as doorman renders it")
+var update = flag.Bool("update", false, "rewrite docs/alert.png and docs/alert.de.png from the alert as doorman renders it")
 
-const alertPNG = "../docs/alert.png"
+// alertPNGs are the README's pictures of an alert, one per language.
+var alertPNGs = map[Lang]string{English: "../docs/alert.png", German: "../docs/alert.de.png"}
 
 // exampleAlert is the alert the README shows: Plex on a Synology NAS behind
-// a FRITZ!Box, as renderService writes it.
-func exampleAlert(t *testing.T) chatpng.Message {
+// a FRITZ!Box, as renderService writes it in lang.
+func exampleAlert(t *testing.T, lang Lang) chatpng.Message {
 	t.Helper()
+	c, err := NewCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := time.Date(2026, 11, 21, 9, 16, 0, 0, time.UTC)
 	m := watcher.Mapping{
 		Router: "http://192.168.178.1:49000/igddesc.xml", Service: "urn:schemas-upnp-org:service:WANIPConnection:1",
@@ -35,7 +41,7 @@ func exampleAlert(t *testing.T) chatpng.Message {
 	devs := fakeDevices{"192.168.178.20": {IP: "192.168.178.20", Name: "nas.fritz.box", MAC: "00:11:32:5e:8a:41", Vendor: "Synology"}}
 	a := storage.Alert{ID: 1, Kind: storage.AlertNew, Share: share, State: storage.AlertPending, CreatedAt: now}
 	v := view{loc: time.UTC, now: now, devices: lookupDevices(context.Background(), devs, []string{m.InternalClient}),
-		shares: map[string]storage.Share{storage.ShareKey(m.Key()): share}}
+		shares: map[string]storage.Share{storage.ShareKey(m.Key()): share}, words: c.In(lang)}
 	text, kb := renderService([]storage.Alert{a}, v)
 	msg := chatpng.Message{HTML: text, Sender: "Doorman", Time: "09:16"}
 	for _, row := range kb {
@@ -48,36 +54,40 @@ func exampleAlert(t *testing.T) chatpng.Message {
 	return msg
 }
 
-// TestAlertPNG keeps the README's picture of an alert (docs/alert.png)
-// drawn from the alert doorman really sends: change the alert, and this
-// fails until the picture is redrawn with -update.
+// TestAlertPNG keeps the README's pictures of an alert (docs/alert.png and
+// its German twin docs/alert.de.png) drawn from the alert doorman really
+// sends: change the alert, and this fails until the pictures are redrawn
+// with -update.
 func TestAlertPNG(t *testing.T) {
-	msg := exampleAlert(t)
-	img, err := chatpng.Draw(msg, chatpng.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if *update {
-		data, err := chatpng.Encode(img)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(alertPNG, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("wrote %s (%d×%d, %d bytes)", alertPNG, img.Bounds().Dx(), img.Bounds().Dy(), len(data))
-		return
-	}
-	data, err := os.ReadFile(alertPNG)
-	if err != nil {
-		t.Fatalf("%v: run go test ./bot -run TestAlertPNG -update", err)
-	}
-	old, err := png.Decode(bytes.NewReader(data))
-	if err != nil {
-		t.Fatalf("%s: %v: run go test ./bot -run TestAlertPNG -update", alertPNG, err)
-	}
-	if why := differs(old, img); why != "" {
-		t.Fatalf("%s is out of date (%s): run go test ./bot -run TestAlertPNG -update", alertPNG, why)
+	for lang, path := range alertPNGs {
+		t.Run(string(lang), func(t *testing.T) {
+			img, err := chatpng.Draw(exampleAlert(t, lang), chatpng.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *update {
+				data, err := chatpng.Encode(img)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("wrote %s (%d×%d, %d bytes)", path, img.Bounds().Dx(), img.Bounds().Dy(), len(data))
+				return
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v: run go test ./bot -run TestAlertPNG -update", err)
+			}
+			old, err := png.Decode(bytes.NewReader(data))
+			if err != nil {
+				t.Fatalf("%s: %v: run go test ./bot -run TestAlertPNG -update", path, err)
+			}
+			if why := differs(old, img); why != "" {
+				t.Fatalf("%s is out of date (%s): run go test ./bot -run TestAlertPNG -update", path, why)
+			}
+		})
 	}
 }
 
@@ -110,23 +120,33 @@ func differs(a, b image.Image) string {
 	return ""
 }
 
-// The picture must show what the alert says: every line of it, both
+// The pictures must show what the alert says: every line of it, both
 // buttons, and no character drawn as a box.
 func TestAlertPNGShowsTheWholeAlert(t *testing.T) {
-	msg := exampleAlert(t)
-	for _, want := range []string{"nas.fritz.box", "Synology", "Plex Media Server", "32400", "First seen"} {
-		if !bytes.Contains([]byte(msg.HTML), []byte(want)) {
-			t.Errorf("the example alert lacks %q:\n%s", want, msg.HTML)
+	tests := map[Lang][]string{
+		English: {"nas.fritz.box", "Synology", "Plex Media Server", "32400", "First seen", "open to the internet"},
+		German:  {"nas.fritz.box", "Synology", "Plex Media Server", "32400", "Zuerst gesehen", "Erlauben", "Sperren", "Gerät"},
+	}
+	for lang, wants := range tests {
+		msg := exampleAlert(t, lang)
+		page := msg.HTML
+		for _, row := range msg.Keyboard {
+			page += "\n" + strings.Join(row, " ")
 		}
-	}
-	if len(msg.Keyboard) != 3 || len(msg.Keyboard[0]) != 2 {
-		t.Errorf("keyboard = %q, want Allow and Block, then Allow everything and Block everything", msg.Keyboard)
-	}
-	missing, err := chatpng.Missing(msg.HTML)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(missing) > 0 {
-		t.Errorf("the Go fonts lack %q, which would be left out of the picture", missing)
+		for _, want := range wants {
+			if !strings.Contains(page, want) {
+				t.Errorf("the %s example alert lacks %q:\n%s", lang, want, page)
+			}
+		}
+		if len(msg.Keyboard) != 3 || len(msg.Keyboard[0]) != 2 {
+			t.Errorf("%s keyboard = %q, want Allow and Block, then Allow everything and Block everything", lang, msg.Keyboard)
+		}
+		missing, err := chatpng.Missing(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(missing) > 0 {
+			t.Errorf("the Go fonts lack %q of the %s alert, which would be left out of the picture", missing, lang)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/doorman-upnp/doorman/approvals/approvalstest"
 	"github.com/doorman-upnp/doorman/bot/telegramtest"
 	"github.com/doorman-upnp/doorman/storage/storagetest"
+	"github.com/doorman-upnp/doorman/watcher"
 )
 
 // newHarnessWith starts a harness whose outbox and bot settings configure
@@ -178,5 +179,24 @@ func TestTopicGone(t *testing.T) {
 	msg := h.alertFor(mapping(8080, "192.168.77.21", "game"))
 	if msg.ThreadID != 0 || msg.ChatID != group {
 		t.Errorf("alert went to chat %d topic %d, want %d's main thread", msg.ChatID, msg.ThreadID, group)
+	}
+}
+
+// A device opening shares like malware does rings even in quiet hours.
+func TestBusyDeviceRingsInQuietHours(t *testing.T) {
+	always, err := ParseQuietHours("00:00-24:00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarnessWith(t, ownerChat, func(o *OutboxConfig, b *Config) { o.QuietHours, b.QuietHours = always, always })
+	h.list()
+	var ms []watcher.Mapping
+	for i := range 8 {
+		ms = append(ms, mapping(uint16(41000+i), "192.168.77.66", "x"))
+	}
+	h.list(ms...)
+	msg := h.waitMessage("busy device", func(m telegramtest.Message) bool { return strings.Contains(m.Text, "Unusually active device") })
+	if msg.DisableNotification {
+		t.Error("the busy device's message arrived without a sound in quiet hours")
 	}
 }

@@ -488,9 +488,13 @@ func (o *Outbox) outgoing(p *pick, text string, kb Keyboard, silent bool) Outgoi
 }
 
 // ringsInQuietHours reports whether a question rings even in quiet hours:
-// one about a port attackers scan for.
+// one about a port attackers scan for, or about a device that opens shares
+// like malware does.
 func ringsInQuietHours(alerts []storage.Alert) bool {
 	for _, a := range alerts {
+		if a.Busy {
+			return true
+		}
 		if _, risky := approvals.RiskOf(a.Share.Mapping.InternalPort); risky {
 			return true
 		}
