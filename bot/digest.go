@@ -292,4 +292,3 @@ func (w Words) humanDuration(d time.Duration) string {
 	}
 	return w.N("DigestSeconds", int(d.Seconds()))
 }
-
