@@ -62,6 +62,10 @@ func TestPairingInATopic(t *testing.T) {
 	if alert.ThreadID != topic {
 		t.Errorf("after a restart the alert went to topic %d, want %d", alert.ThreadID, topic)
 	}
+	// The German owner's question and buttons are German.
+	if !strings.Contains(alert.Text, "Neue Portfreigabe") || len(alert.Buttons) == 0 || alert.Buttons[0][0].Text != "✅ Erlauben" || alert.Buttons[0][1].Text != "⛔ Sperren" {
+		t.Errorf("the German owner's question = %q, buttons %+v", alert.Text, alert.Buttons)
+	}
 	if alert.DisableNotification {
 		t.Error("a question arrived without a sound outside quiet hours")
 	}

@@ -79,6 +79,7 @@ func TestSystemdUnit(t *testing.T) {
 		// cmd/doorman's exitUsage, and only it: a damaged database or a
 		// panic exits 1 and must be restarted.
 		{"Service", "RestartPreventExitStatus", "2"},
+		{"Service", "LimitCORE", "0"},
 		{"Install", "WantedBy", "multi-user.target"},
 	} {
 		if got := u.last(want.section, want.key); got != want.value {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime/debug"
 
 	"github.com/doorman-upnp/doorman/storage"
@@ -19,7 +20,19 @@ import (
 // this far: storage turns them into ErrDamaged. What is left is a panic in
 // a goroutine a package starts for itself (the watcher's per-router loops,
 // identify's lookups) outside a listing's handling: Go gives no way to end
-// those from here, so they still exit 2.
+// those from here, so crashOnPanic makes them end doorman with SIGABRT
+// instead of status 2.
+
+// crashOnPanic makes a panic that nothing recovered abort the process
+// (SIGABRT, as GOTRACEBACK=crash does) instead of exiting with status 2:
+// systemd restarts a process killed by a signal, and status 2 stays for
+// settings doorman cannot use. The stack still goes to standard error. A
+// GOTRACEBACK the owner set wins.
+func crashOnPanic() {
+	if os.Getenv("GOTRACEBACK") == "" {
+		debug.SetTraceback("crash")
+	}
+}
 
 // recoverPart runs part and returns its panic as an error, with the stack
 // in the log.

@@ -41,6 +41,7 @@ type env struct {
 const defaultMemoryLimit = 16 << 20
 
 func main() {
+	crashOnPanic()
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}

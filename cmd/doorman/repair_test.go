@@ -6,8 +6,10 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/doorman-upnp/doorman/storage"
@@ -151,5 +153,40 @@ func TestQuietUnwritable(t *testing.T) {
 				t.Errorf("logged %q, want %q", out.String(), tt.want)
 			}
 		})
+	}
+}
+
+// TestUnrecoveredPanicIsNoStatus2 runs this test binary again as a doorman
+// whose goroutine panics with nothing to recover it: it must die by
+// SIGABRT, which systemd restarts, not exit with status 2, which the unit
+// keeps for bad settings.
+func TestUnrecoveredPanicIsNoStatus2(t *testing.T) {
+	if os.Getenv("DOORMAN_TEST_PANIC_CHILD") == "1" {
+		crashOnPanic()
+		// No core file from a test.
+		if err := syscall.Setrlimit(syscall.RLIMIT_CORE, &syscall.Rlimit{}); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			panic("a watcher loop went wrong")
+		}()
+		<-done
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestUnrecoveredPanicIsNoStatus2$")
+	cmd.Env = append(os.Environ(), "DOORMAN_TEST_PANIC_CHILD=1", "GOTRACEBACK=")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		t.Fatalf("the panicking child ended with %v:\n%s", err, out)
+	}
+	ws, ok := exit.Sys().(syscall.WaitStatus)
+	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGABRT {
+		t.Errorf("the panicking child ended with %v (exit code %d), want SIGABRT:\n%s", err, exit.ExitCode(), out)
+	}
+	if !strings.Contains(string(out), "a watcher loop went wrong") {
+		t.Errorf("the panic is not in the child's output:\n%s", out)
 	}
 }

@@ -301,3 +301,71 @@ func TestLabRunTenFlips(t *testing.T) {
 		t.Error("the flips did not edit the question")
 	}
 }
+
+// TestLabRunQuestionOvertakesNotices: while Telegram is down, four blocked
+// services of one device are reopened and closed again, queuing four
+// notices; then another device opens a share. When Telegram is back, that
+// question goes out first: a question about a new service never waits
+// behind notices.
+func TestLabRunQuestionOvertakesNotices(t *testing.T) {
+	lab.Require(t)
+	t.Parallel()
+	l := lab.Start(t, lab.Options{})
+	tg := telegramtest.NewServerOn(labToken, l.Listen(t, "doorman"))
+	t.Cleanup(tg.Close)
+	startDoorman(t, l, runEnv(l, tg, filepath.Join(t.TempDir(), "doorman.db")))
+	synced(t, tg)
+	dev1, dev2 := l.DeviceIP(1), l.DeviceIP(2)
+	ports := []string{"2001", "2002", "2003", "2004"}
+	for _, p := range ports {
+		l.Run(t, "dev1", "upnpc", "-u", l.IGDURL, "-e", "noisy "+p, "-a", dev1, p, p, "TCP")
+		q := waitText(t, tg, 15*time.Second, "New port share", "<b>"+p+"</b>")
+		press(t, tg, labOwner, q, q.Buttons[0][1].CallbackData)
+		waitGone(t, l, p, "TCP", 5*time.Second)
+		waitEdit(t, tg, q, "Blocked</b> by")
+	}
+
+	tg.Fail("sendMessage", telegramtest.Failure{Times: -1, Status: 502})
+	for _, p := range ports {
+		addShare(t, l, "dev1", "-e", "noisy again "+p, "-a", dev1, p, p, "TCP")
+		waitGone(t, l, p, "TCP", 5*time.Second)
+	}
+	l.Run(t, "dev2", "upnpc", "-u", l.IGDURL, "-e", "a new game", "-a", dev2, "40000", "40000", "UDP")
+	// The question is held a second to gather the app's other shares;
+	// then it waits in the outbox behind the notices, by age.
+	deadline := time.Now().Add(10 * time.Second)
+	for before := tg.Calls("sendMessage"); tg.Calls("sendMessage") < before+2 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	sent := len(tg.Messages())
+	tg.ClearFailures()
+
+	waitText(t, tg, 60*time.Second, "New port share", "<b>40000</b>")
+	deadline = time.Now().Add(30 * time.Second)
+	for len(tg.Messages()) < sent+5 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	after := tg.Messages()[sent:]
+	if len(after) < 5 {
+		t.Fatalf("after Telegram came back, %d messages, want the question and 4 notices: %+v", len(after), after)
+	}
+	if !strings.Contains(after[0].Text, "<b>40000</b>") {
+		t.Errorf("the first message after Telegram came back is not the new question: %q", after[0].Text)
+	}
+	notices := 0
+	for _, m := range after[1:] {
+		if strings.Contains(m.Text, "Closed again") {
+			notices++
+			if !m.DisableNotification {
+				t.Errorf("a notice rang: %q", m.Text)
+			}
+		}
+	}
+	if notices != len(ports) {
+		t.Errorf("%d closed-again notices after the question, want %d", notices, len(ports))
+	}
+	if after[0].DisableNotification {
+		t.Error("the question arrived without a sound")
+	}
+}
