@@ -3,14 +3,19 @@ package bot
 import "time"
 
 // Pace is how fast the outbox writes to one chat. Telegram allows about
-// one message a second in a chat and 20 a minute in a group
+// one message a second in a chat, short bursts over it, and 20 a minute in
+// a group
 // (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this);
 // going faster earns 429s whose retry_after holds up every chat, questions
-// included. Edits count like messages.
+// included. Edits count like messages. The burst is what keeps a Block's
+// confirmation (an edit right after the question went out) from waiting a
+// second.
 type Pace struct {
-	// Interval is the least time between two calls about one chat
-	// (default 1 s).
+	// Interval is the average time between two calls about one chat
+	// (default 1 s), and Burst how many may go at once before that
+	// average holds (default 3).
 	Interval time.Duration
+	Burst    int
 	// GroupInterval is the average time between calls about a group or
 	// supergroup (default 3 s: 20 a minute), and GroupBurst how many may
 	// go at Interval before that average holds (default 3).
@@ -21,6 +26,9 @@ type Pace struct {
 func (p Pace) withDefaults() Pace {
 	if p.Interval <= 0 {
 		p.Interval = time.Second
+	}
+	if p.Burst <= 0 {
+		p.Burst = 3
 	}
 	if p.GroupInterval <= 0 {
 		p.GroupInterval = 3 * time.Second
@@ -86,7 +94,7 @@ func (p *pacer) next(now time.Time, chat int64) time.Duration {
 	if !ok {
 		return 0
 	}
-	d := c.second.wait(now, p.pace.Interval, 1)
+	d := c.second.wait(now, p.pace.Interval, p.pace.Burst)
 	if isGroup(chat) {
 		d = max(d, c.group.wait(now, p.pace.GroupInterval, p.pace.GroupBurst))
 	}
@@ -101,7 +109,7 @@ func (p *pacer) took(now time.Time, chat int64) {
 		p.chats[chat] = c
 		p.forget(now)
 	}
-	c.second.take(now, p.pace.Interval, 1)
+	c.second.take(now, p.pace.Interval, p.pace.Burst)
 	if isGroup(chat) {
 		c.group.take(now, p.pace.GroupInterval, p.pace.GroupBurst)
 	}
@@ -115,7 +123,7 @@ func (p *pacer) forget(now time.Time) {
 		return
 	}
 	for id, c := range p.chats {
-		full := c.second.level(now, p.pace.Interval, 1) >= 1
+		full := c.second.level(now, p.pace.Interval, p.pace.Burst) >= float64(p.pace.Burst)
 		if isGroup(id) {
 			full = full && c.group.level(now, p.pace.GroupInterval, p.pace.GroupBurst) >= float64(p.pace.GroupBurst)
 		}

@@ -19,9 +19,10 @@ func TestPacer(t *testing.T) {
 		calls []call
 	}{
 		{"a first call goes at once", []call{{0, private, 0}}},
-		{"a private chat gets one a second", []call{
-			{0, private, 0}, {0, private, time.Second}, {1400 * time.Millisecond, private, 600 * time.Millisecond},
-			{2 * time.Second, private, time.Second}, {4500 * time.Millisecond, private, 0},
+		{"a private chat gets a burst of three, then one a second", []call{
+			{0, private, 0}, {0, private, 0}, {0, private, 0}, {500 * time.Millisecond, private, 500 * time.Millisecond},
+			{2 * time.Second, private, 0}, {2200 * time.Millisecond, private, 800 * time.Millisecond},
+			{6 * time.Second, private, 0},
 		}},
 		{"chats are paced apart", []call{{0, private, 0}, {0, private + 1, 0}, {0, group, 0}}},
 		{"a group gets a burst of three, then one in three seconds", []call{
@@ -30,7 +31,7 @@ func TestPacer(t *testing.T) {
 			{4 * time.Second, group, 2 * time.Second},
 			{6 * time.Second, group, 3 * time.Second},
 		}},
-		{"a group also waits a second between two", []call{{0, group, 0}, {100 * time.Millisecond, group, 900 * time.Millisecond}}},
+		{"a group's burst goes at once", []call{{0, group, 0}, {100 * time.Millisecond, group, 0}, {200 * time.Millisecond, group, 0}, {300 * time.Millisecond, group, 2700 * time.Millisecond}}},
 		{"twenty a minute in a group", func() []call {
 			var cs []call
 			for i := range 22 {
@@ -53,8 +54,8 @@ func TestPacer(t *testing.T) {
 }
 
 // However the outbox is driven, a group never gets more than 20 calls in
-// any minute after the first burst, nor a private chat more than one a
-// second.
+// any minute after the first burst, nor a chat more than one a second after
+// its first burst of three.
 func TestPacerNeverExceedsTelegramsLimits(t *testing.T) {
 	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	for _, chat := range []int64{42, -1001234} {
@@ -67,10 +68,17 @@ func TestPacerNeverExceedsTelegramsLimits(t *testing.T) {
 			sent = append(sent, now)
 			now = now.Add(37 * time.Millisecond)
 		}
-		for i := 1; i < len(sent); i++ {
-			if d := sent[i].Sub(sent[i-1]); d < time.Second {
-				t.Errorf("chat %d: calls %d and %d %s apart", chat, i-1, i, d)
+		burst := (Pace{}).withDefaults().Burst
+		for i := burst; i < len(sent); i++ {
+			// A bucket of burst tokens, one more a second: any
+			// burst+1 calls span a second at least, and the whole run
+			// keeps to one a second on average.
+			if d := sent[i].Sub(sent[i-burst]); d < time.Second {
+				t.Errorf("chat %d: calls %d to %d within %s", chat, i-burst, i, d)
 			}
+		}
+		if span := sent[len(sent)-1].Sub(sent[0]); span < time.Duration(len(sent)-burst)*time.Second {
+			t.Errorf("chat %d: %d calls in %s, faster than one a second", chat, len(sent), span)
 		}
 		if isGroup(chat) {
 			for i := range sent {
@@ -78,7 +86,7 @@ func TestPacerNeverExceedsTelegramsLimits(t *testing.T) {
 				for j := i; j < len(sent) && sent[j].Sub(sent[i]) < time.Minute; j++ {
 					n++
 				}
-				if burst := (Pace{}).withDefaults().GroupBurst; n > 20+burst {
+				if groupBurst := (Pace{}).withDefaults().GroupBurst; n > 20+groupBurst {
 					t.Errorf("group: %d calls in the minute from call %d", n, i)
 				}
 			}
