@@ -93,7 +93,7 @@ func (e *Engine) MakeDigest(ctx context.Context, due time.Time, skipEmpty bool) 
 			}
 			it := storage.DigestItem{ShareKey: storage.ShareKey(s.Mapping.Key()), Mapping: s.Mapping, OpenFor: now.Sub(s.FirstSeen), Reasons: reasons}
 			if r, ok := RiskOf(s.Mapping.InternalPort); ok {
-				it.Risk = r.String()
+				it.Risk = r.Service
 			}
 			d.Items = append(d.Items, it)
 		}

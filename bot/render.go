@@ -150,16 +150,16 @@ func (w Words) deviceName(d identify.Device) string {
 // riskWhy words why a port is risky, in the chat's language; the catalog
 // holds one text per risk, named after the service.
 func (w Words) riskWhy(r approvals.Risk) string {
-	id := "Risk" + strings.Map(func(c rune) rune {
+	return r.Service + ": " + w.T(riskTextID(r))
+}
+
+func riskTextID(r approvals.Risk) string {
+	return "Risk" + strings.Map(func(c rune) rune {
 		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
 			return c
 		}
 		return -1
 	}, r.Service)
-	if text := w.T(id); text != id {
-		return r.Service + ": " + text
-	}
-	return r.String()
 }
 
 // appWhy says what an app was recognised by, in the chat's language.

@@ -149,13 +149,7 @@ func (t *Tx) moveURLKeyed(host, target string) error {
 			return err
 		}
 		s.Mapping.Router = target
-		if _, ok, err := t.Share(ShareKey(s.Mapping.Key())); err != nil || ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		if err := t.PutShare(s); err != nil {
+		if err := t.putUnlessTaken(s); err != nil {
 			return err
 		}
 	}
@@ -238,13 +232,7 @@ func (t *Tx) RetireTwinServices(router, service string, twins []string) error {
 			return err
 		}
 		s.Mapping.Service = service
-		if _, ok, err := t.Share(ShareKey(s.Mapping.Key())); err != nil || ok {
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		if err := t.PutShare(s); err != nil {
+		if err := t.putUnlessTaken(s); err != nil {
 			return err
 		}
 	}
@@ -282,4 +270,14 @@ func (t *Tx) RetireTwinServices(router, service string, twins []string) error {
 		}
 		return true
 	})
+}
+
+// putUnlessTaken stores a share under its key unless one is stored there
+// already: when two records of one share become one, the one already under
+// the new key wins.
+func (t *Tx) putUnlessTaken(s Share) error {
+	if _, ok, err := t.Share(ShareKey(s.Mapping.Key())); err != nil || ok {
+		return err
+	}
+	return t.PutShare(s)
 }
