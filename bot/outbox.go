@@ -84,8 +84,8 @@ type Outbox struct {
 
 	// unrecorded holds messages Telegram accepted whose recording in the
 	// database failed, by outbox sequence, so the retry records them
-	// instead of sending them again.
-	unrecorded map[uint64]int
+	// instead of sending them again, in the chat they went to.
+	unrecorded map[uint64]sentMessage
 	pace       *pacer
 	// refused holds the chats Telegram refuses (a wrong chat ID, the bot
 	// removed): their items wait while the others go on.
@@ -118,7 +118,7 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		quiet:      cfg.QuietHours,
 		now:        cfg.Now,
 		wake:       make(chan struct{}, 1),
-		unrecorded: map[uint64]int{},
+		unrecorded: map[uint64]sentMessage{},
 		pace:       newPacer(cfg.Pace),
 		refused:    map[int64]refusal{},
 		goneTopics: map[int64]int{},
@@ -442,8 +442,13 @@ func anyPending(alerts []storage.Alert) bool {
 // again would show it twice.
 func (o *Outbox) sendAndRecord(ctx context.Context, p *pick, text string, kb Keyboard, silent bool, what string, record func(tx *storage.Tx, messageID int) error) error {
 	it := p.item
-	id, sent := o.unrecorded[it.Seq]
-	if !sent {
+	u, sent := o.unrecorded[it.Seq]
+	id := u.id
+	if sent {
+		// The message lives where it went, whatever the owner chat is
+		// now; record reads p.chat.
+		p.chat = u.chat
+	} else {
 		var err error
 		o.pace.took(time.Now(), p.chat)
 		if id, err = o.api.SendMessage(ctx, o.outgoing(p, text, kb, silent)); err != nil {
@@ -457,11 +462,17 @@ func (o *Outbox) sendAndRecord(ctx context.Context, p *pick, text string, kb Key
 		return tx.RemoveOutbox(it.Seq)
 	})
 	if err != nil {
-		o.unrecorded[it.Seq] = id
+		o.unrecorded[it.Seq] = sentMessage{chat: p.chat, id: id}
 		return fmt.Errorf("bot: unable to record %s as sent: %w", what, err)
 	}
 	delete(o.unrecorded, it.Seq)
 	return nil
+}
+
+// sentMessage is a message Telegram took: its chat and ID.
+type sentMessage struct {
+	chat int64
+	id   int
 }
 
 // edit updates a sent message in p.chat, the chat it lives in; one
