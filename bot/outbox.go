@@ -214,8 +214,10 @@ func (o *Outbox) Run(ctx context.Context) error {
 		it := p.item
 		wait, keep := o.judge(p, err)
 		if !keep {
-			o.logger.Error("dropping an outbox item Telegram will never accept", "seq", it.Seq, "kind", string(it.Kind), "alert", it.AlertID, "err", err)
-			if derr := o.remove(it.Seq); derr != nil {
+			o.logger.Error("dropping an outbox item Telegram will never accept", "seq", it.Seq, "kind", string(it.Kind), "alert", it.AlertID, "same", len(p.same), "err", err)
+			// The other queued edits of the message render the same and
+			// would each be refused the same way.
+			if derr := o.remove(append([]uint64{it.Seq}, p.same...)...); derr != nil {
 				o.logger.Error("unable to drop an outbox item", "seq", it.Seq, "err", derr)
 			}
 			continue
