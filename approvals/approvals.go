@@ -113,6 +113,9 @@ type Engine struct {
 	gather         time.Duration
 	now            func() time.Time
 	logger         *slog.Logger
+	// sendHeldUpdate writes the held questions to the outbox; tests make
+	// it fail.
+	sendHeldUpdate func(fn func(tx *storage.Tx) error) error
 
 	mu sync.Mutex
 	// listed holds the services listed since this engine started, to
@@ -193,6 +196,7 @@ func New(cfg Config) (*Engine, error) {
 		gather:         cfg.Gather,
 		recent:         map[string][]time.Time{},
 		held:           map[uint64]time.Time{},
+		sendHeldUpdate: cfg.DB.Update,
 		asked:          map[string]time.Time{},
 		deferred:       map[string]bool{},
 		now:            cfg.Now,

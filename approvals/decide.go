@@ -213,10 +213,17 @@ func (e *Engine) blockTargets(tx *storage.Tx, a storage.Alert, d Decision) ([]wa
 		}
 	case Block:
 		alerts := []storage.Alert{a}
-		if a.Kind != storage.AlertExisting && a.Batch == a.ID {
-			var err error
-			if alerts, err = tx.MessageAlerts(a.ID); err != nil {
+		if a.Kind != storage.AlertExisting {
+			// The message's, also when a is not its owner: an owner
+			// whose share went to another device no longer asks, and
+			// the message's buttons then answer for a share it still
+			// asks about (bot's renderMessage).
+			switch all, err := tx.MessageAlerts(a.Message()); {
+			case errors.Is(err, storage.ErrNotFound):
+			case err != nil:
 				return nil, err
+			default:
+				alerts = all
 			}
 		}
 		for _, o := range alerts {

@@ -3,6 +3,7 @@ package approvals
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/doorman-upnp/doorman/storage"
 )
@@ -28,7 +29,7 @@ func (e *Engine) sendHeld() {
 	if len(due) == 0 {
 		return
 	}
-	err := e.db.Update(func(tx *storage.Tx) error {
+	err := e.sendHeldUpdate(func(tx *storage.Tx) error {
 		for _, id := range due {
 			if err := e.sendQuestion(tx, id); err != nil {
 				return err
@@ -37,7 +38,10 @@ func (e *Engine) sendHeld() {
 		return nil
 	})
 	if err != nil {
-		e.logger.Error("unable to send the questions held back", "questions", len(due), "err", err)
+		// Tried again: nothing else would send them before the next
+		// new question, or the next start.
+		e.logger.Error("unable to send the questions held back; will retry", "questions", len(due), "err", err, "retry_in", e.gather)
+		time.AfterFunc(e.gather, e.sendHeld)
 		return
 	}
 	for _, id := range due {

@@ -364,3 +364,33 @@ func TestBlockDeletesOnlyTheListedShare(t *testing.T) {
 		t.Errorf("enforcing on a changed share: %+v, %d deletes, outbox %+v", ch, f.router.Count(), f.outbox())
 	}
 }
+
+// The share that owns a service's message going to another device closes
+// its own question, not those of the shares still asked about in the
+// message: Block on one of them closes all of the service's shares the
+// message still asks about.
+func TestBlockAfterTheMessageOwnerWasSuperseded(t *testing.T) {
+	f := newFixture(t)
+	f.list(true)
+	tcp := share(51413, "192.168.77.21", "Transmission at 51413")
+	pmp := share(51999, "192.168.77.21", "NAT-PMP 51999 tcp")
+	pmp.InternalPort = 51413
+	ch := f.list(true, tcp, udp(tcp), pmp)
+	if len(ch.Alerts) != 3 || len(f.messages()) != 1 {
+		t.Fatalf("changes %+v, %d messages; want three shares in one message", ch, len(f.messages()))
+	}
+	owner, joined := ch.Alerts[0], ch.Alerts[1]
+	// Another device has the owner's port now.
+	other := share(51413, "192.168.77.22", "Transmission at 51413")
+	f.list(true, other, udp(tcp), pmp)
+	if a := f.alert(owner); a.State != storage.AlertSuperseded {
+		t.Fatalf("owner is %s, want superseded", a.State)
+	}
+	if a := f.alert(joined); a.State != storage.AlertPending || a.Message() != owner {
+		t.Fatalf("joined alert %+v, want pending in message %d", a, owner)
+	}
+	f.decide(joined, Block)
+	if n := f.router.Count(); n != 2 {
+		t.Errorf("Block closed %d shares, want the 2 still asked about: %v", n, f.router.Deletes())
+	}
+}

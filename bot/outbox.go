@@ -84,8 +84,8 @@ type Outbox struct {
 
 	// unrecorded holds messages Telegram accepted whose recording in the
 	// database failed, by outbox sequence, so the retry records them
-	// instead of sending them again.
-	unrecorded map[uint64]int
+	// instead of sending them again, in the chat they went to.
+	unrecorded map[uint64]sentMessage
 	pace       *pacer
 	// refused holds the chats Telegram refuses (a wrong chat ID, the bot
 	// removed): their items wait while the others go on.
@@ -118,7 +118,7 @@ func NewOutbox(cfg OutboxConfig) *Outbox {
 		quiet:      cfg.QuietHours,
 		now:        cfg.Now,
 		wake:       make(chan struct{}, 1),
-		unrecorded: map[uint64]int{},
+		unrecorded: map[uint64]sentMessage{},
 		pace:       newPacer(cfg.Pace),
 		refused:    map[int64]refusal{},
 		goneTopics: map[int64]int{},
@@ -214,8 +214,10 @@ func (o *Outbox) Run(ctx context.Context) error {
 		it := p.item
 		wait, keep := o.judge(p, err)
 		if !keep {
-			o.logger.Error("dropping an outbox item Telegram will never accept", "seq", it.Seq, "kind", string(it.Kind), "alert", it.AlertID, "err", err)
-			if derr := o.remove(it.Seq); derr != nil {
+			o.logger.Error("dropping an outbox item Telegram will never accept", "seq", it.Seq, "kind", string(it.Kind), "alert", it.AlertID, "same", len(p.same), "err", err)
+			// The other queued edits of the message render the same and
+			// would each be refused the same way.
+			if derr := o.remove(append([]uint64{it.Seq}, p.same...)...); derr != nil {
 				o.logger.Error("unable to drop an outbox item", "seq", it.Seq, "err", derr)
 			}
 			continue
@@ -442,8 +444,13 @@ func anyPending(alerts []storage.Alert) bool {
 // again would show it twice.
 func (o *Outbox) sendAndRecord(ctx context.Context, p *pick, text string, kb Keyboard, silent bool, what string, record func(tx *storage.Tx, messageID int) error) error {
 	it := p.item
-	id, sent := o.unrecorded[it.Seq]
-	if !sent {
+	u, sent := o.unrecorded[it.Seq]
+	id := u.id
+	if sent {
+		// The message lives where it went, whatever the owner chat is
+		// now; record reads p.chat.
+		p.chat = u.chat
+	} else {
 		var err error
 		o.pace.took(time.Now(), p.chat)
 		if id, err = o.api.SendMessage(ctx, o.outgoing(p, text, kb, silent)); err != nil {
@@ -457,11 +464,17 @@ func (o *Outbox) sendAndRecord(ctx context.Context, p *pick, text string, kb Key
 		return tx.RemoveOutbox(it.Seq)
 	})
 	if err != nil {
-		o.unrecorded[it.Seq] = id
+		o.unrecorded[it.Seq] = sentMessage{chat: p.chat, id: id}
 		return fmt.Errorf("bot: unable to record %s as sent: %w", what, err)
 	}
 	delete(o.unrecorded, it.Seq)
 	return nil
+}
+
+// sentMessage is a message Telegram took: its chat and ID.
+type sentMessage struct {
+	chat int64
+	id   int
 }
 
 // edit updates a sent message in p.chat, the chat it lives in; one

@@ -105,9 +105,11 @@ func (p *pacer) next(now time.Time, chat int64) time.Duration {
 func (p *pacer) took(now time.Time, chat int64) {
 	c, ok := p.chats[chat]
 	if !ok {
+		// Forgotten before it is added: a new chat's buckets are full,
+		// and forget would drop it with the call just made.
+		p.forget(now)
 		c = &chatBuckets{}
 		p.chats[chat] = c
-		p.forget(now)
 	}
 	c.second.take(now, p.pace.Interval, p.pace.Burst)
 	if isGroup(chat) {

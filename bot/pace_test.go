@@ -107,3 +107,19 @@ func TestPacerForgetsIdleChats(t *testing.T) {
 		t.Errorf("%d chats remembered, want at most 16", n)
 	}
 }
+
+// A chat first written to while many others are remembered is paced like
+// any other: forgetting the idle chats must not forget the new one.
+func TestPacerPacesANewChatAmongMany(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	p := newPacer(Pace{})
+	for i := range 20 {
+		p.took(t0, int64(i+1))
+	}
+	for _, chat := range []int64{21, -1001234} {
+		p.took(t0, chat)
+		if got := p.next(t0, chat); got < time.Second {
+			t.Errorf("chat %d written to just now among %d others: next call waits %s, want a second", chat, len(p.chats)-1, got)
+		}
+	}
+}

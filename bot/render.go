@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"html"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -300,9 +301,25 @@ func renderMessage(alerts []storage.Alert, v view) (string, Keyboard) {
 	case owner.Kind == storage.AlertExisting:
 		return renderBatch(alerts, v)
 	case owner.Busy:
-		return renderBusy(alerts, v)
+		return renderBusy(askingFirst(alerts), v)
 	}
-	return renderService(alerts, v)
+	return renderService(askingFirst(alerts), v)
+}
+
+// askingFirst puts a pending alert first when the owner of the message no
+// longer asks (its share went to another device) but others of the
+// message do: the message leads with, and its buttons answer for, what it
+// still asks. approvals.Engine.Decide answers for the whole message.
+func askingFirst(alerts []storage.Alert) []storage.Alert {
+	if alerts[0].State == storage.AlertPending {
+		return alerts
+	}
+	i := slices.IndexFunc(alerts, func(a storage.Alert) bool { return a.State == storage.AlertPending })
+	if i < 0 {
+		return alerts
+	}
+	out := append([]storage.Alert{alerts[i]}, alerts[:i]...)
+	return append(out, alerts[i+1:]...)
 }
 
 // splitMessages cuts lines into messages under Telegram's length limit,

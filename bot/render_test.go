@@ -152,3 +152,28 @@ func TestLongBatchStaysUnderTheLimit(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A message whose owning share went to another device still asks about the
+// shares it holds that are pending: its buttons answer for one of them.
+func TestRenderAsksWhileTheOwnerNoLongerDoes(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	m := watcher.Mapping{Router: testRouter, Service: testSvc, Protocol: "TCP", ExternalPort: 51413, InternalClient: "192.168.77.21", InternalPort: 51413, Description: "Transmission at 51413", Enabled: true}
+	u := m
+	u.Protocol = "UDP"
+	for _, busy := range []bool{false, true} {
+		owner := storage.Alert{ID: 1, Batch: 1, Kind: storage.AlertNew, Busy: busy, Share: storage.Share{Mapping: m, FirstSeen: now}, State: storage.AlertSuperseded, Note: storage.Note{Kind: storage.NoteChanged}}
+		joined := storage.Alert{ID: 2, Batch: 1, Kind: storage.AlertNew, Share: storage.Share{Mapping: u, FirstSeen: now}, State: storage.AlertPending}
+		text, kb := renderMessage([]storage.Alert{owner, joined}, view{loc: time.UTC, now: now})
+		if len(kb) == 0 {
+			t.Errorf("busy %v: no buttons while share UDP 51413 is still asked about:\n%s", busy, text)
+			continue
+		}
+		for _, row := range kb {
+			for _, b := range row {
+				if _, id, ok := parseCallbackData(b.Data); !ok || id != joined.ID {
+					t.Errorf("busy %v: button %q answers %q, want alert %d", busy, b.Text, b.Data, joined.ID)
+				}
+			}
+		}
+	}
+}

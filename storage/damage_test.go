@@ -31,6 +31,10 @@ func use(db *storage.DB) error {
 		if _, err := tx.Alerts(); err != nil {
 			return err
 		}
+		// Every listing reads the open questions.
+		if _, err := tx.PendingAlerts(); err != nil {
+			return err
+		}
 		if _, err := tx.MessageAlerts(1); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return err
 		}

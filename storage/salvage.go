@@ -146,6 +146,10 @@ func copyReadable(old, fresh *bolt.DB) ([]BucketSalvage, error) {
 	var out []BucketSalvage
 	err = fresh.Update(func(tx *bolt.Tx) error {
 		for _, name := range names {
+			if bytes.Equal(name, bucketPending) {
+				// Made anew from the alerts kept, below.
+				continue
+			}
 			dst, err := tx.CreateBucketIfNotExists(name)
 			if err != nil {
 				return err
@@ -181,7 +185,16 @@ func copyReadable(old, fresh *bolt.DB) ([]BucketSalvage, error) {
 			}
 			out = append(out, rep)
 		}
-		return nil
+		// The index of open questions must name exactly the pending
+		// alerts kept: one naming a lost alert fails every listing
+		// (Tx.PendingAlerts), and a pending alert it lost would never
+		// be joined or answered with its siblings.
+		if tx.Bucket(bucketPending) != nil {
+			if err := tx.DeleteBucket(bucketPending); err != nil {
+				return err
+			}
+		}
+		return indexPending(tx)
 	})
 	return out, err
 }
