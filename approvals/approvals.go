@@ -131,8 +131,11 @@ type Engine struct {
 	// recent holds when each device (by address) opened new shares, within
 	// the busy-device window.
 	recent map[string][]time.Time
-	// held are new questions not sent yet (Gather), by alert.
-	held map[uint64]time.Time
+	// held are new questions not sent yet (Gather), by alert; heldTimer
+	// runs sendHeld when the first of them may be due, at heldAt.
+	held      map[uint64]heldQuestion
+	heldTimer *time.Timer
+	heldAt    time.Time
 	// asked and deferred are transitionInput's Asked and Deferred.
 	asked    map[string]time.Time
 	deferred map[string]bool
@@ -195,7 +198,7 @@ func New(cfg Config) (*Engine, error) {
 		appName:        cfg.AppName,
 		gather:         cfg.Gather,
 		recent:         map[string][]time.Time{},
-		held:           map[uint64]time.Time{},
+		held:           map[uint64]heldQuestion{},
 		sendHeldUpdate: cfg.DB.Update,
 		asked:          map[string]time.Time{},
 		deferred:       map[string]bool{},
@@ -320,8 +323,8 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 	for dev, ts := range out.Recent {
 		e.recent[dev] = ts
 	}
-	for _, id := range out.Held {
-		e.held[id] = in.Now
+	for _, h := range out.Held {
+		e.held[h.alert] = heldQuestion{since: in.Now, device: h.device}
 	}
 	for svc, at := range out.Asked {
 		e.asked[svc] = at
@@ -338,7 +341,7 @@ func (e *Engine) record(l Listing) (Changes, []enforcement, error) {
 		delete(e.deferred, key)
 	}
 	if len(out.Held) > 0 {
-		time.AfterFunc(e.gather, e.sendHeld)
+		e.wakeHeldLocked(e.gather)
 	}
 	for dev, ts := range e.recent {
 		if len(recentWithin(ts, in.Now, e.busyLimit.Window)) == 0 {
@@ -451,7 +454,7 @@ func (e *Engine) storeTransition(tx *storage.Tx, in transitionInput, out *transi
 		}
 		edited[a.ID] = true // rendered when sent, with the shares that join it
 		if e.gather > 0 {
-			out.Held = append(out.Held, a.ID)
+			out.Held = append(out.Held, heldAlert{alert: a.ID, device: deviceKey(a.Share.Mapping.InternalClient)})
 			continue
 		}
 		if err := tx.Enqueue(&storage.OutboxItem{Kind: storage.OutboxAlert, AlertID: a.ID, ChatID: in.Chat, CreatedAt: in.Now}); err != nil {

@@ -394,3 +394,62 @@ func TestBlockAfterTheMessageOwnerWasSuperseded(t *testing.T) {
 		t.Errorf("Block closed %d shares, want the 2 still asked about: %v", n, f.router.Deletes())
 	}
 }
+
+// A burst that reaches doorman over several listings and more than the
+// gather time (a loaded machine, a slow router) still costs one message: a
+// held question waits while its device opens new shares, up to five gather
+// times, and another device's question does not wait for it.
+func TestHeldWhileTheDeviceStillOpensShares(t *testing.T) {
+	f := newFixture(t)
+	f.engine.gather = time.Hour // sent by hand below, not by the timer
+	f.engine.busyLimit = BusyLimit{Shares: 5, Window: 10 * time.Hour}
+	f.list(true)
+	quiet := share(8080, "192.168.77.30", "web")
+	burst := []watcher.Mapping{quiet}
+	open := func(i int) {
+		burst = append(burst, share(uint16(30000+i), "192.168.77.22", fmt.Sprint("burst ", i)))
+		f.list(true, burst...)
+	}
+	open(0)
+	for i := 1; i <= 3; i++ {
+		f.now = f.now.Add(50 * time.Minute)
+		open(i)
+		f.engine.sendHeld()
+	}
+	// Past the gather time for the first shares, but the device is still
+	// at it: only the quiet device's question went out.
+	msgs := f.messages()
+	if len(msgs) != 1 || f.alert(msgs[0].AlertID).Share.Mapping.InternalClient != quiet.InternalClient {
+		t.Fatalf("messages = %+v, want the quiet device's question only", msgs)
+	}
+	f.now = f.now.Add(50 * time.Minute)
+	for i := 4; i <= 6; i++ {
+		open(i)
+	}
+	f.now = f.now.Add(70 * time.Minute)
+	f.engine.sendHeld()
+	msgs = f.messages()
+	if len(msgs) != 2 || !f.alert(msgs[1].AlertID).Busy {
+		t.Fatalf("messages = %+v, want the quiet device's question and the busy device's message", msgs)
+	}
+
+	// A device that never pauses still gets its question after five
+	// gather times.
+	f.clearOutbox()
+	f.engine.busyLimit = BusyLimit{Shares: 100, Window: 10 * time.Hour}
+	nonstop := []watcher.Mapping{share(41000, "192.168.77.40", "nonstop 0")}
+	f.list(true, nonstop...)
+	for i := 1; i < 12; i++ {
+		f.now = f.now.Add(30 * time.Minute)
+		nonstop = append(nonstop, share(uint16(41000+i), "192.168.77.40", fmt.Sprint("nonstop ", i)))
+		f.list(true, nonstop...)
+		f.engine.sendHeld()
+		if len(f.messages()) > 0 {
+			if elapsed := time.Duration(i) * 30 * time.Minute; elapsed < 5*time.Hour {
+				t.Fatalf("the question went out after %s, before five gather times", elapsed)
+			}
+			return
+		}
+	}
+	t.Fatal("a device that never pauses never got its question")
+}

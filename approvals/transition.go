@@ -95,7 +95,7 @@ type transitionOutput struct {
 	Undeferred []string
 	// Held are the new messages held back (Config.Gather), filled in
 	// when the questions are stored.
-	Held []uint64
+	Held []heldAlert
 	// Router is the service's record to store, nil for none.
 	Router  *storage.Router
 	Enforce []enforcement
