@@ -116,10 +116,14 @@ func TestPacerPacesANewChatAmongMany(t *testing.T) {
 	for i := range 20 {
 		p.took(t0, int64(i+1))
 	}
+	burst := (Pace{}).withDefaults().Burst
 	for _, chat := range []int64{21, -1001234} {
-		p.took(t0, chat)
+		// Its whole burst at once: the next call waits for a token.
+		for range burst {
+			p.took(t0, chat)
+		}
 		if got := p.next(t0, chat); got < time.Second {
-			t.Errorf("chat %d written to just now among %d others: next call waits %s, want a second", chat, len(p.chats)-1, got)
+			t.Errorf("chat %d written to %d times just now among %d others: next call waits %s, want a second", chat, burst, len(p.chats)-1, got)
 		}
 	}
 }
