@@ -1,5 +1,8 @@
 package bot
 
+// Tests of how doorman speaks to a person: topics, languages, quiet hours,
+// what rings, and the pairing link.
+
 import (
 	"strings"
 	"testing"
