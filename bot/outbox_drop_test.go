@@ -1,7 +1,6 @@
 package bot
 
 import (
-	"context"
 	"log/slog"
 	"testing"
 	"time"
@@ -44,19 +43,7 @@ func TestRefusedEditDropsTheSameEdits(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := NewOutbox(OutboxConfig{API: api, DB: db, Logger: testlog.New(t, slog.LevelInfo), MinBackoff: 10 * time.Millisecond, Pace: testPace})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); o.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	for range 200 {
-		if o.Len() == 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := o.Len(); n != 0 {
-		t.Fatalf("%d items left", n)
-	}
+	drainOutbox(t, o)
 	if n := tg.Calls("editMessageText"); n != 1 {
 		t.Errorf("%d edit calls, want 1 for the 5 edits of one message", n)
 	}

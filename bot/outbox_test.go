@@ -275,19 +275,7 @@ func TestNoticeSentOnceWhenTheWriteFails(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); o.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	for range 200 {
-		if o.Len() == 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := o.Len(); n != 0 {
-		t.Fatalf("%d items left", n)
-	}
+	drainOutbox(t, o)
 	if failed.Load() < 2 {
 		t.Fatal("the write did not fail")
 	}
@@ -343,5 +331,24 @@ func TestRefusedChatIsLoggedOnce(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "Telegram accepts the chat again") {
 		t.Error("the log does not say the chat works again")
+	}
+}
+
+// drainOutbox runs o until its queue is empty, failing after 2 s, and stops
+// it when the test ends.
+func drainOutbox(t *testing.T, o *Outbox) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); o.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for range 200 {
+		if o.Len() == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := o.Len(); n != 0 {
+		t.Fatalf("%d items left", n)
 	}
 }

@@ -1,7 +1,6 @@
 package bot
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"sync/atomic"
@@ -61,19 +60,7 @@ func TestUnrecordedQuestionKeepsItsChat(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); o.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	for range 200 {
-		if o.Len() == 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := o.Len(); n != 0 {
-		t.Fatalf("%d items left", n)
-	}
+	drainOutbox(t, o)
 	msgs := tg.Messages()
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages, want the question once", len(msgs))
